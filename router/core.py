@@ -1,0 +1,178 @@
+"""
+The router: realms, the listener dispatcher, ID generators, the open
+connections, and an orderly shutdown.  It knows nothing of sockets, twistd or
+config files; transports attach connections to it with :meth:`Router.connect`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from autobahn.wamp import role
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from router.dispatcher import Dispatcher
+from router.events import ConnectionInfo, ServerStopping
+from router.realm import Realm
+from router.session import RouterSession
+from router.uri import Counter, GlobalIds, is_valid_realm
+from router.wire import Codec
+
+__all__ = ["Router", "ROUTER_ROLES"]
+
+_log = Logger(namespace="wampd.router")
+
+VERSION = "0.1.0"
+
+#: The roles and features announced in WELCOME: exactly what is implemented.
+ROUTER_ROLES = {
+    "broker": role.RoleBrokerFeatures(
+        publisher_exclusion=True,
+        publisher_identification=True,
+    ),
+    "dealer": role.RoleDealerFeatures(
+        caller_identification=True,
+        progressive_call_results=True,
+    ),
+}
+
+
+class Router:
+    def __init__(
+        self,
+        realms: Iterable[str] = ("realm1",),
+        listeners: Iterable[tuple[object, int | None]] = (),
+        listener_timeout: float = 5.0,
+        clock: Any = None,
+        seed: int | None = None,
+    ) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
+        self.dispatcher = Dispatcher(listeners, listener_timeout, clock)
+        self.global_ids = GlobalIds(seed)
+        self.scope_ids = Counter()
+        self.roles = ROUTER_ROLES
+        self.agent = f"wampd-{VERSION}"
+        self.realms: dict[str, Realm] = {}
+        self._connection_ids = Counter()
+        self._connections: dict[int, RouterSession] = {}
+        self._codecs: dict[str, Codec] = {}
+        self._idle: list[Deferred] = []
+        for name in realms:
+            self.add_realm(name)
+
+    # -- realms ---------------------------------------------------------------
+
+    def add_realm(self, name: str) -> Realm:
+        if not is_valid_realm(name):
+            raise ValueError(f"invalid realm name {name!r}: it must be a WAMP URI not starting with 'wamp.'")
+        if name in self.realms:
+            raise ValueError(f"realm {name!r} exists already")
+        realm = self.realms[name] = Realm(name, self)
+        return realm
+
+    def session_id_taken(self, session_id: int) -> bool:
+        return any(session_id in realm.sessions for realm in self.realms.values())
+
+    # -- connections ------------------------------------------------------------
+
+    def codec(self, name: str) -> Codec:
+        """The codec shared by all connections using serializer ``name``."""
+        codec = self._codecs.get(name)
+        if codec is None:
+            codec = self._codecs[name] = Codec(name)
+        return codec
+
+    def connect(
+        self,
+        peer: Any,
+        *,
+        transport: str,
+        peer_address: str,
+        host: str | None,
+        serializer: str,
+        endpoint: str,
+        origin: str | None = None,
+        path: str | None = None,
+        headers: dict | None = None,
+    ) -> RouterSession:
+        """A transport accepted a connection: build its session (not yet opened)."""
+        info = ConnectionInfo(
+            id=self._connection_ids.next(),
+            transport=transport,
+            peer=peer_address,
+            host=host,
+            serializer=serializer,
+            endpoint=endpoint,
+            opened_at=self.clock.seconds(),
+            origin=origin,
+            path=path,
+            headers=headers or {},
+        )
+        return RouterSession(self, peer, info, self.codec(serializer))
+
+    def track(self, session: RouterSession) -> None:
+        self._connections[session.connection.id] = session
+
+    def untrack(self, session: RouterSession) -> None:
+        self._connections.pop(session.connection.id, None)
+        if not self._connections and self._idle:
+            waiting, self._idle = self._idle, []
+            for d in waiting:
+                d.callback(None)
+
+    @property
+    def connections(self) -> tuple[RouterSession, ...]:
+        return tuple(self._connections.values())
+
+    def _all_closed(self) -> Deferred:
+        if not self._connections:
+            return succeed(None)
+        d = Deferred()
+        self._idle.append(d)
+        return d
+
+    # -- shutdown ---------------------------------------------------------------
+
+    def shutdown(
+        self,
+        reason: str = "wamp.close.system_shutdown",
+        timeout: float = 3.0,
+        stop_accepting: Callable[[], Deferred] | None = None,
+    ) -> Deferred:
+        """
+        Fire ``server_stopping``, call ``stop_accepting`` (the transports stop
+        listening), send GOODBYE to every joined session, close every other
+        connection, and wait (at most ``timeout`` seconds, then drop what is
+        left) until all are gone and every listener is done.
+        """
+        stopping = self.dispatcher.emit(ServerStopping(reason))
+        d = stopping if stopping is not None else succeed(None)
+        if stop_accepting is not None:
+            d.addCallback(lambda _: stop_accepting())
+        d.addCallback(lambda _: self._close_all(reason, timeout))
+        d.addCallback(lambda _: self.dispatcher.drained())
+        return d
+
+    def _close_all(self, reason: str, timeout: float) -> Deferred:
+        for session in self.connections:
+            if session.state == "joined":
+                session.goodbye(reason, "the router is shutting down")
+            else:
+                session.peer.close()
+        done = self._all_closed()
+        if done.called:
+            return done
+        timer = self.clock.callLater(timeout, self._drop_all)
+        done.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])
+        return done
+
+    def _drop_all(self) -> None:
+        for session in self.connections:
+            _log.warn(
+                "connection {conn} did not close in time at shutdown; dropping it",
+                conn=session.connection.id,
+            )
+            session.peer.abort()

@@ -1,0 +1,45 @@
+"""
+A realm: its joined sessions, its broker and its dealer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from router.broker import Broker
+from router.dealer import Dealer
+
+if TYPE_CHECKING:
+    from router.core import Router
+    from router.session import RouterSession
+
+__all__ = ["Realm"]
+
+
+class Realm:
+    def __init__(self, name: str, router: Router) -> None:
+        self.name = name
+        self.router = router
+        self.sessions: dict[int, RouterSession] = {}
+        self.broker = Broker(self)
+        self.dealer = Dealer(self)
+
+    def __repr__(self) -> str:
+        return f"<Realm {self.name} sessions={len(self.sessions)}>"
+
+    def new_session_id(self) -> int:
+        """A random global-scope ID not used by a live session of this router."""
+        router = self.router
+        while True:
+            candidate = router.global_ids.next()
+            if not router.session_id_taken(candidate):
+                return candidate
+
+    def attach(self, session: RouterSession) -> None:
+        self.sessions[session.session_id] = session
+
+    def detach(self, session: RouterSession) -> None:
+        """Everything the session owned goes, at once."""
+        self.sessions.pop(session.session_id, None)
+        self.broker.remove_session(session)
+        self.dealer.remove_session(session)

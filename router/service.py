@@ -1,0 +1,139 @@
+"""
+The Twisted service that runs a router from a :class:`~router.config.RouterConfig`.
+
+Embed it in your own application::
+
+    from twisted.application.service import Application
+    from router.config import RouterConfig
+    from router.service import RouterService
+
+    application = Application("mine")
+    RouterService(RouterConfig(), listeners=[(None, MyListener())]).setServiceParent(application)
+
+Starting listens on every endpoint, then fires ``server_launched``.  Stopping
+fires ``server_stopping``, stops listening, sends GOODBYE
+``wamp.close.system_shutdown`` to every session, waits for them to go (at
+most ``shutdown_timeout`` seconds) and for every listener to finish.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from twisted.application.service import Service
+from twisted.internet.defer import DeferredList, gatherResults, maybeDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+
+from router.config import ListenerConfig, RouterConfig
+from router.core import Router
+from router.events import EndpointInfo, ServerLaunched
+from router.transport import PingSweeper, RawSocketFactory, WebSocketFactory
+
+__all__ = ["RouterService"]
+
+_log = Logger(namespace="wampd.service")
+
+
+class RouterService(Service):
+    name = "wampd"
+
+    def __init__(
+        self,
+        config: RouterConfig | None = None,
+        listeners: Iterable[tuple[ListenerConfig | None, object]] = (),
+        reactor: Any = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.config = config = config if config is not None else RouterConfig()
+        self.reactor = reactor
+        pairs = list(listeners)
+        if config.default_listener and not any(_is_log_listener(obj) for _, obj in pairs):
+            from listeners.log import LogListener
+
+            pairs.insert(0, (None, LogListener()))
+        self.router = Router(
+            realms=[realm.name for realm in config.realms],
+            listeners=[(obj, cfg.priority if cfg is not None else None) for cfg, obj in pairs],
+            listener_timeout=config.listener_timeout,
+            clock=reactor,
+        )
+        self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
+        self.ports: list = []
+        self.endpoints: tuple[EndpointInfo, ...] = ()
+        self._started = None
+
+    def _factory(self, listen):
+        cfg = self.config
+        if listen.transport == "rawsocket":
+            return RawSocketFactory(
+                self.router, endpoint=listen.endpoint, max_message_size=cfg.max_message_size
+            )
+        return WebSocketFactory(
+            self.router,
+            self.sweeper,
+            path=listen.path,
+            endpoint=listen.endpoint,
+            max_message_size=cfg.max_message_size,
+        )
+
+    def startService(self):
+        super().startService()
+        listening = [
+            serverFromString(self.reactor, listen.endpoint).listen(self._factory(listen))
+            for listen in self.config.listen
+        ]
+        d = gatherResults(listening, consumeErrors=True)
+        d.addCallback(self._launched)
+        d.addErrback(self._listen_failed)
+        self._started = d
+        return d
+
+    def _launched(self, ports):
+        self.ports = list(ports)
+        infos = []
+        for listen, port in zip(self.config.listen, ports):
+            address = port.getHost()
+            host = getattr(address, "host", None)
+            number = getattr(address, "port", None)
+            url = None
+            if listen.transport == "websocket" and number is not None:
+                scheme = "wss" if listen.endpoint.startswith("ssl:") else "ws"
+                shown = f"[{host}]" if host and ":" in host else host
+                url = f"{scheme}://{shown}:{number}{listen.path}"
+            infos.append(EndpointInfo(listen.endpoint, listen.transport, host, number, url))
+        self.endpoints = tuple(infos)
+        self.sweeper.start()
+        launched = self.router.dispatcher.emit(
+            ServerLaunched(self.endpoints, tuple(self.router.realms), self.reactor)
+        )
+        return launched
+
+    def _listen_failed(self, failure):
+        first = getattr(failure.value, "subFailure", failure)
+        _log.critical("wampd could not listen: {error}", error=first.getErrorMessage())
+        for d in self.ports:
+            d.stopListening()
+        if self.reactor.running:
+            self.reactor.stop()
+        return first
+
+    def stopService(self):
+        super().stopService()
+        self.sweeper.stop()
+        return self.router.shutdown(
+            "wamp.close.system_shutdown",
+            self.config.shutdown_timeout,
+            stop_accepting=self._stop_listening,
+        )
+
+    def _stop_listening(self):
+        ports, self.ports = self.ports, []
+        return DeferredList([maybeDeferred(port.stopListening) for port in ports])
+
+
+def _is_log_listener(obj) -> bool:
+    from listeners.log import LogListener
+
+    return isinstance(obj, LogListener)

@@ -1,0 +1,460 @@
+"""
+The per-connection WAMP state machine.
+
+A :class:`RouterSession` sits between one transport connection (its *peer*:
+something with ``send_bytes``, ``close`` and ``abort``) and the router.  It
+never sees sockets; the transport hands it parsed messages and tells it when
+the connection is gone.
+
+States::
+
+    AWAIT_HELLO --HELLO--> JOINING --listeners ok--> JOINED --GOODBYE--> AWAIT_HELLO
+         |                    |                         |
+         |                    +--refused: ABORT---------+--> CLOSED (transport lost)
+         +--anything else: ABORT protocol_violation --> CLOSED
+
+Messages are dispatched by a dict keyed on the message class; there is no
+Deferred per routed message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from autobahn.wamp import message
+from twisted.logger import Logger
+
+from router.dispatcher import Chain
+from router.events import (
+    ClientConnected,
+    ClientDisconnected,
+    ClientError,
+    ClientRejected,
+    ConnectionInfo,
+    Reject,
+    SessionInfo,
+    SessionJoined,
+    SessionJoining,
+    SessionLeft,
+)
+from router.uri import Counter
+from router.wire import MESSAGE_NAMES, UriError, WireError
+
+if TYPE_CHECKING:
+    from router.core import Router
+    from router.realm import Realm
+
+__all__ = ["RouterSession", "ProtocolViolation"]
+
+_log = Logger(namespace="wampd.session")
+
+AWAIT_HELLO = "await_hello"
+JOINING = "joining"
+JOINED = "joined"
+CLOSING = "closing"
+CLOSED = "closed"
+
+TRANSPORT_LOST = "wamp.close.transport_lost"
+PROTOCOL_VIOLATION = "wamp.error.protocol_violation"
+
+# Message types that carry a request the router answers with ERROR.
+_ANSWERABLE = {
+    message.Subscribe.MESSAGE_TYPE,
+    message.Unsubscribe.MESSAGE_TYPE,
+    message.Publish.MESSAGE_TYPE,
+    message.Register.MESSAGE_TYPE,
+    message.Unregister.MESSAGE_TYPE,
+    message.Call.MESSAGE_TYPE,
+}
+
+
+class ProtocolViolation(Exception):
+    """A peer broke the protocol; its connection is aborted."""
+
+
+class RouterSession:
+    __slots__ = (
+        "router",
+        "peer",
+        "connection",
+        "codec",
+        "chain",
+        "state",
+        "session_id",
+        "info",
+        "last_info",
+        "realm",
+        "roles",
+        "subscriptions",
+        "registrations",
+        "calls",
+        "invocations",
+        "request_ids",
+        "last_seen",
+        "_closing_reason",
+        "_connected_ok",
+        "_lost",
+    )
+
+    def __init__(self, router: Router, peer: Any, connection: ConnectionInfo, codec) -> None:
+        self.router = router
+        self.peer = peer
+        self.connection = connection
+        self.codec = codec
+        self.chain = Chain()
+        self.state = AWAIT_HELLO
+        self.session_id: int | None = None
+        self.info: SessionInfo | None = None
+        self.last_info: SessionInfo | None = None
+        self.realm: Realm | None = None
+        self.roles: dict = {}
+        # what this session owns, so leaving costs what it owns, not a scan
+        self.subscriptions: set[int] = set()
+        self.registrations: set[int] = set()
+        self.calls: dict[int, Any] = {}  # as caller: CALL request id -> PendingCall
+        self.invocations: dict[int, Any] = {}  # as callee: INVOCATION request id -> PendingCall
+        self.request_ids = Counter()
+        self.last_seen = connection.opened_at
+        self._closing_reason: str | None = None
+        self._connected_ok = False
+        self._lost = False
+
+    def __repr__(self) -> str:
+        return f"<RouterSession conn={self.connection.id} session={self.session_id} {self.state}>"
+
+    # -- connection lifecycle (called by the transport) ---------------------
+
+    def opened(self):
+        """
+        The transport connected: fire ``client_connected``.  Returns None, or a
+        Deferred, that fails with :class:`Reject` when a listener refused.
+        A refusal has already fired ``client_rejected`` when this returns/fails.
+        """
+        self.router.track(self)
+        d = self.router.dispatcher.emit(ClientConnected(self.connection), self.chain)
+        if d is None:
+            self._connected_ok = True
+            return None
+        return d.addCallbacks(self._connect_accepted, self._connect_refused)
+
+    def _connect_accepted(self, _):
+        self._connected_ok = True
+
+    def _connect_refused(self, failure):
+        failure.trap(Reject)
+        reject = failure.value
+        self.reject(reject.reason, reject.message)
+        return failure
+
+    def reject(self, reason: str, text: str, realm: str | None = None, authid: str | None = None) -> None:
+        self.router.dispatcher.emit(
+            ClientRejected(reason, text, self.connection, realm, authid), self.chain
+        )
+
+    def lost(self, was_clean: bool, code: int | None = None, reason: str | None = None) -> None:
+        """The transport is gone (any way at all). Exactly once per connection."""
+        if self._lost:
+            return
+        self._lost = True
+        if self.state in (JOINED, CLOSING):
+            self._leave(self._closing_reason or TRANSPORT_LOST)
+        self.state = CLOSED
+        self.router.untrack(self)
+        now = self.router.clock.seconds()
+        self.router.dispatcher.emit(
+            ClientDisconnected(
+                self.connection,
+                was_clean,
+                code,
+                reason,
+                self.last_info,
+                now - self.connection.opened_at,
+            ),
+            self.chain,
+        )
+
+    # -- inbound --------------------------------------------------------------
+
+    def receive(self, payload: bytes) -> None:
+        """One payload from the transport."""
+        self.last_seen = self.router.clock.seconds()
+        try:
+            msg = self.codec.decode(payload)
+        except UriError as exc:
+            self._bad_uri(exc)
+            return
+        except WireError as exc:
+            self.protocol_violation(str(exc), None, exc)
+            return
+        self.dispatch(msg)
+
+    def dispatch(self, msg: message.Message) -> None:
+        """Route one parsed message according to the session state."""
+        state = self.state
+        if state is JOINED:
+            handler = _JOINED.get(type(msg))
+            if handler is None:
+                self.protocol_violation(
+                    f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} is not allowed from a client",
+                    msg,
+                )
+                return
+            try:
+                handler(self, msg)
+            except ProtocolViolation as exc:
+                self.protocol_violation(str(exc), msg, exc)
+            except Exception as exc:
+                _log.failure("internal error handling {msg}", msg=MESSAGE_NAMES[msg.MESSAGE_TYPE])
+                self._report_error(exc, msg)
+            return
+        if state is AWAIT_HELLO:
+            if type(msg) is message.Hello:
+                self._on_hello(msg)
+            elif type(msg) is message.Abort:
+                self.peer.close()
+            else:
+                self.protocol_violation(
+                    f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} received before HELLO", msg
+                )
+            return
+        if state is CLOSING:
+            # after our GOODBYE only the peer's GOODBYE (or ABORT) matters
+            if type(msg) in (message.Goodbye, message.Abort):
+                self._leave(self._closing_reason or msg.reason)
+                self.state = AWAIT_HELLO
+                self.peer.close()
+            return
+        if state is JOINING:
+            self.protocol_violation(
+                f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} received before WELCOME", msg
+            )
+
+    def _bad_uri(self, exc: UriError) -> None:
+        request = exc.request
+        if (
+            self.state is JOINED
+            and exc.message_type in _ANSWERABLE
+            and type(request) is int
+            and 1 <= request <= 2**53
+        ):
+            self.send_error(exc.message_type, request, "wamp.error.invalid_uri", str(exc))
+        elif exc.message_type == message.Hello.MESSAGE_TYPE and self.state is AWAIT_HELLO:
+            self.reject("realm", str(exc))
+            self.abort("wamp.error.invalid_uri", str(exc))
+        else:
+            self.protocol_violation(str(exc), None, exc)
+
+    # -- joining --------------------------------------------------------------
+
+    def _on_hello(self, hello: message.Hello) -> None:
+        realm = self.router.realms.get(hello.realm)
+        if realm is None:
+            text = f"no realm {hello.realm!r} on this router"
+            self.reject("realm", text, hello.realm, hello.authid)
+            self.abort("wamp.error.no_such_realm", text)
+            return
+        methods = hello.authmethods or ["anonymous"]
+        if "anonymous" not in methods:
+            text = f"none of the authentication methods {methods} is available on realm {realm.name!r}"
+            self.reject("authentication", text, realm.name, hello.authid)
+            self.abort("wamp.error.no_auth_method", text)
+            return
+        self.roles = hello.roles or {}
+        self.state = JOINING
+        self.session_id = realm.new_session_id()
+        now = self.router.clock.seconds()
+        info = SessionInfo(
+            session_id=self.session_id,
+            realm=realm.name,
+            authid=hello.authid or "anonymous",
+            authrole="anonymous",
+            authmethod="anonymous",
+            authprovider="static",
+            connection=self.connection,
+            joined_at=now,
+        )
+        self.info = info
+        details = hello._router_internal if isinstance(hello._router_internal, dict) else {}
+        d = self.router.dispatcher.emit(SessionJoining(info, details), self.chain)
+        if d is None:
+            self._welcome(realm)
+        else:
+            d.addCallbacks(lambda _: self._welcome(realm), self._join_refused)
+
+    def _join_refused(self, failure) -> None:
+        failure.trap(Reject)
+        reject = failure.value
+        info = self.info
+        self.info = None
+        self.session_id = None
+        if self.state is not JOINING:  # transport lost meanwhile
+            return
+        self.state = AWAIT_HELLO
+        self.reject(reject.reason, reject.message, info.realm, info.authid)
+        self.abort(reject.uri, reject.message)
+
+    def _welcome(self, realm: Realm) -> None:
+        if self.state is not JOINING:  # transport lost while listeners ran
+            self.info = None
+            return
+        self.state = JOINED
+        self.realm = realm
+        info = self.info
+        self.last_info = info
+        realm.attach(self)
+        self.send(
+            message.Welcome(
+                session=self.session_id,
+                roles=self.router.roles,
+                realm=realm.name,
+                authid=info.authid,
+                authrole=info.authrole,
+                authmethod=info.authmethod,
+                authprovider=info.authprovider,
+                custom={"x_router_agent": self.router.agent},
+            )
+        )
+        self.router.dispatcher.emit(SessionJoined(info), self.chain)
+
+    # -- leaving --------------------------------------------------------------
+
+    def _on_goodbye(self, msg: message.Goodbye) -> None:
+        self.send(message.Goodbye(reason="wamp.close.goodbye_and_out"))
+        self._leave(msg.reason)
+        self.state = AWAIT_HELLO
+
+    def _on_abort(self, msg: message.Abort) -> None:
+        self._leave(msg.reason)
+        self.state = AWAIT_HELLO
+        self.peer.close()
+
+    def goodbye(self, reason: str, text: str | None = None) -> None:
+        """Router-initiated close: send GOODBYE and wait for the peer's."""
+        if self.state is not JOINED:
+            return
+        self._closing_reason = reason
+        self.state = CLOSING
+        self.send(message.Goodbye(reason=reason, message=text))
+
+    def _leave(self, reason: str) -> None:
+        realm = self.realm
+        info = self.info
+        self.realm = None
+        self.info = None
+        self._closing_reason = None
+        if realm is not None:
+            realm.detach(self)
+        self.session_id = None
+        self.roles = {}
+        if info is not None:
+            duration = self.router.clock.seconds() - info.joined_at
+            self.router.dispatcher.emit(SessionLeft(info, reason, duration), self.chain)
+
+    # -- errors -----------------------------------------------------------------
+
+    def protocol_violation(self, text: str, msg=None, exc: Exception | None = None) -> None:
+        """Tell the peer with ABORT protocol_violation and end this connection only."""
+        if self.state is CLOSED:
+            return
+        self._report_error(exc or ProtocolViolation(text), msg)
+        if self.state in (JOINED, CLOSING):
+            self._closing_reason = PROTOCOL_VIOLATION
+            self._leave(PROTOCOL_VIOLATION)
+        elif self.state is JOINING:
+            self.info = None
+            self.session_id = None
+        self.state = AWAIT_HELLO
+        self.abort(PROTOCOL_VIOLATION, text)
+
+    def abort(self, reason: str, text: str) -> None:
+        """Send ABORT and close the transport (the connection ends)."""
+        self.send(message.Abort(reason=reason, message=text))
+        self.peer.close()
+
+    def _report_error(self, exc: Exception, msg) -> None:
+        name = MESSAGE_NAMES.get(msg.MESSAGE_TYPE) if msg is not None else None
+        self.router.dispatcher.emit(
+            ClientError(self.connection, self.info or self.last_info, exc, name), self.chain
+        )
+
+    # -- outbound ---------------------------------------------------------------
+
+    def send(self, msg: message.Message) -> bool:
+        """Encode and send; False (and logged) when it cannot be encoded or the peer is gone."""
+        if self._lost:
+            return False
+        try:
+            data = self.codec.encode(msg)
+        except Exception as exc:
+            _log.error(
+                "cannot encode {kind} for connection {conn} ({codec}): {error}",
+                kind=MESSAGE_NAMES.get(msg.MESSAGE_TYPE),
+                conn=self.connection.id,
+                codec=self.codec.name,
+                error=exc,
+            )
+            return False
+        return self.peer.send_bytes(data, self.codec.binary)
+
+    def send_error(self, request_type: int, request: int, uri: str, text: str | None = None, **extra) -> bool:
+        return self.send(
+            message.Error(request_type, request, uri, args=[text] if text else None, **extra)
+        )
+
+
+# -- message table for joined sessions -------------------------------------
+
+
+def _publish(session, msg):
+    session.realm.broker.publish(session, msg)
+
+
+def _subscribe(session, msg):
+    session.realm.broker.subscribe(session, msg)
+
+
+def _unsubscribe(session, msg):
+    session.realm.broker.unsubscribe(session, msg)
+
+
+def _call(session, msg):
+    session.realm.dealer.call(session, msg)
+
+
+def _yield(session, msg):
+    session.realm.dealer.yield_(session, msg)
+
+
+def _register(session, msg):
+    session.realm.dealer.register(session, msg)
+
+
+def _unregister(session, msg):
+    session.realm.dealer.unregister(session, msg)
+
+
+def _cancel(session, msg):
+    session.realm.dealer.cancel(session, msg)
+
+
+def _on_error(session: RouterSession, msg: message.Error) -> None:
+    if msg.request_type != message.Invocation.MESSAGE_TYPE:
+        raise ProtocolViolation(
+            f"ERROR for {MESSAGE_NAMES.get(msg.request_type, msg.request_type)} is not allowed from a client"
+        )
+    session.realm.dealer.callee_error(session, msg)
+
+
+_JOINED = {
+    message.Publish: _publish,
+    message.Subscribe: _subscribe,
+    message.Unsubscribe: _unsubscribe,
+    message.Call: _call,
+    message.Yield: _yield,
+    message.Register: _register,
+    message.Unregister: _unregister,
+    message.Cancel: _cancel,
+    message.Error: _on_error,
+    message.Goodbye: RouterSession._on_goodbye,
+    message.Abort: RouterSession._on_abort,
+}

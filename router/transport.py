@@ -1,0 +1,381 @@
+"""
+Transports: WAMP over WebSocket (Autobahn's WAMP server factory) and WAMP
+over RawSocket, plus the ping sweeper.
+
+Both hand the router parsed messages through a
+:class:`~router.session.RouterSession` and act as its *peer*
+(``send_bytes``, ``close``, ``abort``).  Policy lives here:
+
+* the WebSocket path (``/ws`` by default; other paths get HTTP 404);
+* subprotocols ``wamp.2.json``, ``wamp.2.msgpack``, ``wamp.2.cbor`` (a client
+  that offers none gets JSON, one that offers only unknown ones gets HTTP 400);
+* a maximum message size for what clients send: WebSocket closes with 1009,
+  RawSocket answers with ABORT ``wamp.error.protocol_violation`` naming the
+  size and the limit, then closes;
+* WebSocket pings from one sweeping timer (:class:`PingSweeper`), not a timer
+  per connection: an idle connection is pinged every ``ping_interval``
+  seconds and dropped when no pong comes within ``ping_timeout``.  RawSocket
+  peers may ping the router (it answers) but are not pinged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from autobahn.twisted.websocket import WampWebSocketServerFactory, WampWebSocketServerProtocol
+from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from router.events import Reject
+from router.wire import RAWSOCKET_IDS
+
+__all__ = [
+    "WebSocketFactory",
+    "WebSocketProtocol",
+    "RawSocketFactory",
+    "RawSocketProtocol",
+    "PingSweeper",
+]
+
+_log = Logger(namespace="wampd.transport")
+
+_SUBPROTOCOLS = {"wamp.2.json": "json", "wamp.2.msgpack": "msgpack", "wamp.2.cbor": "cbor"}
+
+
+def _peer_host(transport) -> str | None:
+    try:
+        return getattr(transport.getPeer(), "host", None)
+    except Exception:
+        return None
+
+
+class PingSweeper:
+    """One timer for all WebSocket connections' pings and pong timeouts."""
+
+    def __init__(self, clock: Any, interval: float, timeout: float) -> None:
+        self.clock = clock
+        self.interval = interval
+        self.timeout = timeout
+        self._members: set[WebSocketProtocol] = set()
+        self._loop: LoopingCall | None = None
+
+    def start(self) -> None:
+        if self.interval <= 0 or self._loop is not None:
+            return
+        self._loop = LoopingCall(self.sweep)
+        self._loop.clock = self.clock
+        tick = max(0.05, min(self.interval, self.timeout) / 4)
+        self._loop.start(tick, now=False)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def add(self, proto: WebSocketProtocol) -> None:
+        self._members.add(proto)
+
+    def discard(self, proto: WebSocketProtocol) -> None:
+        self._members.discard(proto)
+
+    def sweep(self) -> None:
+        now = self.clock.seconds()
+        interval, timeout = self.interval, self.timeout
+        for proto in list(self._members):
+            sent = proto.ping_sent
+            if sent is not None:
+                if now - sent >= timeout:
+                    proto.ping_timed_out(now - sent)
+            elif now - proto.last_heard >= interval:
+                proto.ping_sent = now
+                proto.sendPing(b"wampd")
+
+
+class WebSocketProtocol(WampWebSocketServerProtocol):
+    """One WAMP-over-WebSocket connection."""
+
+    wampd_session = None
+    ping_sent: float | None = None
+    last_heard: float = 0.0
+    _drop_reason: str | None = None
+
+    def onConnect(self, request):
+        factory = self.factory
+        if factory.path is not None and request.path != factory.path:
+            raise ConnectionDeny(
+                ConnectionDeny.NOT_FOUND,
+                f"no WAMP endpoint at {request.path!r}; connect to {factory.path!r}",
+            )
+        chosen = None
+        for offered in request.protocols:
+            if offered in _SUBPROTOCOLS:
+                chosen = offered
+                break
+        if chosen is None:
+            if request.protocols:
+                raise ConnectionDeny(
+                    ConnectionDeny.BAD_REQUEST,
+                    f"none of the offered subprotocols {request.protocols} is supported; "
+                    f"use one of {sorted(_SUBPROTOCOLS)}",
+                )
+            chosen = "wamp.2.json"
+        serializer = _SUBPROTOCOLS[chosen]
+        session = factory.router.connect(
+            self,
+            transport="websocket",
+            peer_address=request.peer,
+            host=_peer_host(self.transport),
+            serializer=serializer,
+            endpoint=factory.endpoint,
+            origin=request.origin,
+            path=request.path,
+            headers=dict(request.headers),
+        )
+        self.wampd_session = session
+        d = session.opened()
+        if d is None:
+            return chosen
+        return d.addCallbacks(lambda _: chosen, self._refused)
+
+    @staticmethod
+    def _refused(failure):
+        failure.trap(Reject)
+        raise ConnectionDeny(ConnectionDeny.FORBIDDEN, failure.value.message)
+
+    def onOpen(self):
+        self.last_heard = self.factory.router.clock.seconds()
+        self.factory.sweeper.add(self)
+
+    def onMessage(self, payload, isBinary):
+        self.wampd_session.receive(payload)
+
+    def onPong(self, payload):
+        self.ping_sent = None
+        self.last_heard = self.factory.router.clock.seconds()
+
+    def onClose(self, wasClean, code, reason):
+        self.factory.sweeper.discard(self)
+        session = self.wampd_session
+        if session is not None:
+            session.lost(wasClean, code, self._drop_reason or reason)
+
+    def ping_timed_out(self, waited: float) -> None:
+        self._drop_reason = f"no pong within {waited:.1f}s"
+        self.factory.sweeper.discard(self)
+        self.dropConnection(abort=True)
+
+    # -- the peer interface the session uses --------------------------------
+
+    def send_bytes(self, data: bytes, binary: bool) -> bool:
+        if self.state != self.STATE_OPEN:
+            return False
+        self.sendMessage(data, binary)
+        return True
+
+    def close(self):
+        if self.state == self.STATE_OPEN:
+            self.sendClose(1000)
+        else:
+            self.dropConnection(abort=False)
+
+    def abort(self):
+        self.dropConnection(abort=True)
+
+
+class WebSocketFactory(WampWebSocketServerFactory):
+    """Autobahn's WAMP WebSocket server factory, wired to a router."""
+
+    protocol = WebSocketProtocol
+    noisy = False
+
+    def __init__(
+        self,
+        router,
+        sweeper: PingSweeper,
+        *,
+        url: str | None = None,
+        path: str | None = "/ws",
+        endpoint: str = "",
+        max_message_size: int = 1048576,
+    ) -> None:
+        serializers = [JsonSerializer(), MsgPackSerializer(), CBORSerializer()]
+        super().__init__(lambda: None, serializers=serializers, url=url)
+        self.router = router
+        self.sweeper = sweeper
+        self.path = path
+        self.endpoint = endpoint
+        self.setProtocolOptions(
+            maxMessagePayloadSize=max_message_size,
+            maxFramePayloadSize=max_message_size,
+            autoPingInterval=0,
+            openHandshakeTimeout=10,
+            closeHandshakeTimeout=2,
+        )
+
+
+# -- RawSocket ----------------------------------------------------------------
+
+_RS_MAGIC = 0x7F
+_RS_ERR_SERIALIZER = 1
+_RS_ERR_RESERVED = 3
+_RS_ERR_LIMIT = 4
+
+
+class RawSocketProtocol(Protocol):
+    """One WAMP-over-RawSocket connection (the spec's framing, pings included)."""
+
+    wampd_session = None
+
+    def connectionMade(self) -> None:
+        self._buffer = b""
+        self._state = "handshake"  # -> "vetting" -> "open" -> "closed"
+        self._max_send = 0
+        self.wampd_session = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        if self._state == "open":
+            self._frames()
+        elif self._state == "handshake" and len(self._buffer) >= 4:
+            self._handshake()
+
+    def _handshake(self) -> None:
+        head, self._buffer = self._buffer[:4], self._buffer[4:]
+        if head[0] != _RS_MAGIC:
+            self._state = "closed"
+            self.transport.loseConnection()
+            return
+        if head[2] or head[3]:
+            self._handshake_error(_RS_ERR_RESERVED)
+            return
+        serializer = RAWSOCKET_IDS.get(head[1] & 0x0F)
+        if serializer is None:
+            self._handshake_error(_RS_ERR_SERIALIZER)
+            return
+        self._max_send = 2 ** (9 + (head[1] >> 4))
+        self._serializer_code = head[1] & 0x0F
+        factory = self.factory
+        peer = self.transport.getPeer()
+        session = factory.router.connect(
+            self,
+            transport="rawsocket",
+            peer_address=_describe(peer),
+            host=getattr(peer, "host", None),
+            serializer=serializer,
+            endpoint=factory.endpoint,
+        )
+        self.wampd_session = session
+        self._state = "vetting"
+        d = session.opened()
+        if d is None:
+            self._accepted()
+        else:
+            d.addCallbacks(lambda _: self._accepted(), self._refused)
+
+    def _accepted(self) -> None:
+        if self._state != "vetting":
+            return
+        exponent = self.factory.max_exponent
+        self.transport.write(bytes([_RS_MAGIC, (exponent << 4) | self._serializer_code, 0, 0]))
+        self._state = "open"
+        if self._buffer:
+            self._frames()
+
+    def _refused(self, failure) -> None:
+        failure.trap(Reject)
+        if self._state == "vetting":
+            code = _RS_ERR_LIMIT if failure.value.reason == "limit" else 0
+            self._handshake_error(code)
+
+    def _handshake_error(self, code: int) -> None:
+        self._state = "closed"
+        self.transport.write(bytes([_RS_MAGIC, code << 4, 0, 0]))
+        self.transport.loseConnection()
+
+    def _frames(self) -> None:
+        buf = self._buffer
+        limit = self.factory.max_message_size
+        at = 0
+        end = len(buf)
+        session = self.wampd_session
+        while end - at >= 4 and self._state == "open":
+            kind = buf[at] & 0x07
+            length = int.from_bytes(buf[at + 1 : at + 4], "big")
+            if length > limit:
+                self._buffer = b""
+                session.abort(
+                    "wamp.error.protocol_violation",
+                    f"message of {length} bytes exceeds the limit of {limit} bytes",
+                )
+                return
+            if end - at - 4 < length:
+                break
+            payload = buf[at + 4 : at + 4 + length]
+            at += 4 + length
+            if kind == 0:
+                session.receive(payload)
+            elif kind == 1:
+                self.transport.write(b"\x02" + length.to_bytes(3, "big") + payload)
+            elif kind == 2:
+                pass
+            else:
+                self._buffer = b""
+                session.protocol_violation(f"unknown RawSocket frame type {kind}")
+                return
+        self._buffer = buf[at:] if self._state == "open" else b""
+
+    def connectionLost(self, reason) -> None:
+        self._state = "closed"
+        session = self.wampd_session
+        if session is not None:
+            clean = reason.check(ConnectionDone) is not None
+            session.lost(clean, None, None if clean else reason.getErrorMessage())
+
+    # -- the peer interface the session uses --------------------------------
+
+    def send_bytes(self, data: bytes, binary: bool) -> bool:
+        if self._state == "closed":
+            return False
+        if len(data) > self._max_send:
+            _log.warn(
+                "not sending {size} bytes to connection {conn}: its limit is {limit}",
+                size=len(data),
+                conn=self.wampd_session.connection.id,
+                limit=self._max_send,
+            )
+            return False
+        self.transport.write(b"\x00" + len(data).to_bytes(3, "big") + data)
+        return True
+
+    def close(self) -> None:
+        self._state = "closed"
+        self.transport.loseConnection()
+
+    def abort(self) -> None:
+        self._state = "closed"
+        self.transport.abortConnection()
+
+
+def _describe(address) -> str:
+    host = getattr(address, "host", None)
+    if host is not None:
+        kind = "tcp6" if ":" in host else "tcp4"
+        return f"{kind}:{host}:{address.port}"
+    name = getattr(address, "name", None)
+    return f"unix:{name.decode() if isinstance(name, bytes) else name}"
+
+
+class RawSocketFactory(Factory):
+    protocol = RawSocketProtocol
+    noisy = False
+
+    def __init__(self, router, *, endpoint: str = "", max_message_size: int = 1048576) -> None:
+        self.router = router
+        self.endpoint = endpoint
+        self.max_message_size = min(max_message_size, 2**24)
+        self.max_exponent = max(0, min(15, math.ceil(math.log2(self.max_message_size)) - 9))
