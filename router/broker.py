@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from autobahn.wamp import message
 
+from router.uri import is_valid_uri
+
 if TYPE_CHECKING:
     from router.realm import Realm
     from router.session import RouterSession
@@ -65,6 +67,11 @@ class Broker:
             )
             return
         topic = msg.topic
+        if not is_valid_uri(topic):
+            session.send_error(
+                _SUBSCRIBE, msg.request, "wamp.error.invalid_uri", f"{topic!r} is not a valid topic URI"
+            )
+            return
         sub = self._by_topic.get(topic)
         if sub is None:
             router = self.realm.router

@@ -23,7 +23,7 @@ __all__ = ["Router", "ROUTER_ROLES"]
 
 _log = Logger(namespace="wampd.router")
 
-VERSION = "0.1.0"
+from router import __version__ as VERSION
 
 #: The roles and features announced in WELCOME: exactly what is implemented.
 ROUTER_ROLES = {

@@ -1,0 +1,125 @@
+"""
+Test your listeners and WAMP code against a real router without sockets.
+
+:class:`MemoryRouter` runs the real router and connects real Autobahn
+``ApplicationSession`` objects to it over in-memory transports
+(:mod:`twisted.test.iosim`, speaking WAMP-over-RawSocket).  Nothing moves
+until you call :meth:`MemoryRouter.flush`, so tests are deterministic::
+
+    from autobahn.twisted.wamp import ApplicationSession
+    from router.testing import MemoryRouter
+
+    def test_my_listener():
+        seen = MyListener()
+        memory = MemoryRouter(listeners=[seen])
+        client = memory.join()                     # joined ApplicationSession
+        d = client.call("com.example.nothing")
+        memory.flush()
+        failure = failureResultOf(d)               # wamp.error.no_such_procedure
+        memory.disconnect(client)
+        assert [e.name for e in seen.events] == [...]
+
+The clock is a :class:`twisted.internet.task.Clock` (``memory.clock``):
+advance it to fire listener timeouts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from autobahn.twisted.rawsocket import WampRawSocketClientFactory
+from autobahn.twisted.wamp import ApplicationSession
+from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
+from autobahn.wamp.types import ComponentConfig
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionLost
+from twisted.internet.task import Clock
+from twisted.test import iosim
+
+from router.core import Router
+from router.transport import RawSocketFactory
+
+__all__ = ["MemoryRouter"]
+
+_SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
+
+
+class MemoryRouter:
+    """A real router whose clients are connected in memory."""
+
+    def __init__(
+        self,
+        realms: Iterable[str] = ("realm1",),
+        listeners: Iterable[object] = (),
+        clock: Clock | None = None,
+        listener_timeout: float = 5.0,
+        max_message_size: int = 1048576,
+    ) -> None:
+        self.clock = clock if clock is not None else Clock()
+        self.router = Router(
+            realms=realms,
+            listeners=[(listener, None) for listener in listeners],
+            listener_timeout=listener_timeout,
+            clock=self.clock,
+        )
+        self._factory = RawSocketFactory(self.router, endpoint="memory", max_message_size=max_message_size)
+        self._pumps: dict[int, iosim.IOPump] = {}
+        self._next_port = 40000
+
+    def connect(self, session: ApplicationSession, serializer: str = "json") -> iosim.IOPump:
+        """Connect ``session`` (not yet flushed: call :meth:`flush` to let it join)."""
+        try:
+            make = _SERIALIZERS[serializer]
+        except KeyError:
+            raise ValueError(f"unknown serializer {serializer!r}; use one of {sorted(_SERIALIZERS)}") from None
+        client_factory = WampRawSocketClientFactory(lambda: session, serializer=make())
+        self._next_port += 1
+        peer = IPv4Address("TCP", "127.0.0.1", self._next_port)
+        host = IPv4Address("TCP", "127.0.0.1", 8080)
+        server = self._factory.buildProtocol(peer)
+        client = client_factory.buildProtocol(host)
+        server_io = iosim.FakeTransport(server, isServer=True, hostAddress=host, peerAddress=peer)
+        client_io = iosim.FakeTransport(client, isServer=False, hostAddress=peer, peerAddress=host)
+        pump = iosim.connect(server, server_io, client, client_io, greet=False)
+        self._pumps[id(session)] = pump
+        self.flush()
+        return pump
+
+    def join(
+        self,
+        session_class: type[ApplicationSession] = ApplicationSession,
+        realm: str = "realm1",
+        serializer: str = "json",
+        extra: Any = None,
+    ) -> ApplicationSession:
+        """Create a session of ``session_class``, connect it and let it join ``realm``."""
+        session = session_class(ComponentConfig(realm, extra))
+        self.connect(session, serializer)
+        return session
+
+    def flush(self) -> None:
+        """Move bytes both ways until every connection is quiet."""
+        moved = True
+        while moved:
+            moved = False
+            for key, pump in list(self._pumps.items()):
+                if pump.pump(advanceClock=False):
+                    moved = True
+                if pump.clientIO.disconnected and pump.serverIO.disconnected:
+                    del self._pumps[key]
+
+    def disconnect(self, session: ApplicationSession, clean: bool = True) -> None:
+        """Drop a client's connection: cleanly (TCP FIN) or as a lost connection."""
+        pump = self._pumps.get(id(session))
+        if pump is None:
+            return
+        if not clean:
+            pump.serverIO.disconnectReason = ConnectionLost("connection lost (in memory)")
+        pump.clientIO.loseConnection()
+        self.flush()
+
+    def shutdown(self):
+        """Shut the router down as the service would; returns its Deferred (flushes first)."""
+        d = self.router.shutdown()
+        self.flush()
+        return d

@@ -1,0 +1,156 @@
+"""
+Real autobahn-python clients over loopback, and a recording listener.
+"""
+
+from __future__ import annotations
+
+from autobahn.twisted.rawsocket import WampRawSocketClientFactory
+from autobahn.twisted.wamp import ApplicationSession
+from autobahn.twisted.websocket import WampWebSocketClientFactory
+from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
+from autobahn.wamp.types import ComponentConfig
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
+
+SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
+TRANSPORTS = ("websocket", "rawsocket")
+
+
+class Recorder:
+    """A listener that records every event it is given, in order."""
+
+    name = "tests.recorder"
+
+    def __init__(self) -> None:
+        self.events = []
+        self._waiters = []
+
+    def _record(self, event):
+        self.events.append(event)
+        for waiter in list(self._waiters):
+            predicate, d = waiter
+            if predicate(event):
+                self._waiters.remove(waiter)
+                d.callback(event)
+
+    def wait_for(self, predicate) -> Deferred:
+        """Fires with the first recorded event (past or future) matching ``predicate``."""
+        for event in self.events:
+            if predicate(event):
+                d = Deferred()
+                d.callback(event)
+                return d
+        d = Deferred()
+        self._waiters.append((predicate, d))
+        return d
+
+    def wait_disconnected(self, connection_id: int) -> Deferred:
+        return self.wait_for(
+            lambda e: e.name == "client_disconnected" and e.connection.id == connection_id
+        )
+
+    def for_connection(self, connection_id: int):
+        return [e for e in self.events if _connection_id(e) == connection_id]
+
+    def names(self, connection_id: int):
+        return [e.name for e in self.for_connection(connection_id)]
+
+    on_server_launched = _record
+    on_client_connected = _record
+    on_client_rejected = _record
+    on_session_joining = _record
+    on_session_joined = _record
+    on_session_left = _record
+    on_client_disconnected = _record
+    on_client_error = _record
+    on_server_stopping = _record
+
+
+def _connection_id(event):
+    conn = getattr(event, "connection", None)
+    if conn is None:
+        session = getattr(event, "session", None)
+        conn = getattr(session, "connection", None)
+    return getattr(conn, "id", None)
+
+
+class Client(ApplicationSession):
+    """An ApplicationSession whose join and disconnect are Deferreds."""
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.joined = Deferred()
+        self.left = Deferred()
+        self.disconnected = Deferred()
+        self.close_details = None
+        self.inbox = []  # every message received, in order
+        self.raw_requests = set()
+
+    def onMessage(self, msg):
+        self.inbox.append(msg)
+        if getattr(msg, "request", None) in self.raw_requests:
+            return None  # an answer to send_raw: autobahn has no pending request for it
+        return super().onMessage(msg)
+
+    def send_raw(self, raw):
+        """Send a message as a raw JSON array, bypassing the client's own checks (websocket+json)."""
+        import json
+
+        if len(raw) > 1 and isinstance(raw[1], int):
+            self.raw_requests.add(raw[1])
+        self.wire.sendMessage(json.dumps(raw).encode(), False)
+
+    def errors(self):
+        """ERRORs answering send_raw requests, in order."""
+        from autobahn.wamp import message
+
+        return [
+            (m.request_type, m.request, m.error)
+            for m in self.inbox
+            if isinstance(m, message.Error) and m.request in self.raw_requests
+        ]
+
+    def onJoin(self, details):
+        self.joined.callback(details)
+
+    def onLeave(self, details):
+        self.close_details = details
+        if not self.joined.called:
+            self.joined.errback(RuntimeError(f"aborted: {details.reason} {details.message}"))
+        self.left.callback(details)
+        super().onLeave(details)
+
+    def onDisconnect(self):
+        if not self.joined.called:
+            self.joined.errback(RuntimeError("disconnected before joining"))
+        if not self.left.called:
+            self.left.callback(None)
+        self.disconnected.callback(None)
+
+
+async def connect(address, transport="websocket", serializer="json", realm="realm1", session_class=Client, **session_kwargs):
+    """Connect a client; returns it once the transport is up (not yet joined)."""
+    session = session_class(ComponentConfig(realm))
+    ser = SERIALIZERS[serializer]()
+    if transport == "websocket":
+        factory = WampWebSocketClientFactory(lambda: session, url=address, serializers=[ser])
+        port = int(address.rsplit(":", 1)[1].split("/")[0])
+    else:
+        factory = WampRawSocketClientFactory(lambda: session, serializer=ser)
+        port = address
+    factory.noisy = False
+    proto = await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
+    session.wire = proto
+    return session
+
+
+async def join(address, transport="websocket", serializer="json", realm="realm1", session_class=Client):
+    session = await connect(address, transport, serializer, realm, session_class)
+    await session.joined
+    return session
+
+
+async def leave(session):
+    session.leave()
+    await session.disconnected
