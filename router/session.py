@@ -159,7 +159,6 @@ class RouterSession:
         if self.state in (JOINED, CLOSING):
             self._leave(self._closing_reason or TRANSPORT_LOST)
         self.state = CLOSED
-        self.router.untrack(self)
         now = self.router.clock.seconds()
         self.router.dispatcher.emit(
             ClientDisconnected(
@@ -172,6 +171,8 @@ class RouterSession:
             ),
             self.chain,
         )
+        # last: untracking may complete a shutdown that waits for every connection
+        self.router.untrack(self)
 
     # -- inbound --------------------------------------------------------------
 

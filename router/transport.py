@@ -162,6 +162,9 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
         self.factory.sweeper.discard(self)
         session = self.wampd_session
         if session is not None:
+            if self.closedByMe and self.localCloseCode is not None:
+                # report why *we* closed (e.g. 1009 message too big), not the echo
+                code, reason = self.localCloseCode, self.localCloseReason or reason
             session.lost(wasClean, code, self._drop_reason or reason)
 
     def ping_timed_out(self, waited: float) -> None:
@@ -213,6 +216,7 @@ class WebSocketFactory(WampWebSocketServerFactory):
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
             autoPingInterval=0,
+            failByDrop=False,
             openHandshakeTimeout=10,
             closeHandshakeTimeout=2,
         )

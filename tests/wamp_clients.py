@@ -34,15 +34,28 @@ class Recorder:
                 self._waiters.remove(waiter)
                 d.callback(event)
 
-    def wait_for(self, predicate) -> Deferred:
-        """Fires with the first recorded event (past or future) matching ``predicate``."""
+    def wait_for(self, predicate, timeout: float = 10.0) -> Deferred:
+        """
+        Fires with the first recorded event (past or future) matching
+        ``predicate``; fails with TimeoutError after ``timeout`` seconds so a
+        broken test fails instead of hanging.
+        """
         for event in self.events:
             if predicate(event):
                 d = Deferred()
                 d.callback(event)
                 return d
         d = Deferred()
-        self._waiters.append((predicate, d))
+        waiter = (predicate, d)
+        self._waiters.append(waiter)
+
+        def forget(result):
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            return result
+
+        d.addTimeout(timeout, reactor)
+        d.addErrback(forget)
         return d
 
     def wait_disconnected(self, connection_id: int) -> Deferred:
@@ -112,6 +125,7 @@ class Client(ApplicationSession):
         ]
 
     def onJoin(self, details):
+        self.sid = details.session  # kept after leaving (autobahn resets its own)
         self.joined.callback(details)
 
     def onLeave(self, details):
