@@ -80,6 +80,7 @@ class RouterService(Service):
 
     def startService(self):
         super().startService()
+        _check_accelerators()
         listening = [
             serverFromString(self.reactor, listen.endpoint).listen(self._factory(listen))
             for listen in self.config.listen
@@ -131,6 +132,19 @@ class RouterService(Service):
     def _stop_listening(self):
         ports, self.ports = self.ports, []
         return DeferredList([maybeDeferred(port.stopListening) for port in ports])
+
+
+def _check_accelerators() -> None:
+    """Autobahn's NVX (C UTF-8 validation and XOR masking) should be on under CPython."""
+    import platform
+
+    from autobahn.websocket import USES_NVX
+
+    if platform.python_implementation() == "CPython" and not USES_NVX:
+        _log.warn(
+            "Autobahn's NVX accelerator is not active (AUTOBAHN_USE_NVX or a build without cffi?): "
+            "WebSocket frames are validated and masked in pure Python, several times slower"
+        )
 
 
 def _is_log_listener(obj) -> bool:

@@ -12,10 +12,9 @@ until you call :meth:`MemoryRouter.flush`, so tests are deterministic::
     def test_my_listener():
         seen = MyListener()
         memory = MemoryRouter(listeners=[seen])
-        client = memory.join()                     # joined ApplicationSession
-        d = client.call("com.example.nothing")
-        memory.flush()
-        failure = failureResultOf(d)               # wamp.error.no_such_procedure
+        client = memory.join()                     # a joined ApplicationSession
+        with pytest.raises(ApplicationError):      # wamp.error.no_such_procedure
+            memory.result(client.call("com.example.nothing"))
         memory.disconnect(client)
         assert [e.name for e in seen.events] == [...]
 
@@ -34,6 +33,7 @@ from autobahn.wamp.types import ComponentConfig
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.test import iosim
 
 from router.core import Router
@@ -107,6 +107,22 @@ class MemoryRouter:
                     moved = True
                 if pump.clientIO.disconnected and pump.serverIO.disconnected:
                     del self._pumps[key]
+
+    def result(self, d):
+        """
+        Flush, then return what Deferred ``d`` fired with, or raise its
+        failure (e.g. an ``ApplicationError`` from a call).  Raises
+        ``RuntimeError`` when it still has not fired.
+        """
+        self.flush()
+        out = []
+        d.addBoth(out.append)
+        if not out:
+            raise RuntimeError(f"{d!r} has not fired after a flush")
+        outcome = out[0]
+        if isinstance(outcome, Failure):
+            outcome.raiseException()
+        return outcome
 
     def disconnect(self, session: ApplicationSession, clean: bool = True) -> None:
         """Drop a client's connection: cleanly (TCP FIN) or as a lost connection."""
