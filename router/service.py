@@ -43,6 +43,7 @@ class RouterService(Service):
         config: RouterConfig | None = None,
         listeners: Iterable[tuple[ListenerConfig | None, object]] = (),
         reactor: Any = None,
+        clean_exit_on_signals: bool = False,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -63,6 +64,7 @@ class RouterService(Service):
         self.ports: list = []
         self.endpoints: tuple[EndpointInfo, ...] = ()
         self._started = None
+        self._clean_exit_on_signals = clean_exit_on_signals
 
     def _factory(self, listen):
         cfg = self.config
@@ -81,6 +83,9 @@ class RouterService(Service):
     def startService(self):
         super().startService()
         _check_accelerators()
+        if self._clean_exit_on_signals:
+            # after the reactor's own handlers are in place
+            self.reactor.callLater(0, self._install_signal_handlers)
         listening = [
             serverFromString(self.reactor, listen.endpoint).listen(self._factory(listen))
             for listen in self.config.listen
@@ -110,6 +115,25 @@ class RouterService(Service):
             ServerLaunched(self.endpoints, tuple(self.router.realms), self.reactor)
         )
         return launched
+
+    def _install_signal_handlers(self) -> None:
+        """
+        SIGTERM and SIGINT stop the reactor (and so this service, gracefully)
+        without twistd re-raising the signal afterwards: a graceful shutdown
+        exits with status 0, which is what process supervisors expect.
+        """
+        import signal
+
+        def stop(signum, frame):
+            self.reactor.callFromThread(self._stop_reactor, signal.Signals(signum).name)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _stop_reactor(self, name: str) -> None:
+        _log.info("received {signal}: shutting down gracefully", signal=name)
+        if self.reactor.running:
+            self.reactor.stop()
 
     def _listen_failed(self, failure):
         first = getattr(failure.value, "subFailure", failure)

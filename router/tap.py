@@ -1,0 +1,245 @@
+"""
+twistd integration: the ``wampd`` command-line options and ``makeService``.
+
+The configuration file is read first and the command line goes on top of it;
+every listener plugin is built while the options are parsed, so a bad plugin
+is a usage error rather than a failure at startup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from twisted.python import usage
+
+from listeners import DEFAULT_LISTENER, PluginError, build_listener
+from router.config import (
+    DEFAULT_REALM,
+    ConfigError,
+    ListenerConfig,
+    RealmConfig,
+    RouterConfig,
+    load_config,
+    parse_listen,
+)
+
+__all__ = ["Options", "makeService"]
+
+# option name -> (RouterConfig field, converter, what the value must be)
+_NUMBER_OPTIONS = (
+    ("max-message-size", "max_message_size", int, "an integer"),
+    ("ping-interval", "ping_interval", float, "a number"),
+    ("ping-timeout", "ping_timeout", float, "a number"),
+    ("listener-timeout", "listener_timeout", float, "a number"),
+    ("shutdown-timeout", "shutdown_timeout", float, "a number"),
+)
+
+
+class Options(usage.Options):
+    """Command-line options of C{twistd wampd}."""
+
+    synopsis = "[options]"
+
+    longdesc = (
+        "Run a WAMP v2 router (publish/subscribe and routed calls) over "
+        "WebSocket and RawSocket, reporting session lifecycle events to "
+        "listener plugins. Settings come from the TOML file given with "
+        "--config, if any; options given on the command line override it. "
+        "Without either, the router serves realm 'realm1' over WebSocket on "
+        "tcp:8080:interface=127.0.0.1 (path /ws). Listen specs are Twisted "
+        "server endpoint strings (tcp:PORT, tcp:PORT:interface=ADDR, "
+        "unix:PATH, ssl:PORT:privateKey=KEY:certKey=CERT), optionally "
+        "prefixed with the transport: ws: (the default) or rawsocket:. "
+        "Example: twistd -n wampd --listen tcp:8080 --listen "
+        "rawsocket:tcp:9000 --realm realm1 --listener mypkg.listeners:Audit"
+    )
+
+    optParameters = (
+        (
+            "config",
+            None,
+            None,
+            "Read settings from this TOML file; the options below override it.",
+        ),
+        (
+            "max-message-size",
+            None,
+            None,
+            "Largest message accepted, in bytes [default: 1048576].",
+        ),
+        (
+            "ping-interval",
+            None,
+            None,
+            "Seconds between WebSocket pings to an idle connection; "
+            "0 disables pings [default: 30].",
+        ),
+        (
+            "ping-timeout",
+            None,
+            None,
+            "Seconds to wait for a pong before dropping the connection "
+            "[default: 10].",
+        ),
+        (
+            "listener-timeout",
+            None,
+            None,
+            "Seconds a listener handler may take [default: 5].",
+        ),
+        (
+            "shutdown-timeout",
+            None,
+            None,
+            "Seconds to wait for sessions to say GOODBYE at shutdown [default: 3].",
+        ),
+    )
+
+    optFlags = (
+        (
+            "no-default-listener",
+            None,
+            "Do not run the shipped listener that logs every lifecycle event "
+            f"({DEFAULT_LISTENER}).",
+        ),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["realm"] = []
+        self["listener"] = []
+
+    def opt_listen(self, spec: str) -> None:
+        """
+        Listen on this endpoint; repeat for several. A Twisted server
+        endpoint string, optionally prefixed with the transport: tcp:8080,
+        ws:tcp:8080:interface=127.0.0.1, websocket:unix:/tmp/wampd.sock,
+        rawsocket:tcp:9000. Replaces the config file's [[listen]] tables.
+        """
+        self["listen"].append(spec)
+
+    def opt_realm(self, name: str) -> None:
+        """
+        Serve this realm (a WAMP URI); repeat for several. Added to the
+        config file's realms; replaces the default realm1.
+        """
+        self["realm"].append(name)
+
+    def opt_listener(self, spec: str) -> None:
+        """
+        Run this listener plugin, 'package.module:Attribute' or an entry-point
+        name in group wampd.listeners; repeat for several. Added after the
+        config file's listeners.
+        """
+        self["listener"].append(spec)
+
+    def postOptions(self) -> None:
+        config = self._read_config()
+        config = self._apply_command_line(config)
+        self["router_config"] = config
+        self["listener_objects"] = self._build_listeners(config)
+
+    def _read_config(self) -> RouterConfig:
+        if self["config"] is None:
+            return RouterConfig()
+        try:
+            return load_config(self["config"])
+        except ConfigError as exc:
+            raise usage.UsageError(f"--config: {exc}") from None
+
+    def _apply_command_line(self, config: RouterConfig) -> RouterConfig:
+        changes: dict[str, Any] = {}
+
+        if self["listen"]:
+            listen = []
+            for spec in self["listen"]:
+                try:
+                    listen.append(parse_listen(spec))
+                except ConfigError as exc:
+                    raise usage.UsageError(f"--listen {spec}: {exc.reason}") from None
+            changes["listen"] = tuple(listen)
+
+        if self["realm"]:
+            realms = list(config.realms)
+            if realms == [RealmConfig(DEFAULT_REALM)]:
+                realms = []
+            names = {realm.name for realm in realms}
+            for name in self["realm"]:
+                try:
+                    realm = RealmConfig(name)
+                except ConfigError as exc:
+                    raise usage.UsageError(f"--realm {name}: {exc.reason}") from None
+                if realm.name in names:
+                    raise usage.UsageError(
+                        f"--realm {name}: realm {name!r} is already configured"
+                    )
+                names.add(realm.name)
+                realms.append(realm)
+            changes["realms"] = tuple(realms)
+
+        if self["listener"]:
+            added = []
+            for spec in self["listener"]:
+                try:
+                    added.append(ListenerConfig(plugin=spec))
+                except ConfigError as exc:
+                    raise usage.UsageError(f"--listener {spec}: {exc.reason}") from None
+            changes["listeners"] = config.listeners + tuple(added)
+
+        option_for_field = {}
+        for option, field_name, convert, kind in _NUMBER_OPTIONS:
+            option_for_field[field_name] = option
+            raw = self[option]
+            if raw is None:
+                continue
+            try:
+                changes[field_name] = convert(raw)
+            except ValueError:
+                raise usage.UsageError(f"--{option}: must be {kind}, got {raw!r}") from None
+
+        if self["no-default-listener"]:
+            changes["default_listener"] = False
+
+        try:
+            return dataclasses.replace(config, **changes)
+        except ConfigError as exc:
+            option = option_for_field.get(exc.key or "", exc.key)
+            raise usage.UsageError(f"--{option}: {exc.reason}") from None
+
+    def _build_listeners(self, config: RouterConfig) -> list[tuple[ListenerConfig, object]]:
+        wanted: list[tuple[str, ListenerConfig]] = []
+        if config.default_listener:
+            wanted.append(
+                (
+                    "default listener (disable with --no-default-listener)",
+                    ListenerConfig(plugin=DEFAULT_LISTENER),
+                )
+            )
+        from_file = len(config.listeners) - len(self["listener"])
+        for index, listener_config in enumerate(config.listeners):
+            if index < from_file:
+                where = f"--config: {self['config']}: listener[{index}]"
+            else:
+                where = "--listener"
+            wanted.append((where, listener_config))
+
+        built = []
+        for where, listener_config in wanted:
+            try:
+                built.append((listener_config, build_listener(listener_config)))
+            except PluginError as exc:
+                raise usage.UsageError(f"{where}: {exc}") from None
+        return built
+
+
+def makeService(options: Options) -> Any:
+    """The router service for parsed L{Options}."""
+    from router.service import RouterService
+
+    return RouterService(
+        options["router_config"],
+        listeners=options["listener_objects"],
+        clean_exit_on_signals=True,
+    )

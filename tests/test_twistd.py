@@ -1,0 +1,196 @@
+"""
+``twistd -n wampd`` (and ``twist wampd``) as real subprocesses: zero-config
+start, listeners by dotted path, SIGTERM with sessions connected, bad options.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
+
+from tests.conftest import ROOT
+from tests.wamp_clients import join, leave
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile="]
+TWIST = [sys.executable, "-m", "twisted", "--log-format=text"]
+
+
+class Watched(ProcessProtocol):
+    """A child process whose output lines can be awaited (no polling, no sleep)."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self._partial = ""
+        self._waiters: list[tuple[re.Pattern, Deferred]] = []
+        self.ended = Deferred()
+
+    def outReceived(self, data):
+        self._partial += data.decode(errors="replace")
+        *done, self._partial = self._partial.split("\n")
+        for line in done:
+            self.lines.append(line)
+            for waiter in list(self._waiters):
+                m = waiter[0].search(line)
+                if m:
+                    self._waiters.remove(waiter)
+                    waiter[1].callback(m)
+
+    errReceived = outReceived
+
+    def wait_for(self, pattern: str, timeout: float = 20.0) -> Deferred:
+        regex = re.compile(pattern)
+        for line in self.lines:
+            m = regex.search(line)
+            if m:
+                d = Deferred()
+                d.callback(m)
+                return d
+        d = Deferred()
+        self._waiters.append((regex, d))
+        d.addTimeout(timeout, reactor)
+        d.addErrback(lambda f: f.trap(Exception) and pytest.fail(f"never saw {pattern!r} in:\n" + "\n".join(self.lines)))
+        return d
+
+    def processEnded(self, reason):
+        if self._partial:
+            self.lines.append(self._partial)
+        self.ended.callback(reason.value.exitCode)
+
+
+def spawn(argv) -> Watched:
+    proto = Watched()
+    reactor.spawnProcess(proto, argv[0], argv, env=_env(), path=str(ROOT))
+    return proto
+
+
+def _ended(proto, timeout=20.0):
+    d = proto.ended
+    d.addTimeout(timeout, reactor)
+    return d
+
+
+@pytest_twisted.ensureDeferred
+async def test_twistd_launch_events_and_sigterm_with_a_session_connected():
+    proto = spawn(
+        TWISTD
+        + [
+            "wampd",
+            "--listen",
+            "ws:tcp:0:interface=127.0.0.1",
+            "--listen",
+            "rawsocket:tcp:0:interface=127.0.0.1",
+            "--listener",
+            "tests.print_listener:PrintAll",
+        ]
+    )
+    try:
+        m = await proto.wait_for(r"wampd listening on (ws://127\.0\.0\.1:\d+/ws) \(websocket\)")
+        url = m.group(1)
+        c = await join(url)
+        await c.register(lambda: "pong", "com.example.ping")
+        assert await c.call("com.example.ping") == "pong"
+        await leave(c)
+        await proto.wait_for(r"EVENT client_disconnected 1")
+        stayer = await join(url, serializer="msgpack")
+        proto.transport.signalProcess("TERM")
+        details = await stayer.left
+        assert details.reason == "wamp.close.system_shutdown"
+        code = await _ended(proto)
+    finally:
+        if proto.ended.called is False:
+            proto.transport.signalProcess("KILL")
+    assert code == 0, "\n".join(proto.lines)
+    events = [line.split("EVENT ")[1] for line in proto.lines if "EVENT " in line]
+    assert events == [
+        "server_launched -",
+        "client_connected 1",
+        "session_joining 1",
+        "session_joined 1",
+        "session_left 1",
+        "client_disconnected 1",
+        "client_connected 2",
+        "session_joining 2",
+        "session_joined 2",
+        "server_stopping -",
+        "session_left 2",
+        "client_disconnected 2",
+    ], "\n".join(proto.lines)
+    text = "\n".join(proto.lines)
+    # the default listener printed its lines too
+    assert re.search(r"session \d+ joined realm1 as anonymous", text)
+    assert "wampd stopping (wamp.close.system_shutdown)" in text
+
+
+@pytest_twisted.ensureDeferred
+async def test_zero_config_twist_serves_realm1_on_8080():
+    """`twist wampd` with no options: ws://127.0.0.1:8080/ws, realm1, default listener."""
+    proto = spawn(TWIST + ["wampd"])
+    try:
+        line = await proto.wait_for(r"wampd listening on (\S+) \(websocket\), realms: (\S+)|Address already in use")
+        if line.group(0) == "Address already in use":
+            pytest.skip("port 8080 is taken on this machine by another program")
+        assert line.group(1) == "ws://127.0.0.1:8080/ws"
+        assert line.group(2) == "realm1"
+        c = await join("ws://127.0.0.1:8080/ws")
+        assert c.sid > 0
+        await leave(c)
+        proto.transport.signalProcess("INT")
+        code = await _ended(proto)
+    finally:
+        if not proto.ended.called:
+            proto.transport.signalProcess("KILL")
+    assert code == 0, "\n".join(proto.lines)
+
+
+def _run(args, timeout=30):
+    return subprocess.run(args, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_twistd_help_lists_wampd():
+    out = _run([sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "--help"])
+    assert re.search(r"^\s+wampd\s+", out.stdout, re.M), out.stdout
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--listen", "tcp:notaport"], "--listen"),
+        (["--listen", "carrier-pigeon:tcp:8080"], "carrier-pigeon"),
+        (["--realm", "wamp.reserved"], "wamp.reserved"),
+        (["--listener", "no.such.module:Thing"], "no.such.module"),
+        (["--max-message-size", "-5"], "max-message-size"),
+        (["--config", "/nonexistent/wampd.toml"], "/nonexistent/wampd.toml"),
+    ],
+)
+def test_bad_options_name_the_problem_and_start_nothing(args, expected):
+    out = _run(TWISTD + ["wampd", "--listen", "tcp:0:interface=127.0.0.1"] + args if args[0] != "--listen" else TWISTD + ["wampd"] + args)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert expected in text, text
+    assert "listening on" not in text
+
+
+def test_bad_config_key_is_named(tmp_path):
+    config = tmp_path / "wampd.toml"
+    config.write_text('[router]\nmax_message_size = 1024\nping_intreval = 3\n\n[[realm]]\nname = "realm1"\n')
+    out = _run(TWISTD + ["wampd", "--config", str(config)])
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "ping_intreval" in text, text
+    assert "listening on" not in text
