@@ -1,86 +1,168 @@
 """
 Publish & subscribe for one realm.
 
-One subscription per topic, shared by all its subscribers (the spec's
-"subscription" is router-scoped).  Indexes: topic -> subscription,
-subscription id -> subscription, and each session's own set of subscription
-ids, so a leaving session costs what it owns.  A publication builds one EVENT
-message; the transports encode it once per serializer.
+* One subscription per (topic, match policy), shared by its subscribers.
+* Match indexes (:mod:`router.matching`) for exact, prefix and wildcard
+  subscriptions; a session receives one EVENT per matching subscription, with
+  ``details.topic`` set for pattern matches.
+* A publication builds one EVENT per matching subscription; the transports
+  encode it once per serializer.
+* Publisher exclusion (``exclude_me``, default true), publisher
+  identification (``disclose_me``), subscriber black- and whitelisting
+  (``exclude``, ``exclude_authid``, ``exclude_authrole``, ``eligible``,
+  ``eligible_authid``, ``eligible_authrole``, in any combination: a receiver
+  must be in every eligible list given and in no exclude list), and event
+  retention (``retain`` on PUBLISH keeps the topic's last event,
+  ``get_retained`` on SUBSCRIBE delivers the matching ones with
+  ``details.retained``).
+* Each session keeps its own subscription ids, so leaving costs what it owns.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from autobahn.wamp import message
 
+from router.matching import PatternIndex
 from router.uri import is_valid_uri
 
 if TYPE_CHECKING:
     from router.realm import Realm
     from router.session import RouterSession
 
-__all__ = ["Broker", "Subscription"]
+__all__ = ["Broker", "Subscription", "topic_matches"]
 
 _SUBSCRIBE = message.Subscribe.MESSAGE_TYPE
 _UNSUBSCRIBE = message.Unsubscribe.MESSAGE_TYPE
 _PUBLISH = message.Publish.MESSAGE_TYPE
 
+_FILTERS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
+
 
 class Subscription:
-    __slots__ = ("id", "topic", "match", "subscribers", "created")
+    __slots__ = ("id", "uri", "match", "subscribers", "created")
 
-    def __init__(self, sub_id: int, topic: str, match: str, created: float) -> None:
+    def __init__(self, sub_id: int, uri: str, match: str, created: float) -> None:
         self.id = sub_id
-        self.topic = topic
+        self.uri = uri
         self.match = match
         self.created = created
         self.subscribers: dict[RouterSession, None] = {}
 
 
+class _Retained:
+    __slots__ = ("publication", "args", "kwargs", "filters", "publisher")
+
+    def __init__(self, publication, args, kwargs, filters, publisher):
+        self.publication = publication
+        self.args = args
+        self.kwargs = kwargs
+        self.filters = filters
+        self.publisher = publisher
+
+
+def topic_matches(topic: str, pattern: str, match: str) -> bool:
+    """Whether one concrete topic matches one subscription pattern."""
+    if match == "exact":
+        return topic == pattern
+    if match == "prefix":
+        return topic.startswith(pattern)
+    parts, wants = topic.split("."), pattern.split(".")
+    return len(parts) == len(wants) and all(w == "" or w == p for p, w in zip(parts, wants))
+
+
+def _valid_pattern(uri: str, match: str) -> bool:
+    if match == "exact":
+        return is_valid_uri(uri)
+    if match == "prefix":
+        return bool(uri) and is_valid_uri(uri.rstrip(".") or "x")
+    return bool(uri) and all(" " not in p and "#" not in p for p in uri.split("."))
+
+
+class _Receivers:
+    """The black/white list of one publication, compiled once."""
+
+    __slots__ = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
+
+    def __init__(self, options: dict) -> None:
+        for name in _FILTERS:
+            value = options.get(name)
+            setattr(self, name, frozenset(value) if isinstance(value, list) else None)
+
+    def allows(self, info) -> bool:
+        if self.exclude is not None and info.session_id in self.exclude:
+            return False
+        if self.exclude_authid is not None and info.authid in self.exclude_authid:
+            return False
+        if self.exclude_authrole is not None and info.authrole in self.exclude_authrole:
+            return False
+        if self.eligible is not None and info.session_id not in self.eligible:
+            return False
+        if self.eligible_authid is not None and info.authid not in self.eligible_authid:
+            return False
+        if self.eligible_authrole is not None and info.authrole not in self.eligible_authrole:
+            return False
+        return True
+
+
+def _compile_filters(options: Any) -> _Receivers | None:
+    if type(options) is not dict or not any(name in options for name in _FILTERS):
+        return None
+    return _Receivers(options)
+
+
 class Broker:
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
-        self._by_topic: dict[str, Subscription] = {}
+        self._index: PatternIndex[Subscription] = PatternIndex()
         self._by_id: dict[int, Subscription] = {}
+        self._retained: dict[str, _Retained] = {}
 
-    # -- queries --------------------------------------------------------------
+    # -- queries (also used by the meta API) ----------------------------------
 
     def subscription(self, sub_id: int) -> Subscription | None:
         return self._by_id.get(sub_id)
 
-    def lookup(self, topic: str) -> Subscription | None:
-        return self._by_topic.get(topic)
+    def lookup(self, topic: str, match: str = "exact") -> Subscription | None:
+        return self._index.get(topic, match)
+
+    def matching(self, topic: str) -> list[Subscription]:
+        return [sub for _, sub in self._index.matches(topic)]
 
     def subscriptions(self) -> tuple[Subscription, ...]:
         return tuple(self._by_id.values())
 
+    def by_policy(self) -> dict[str, list[Subscription]]:
+        return self._index.by_policy()
+
     # -- messages -------------------------------------------------------------
 
     def subscribe(self, session: RouterSession, msg: message.Subscribe) -> None:
-        if msg.match != message.Subscribe.MATCH_EXACT:
+        topic, match = msg.topic, msg.match or "exact"
+        if not _valid_pattern(topic, match):
             session.send_error(
-                _SUBSCRIBE,
-                msg.request,
-                "wamp.error.invalid_argument",
-                f"match policy {msg.match!r} is not supported; use 'exact'",
+                _SUBSCRIBE, msg.request, "wamp.error.invalid_uri", f"{topic!r} is not a valid {match} topic pattern"
             )
             return
-        topic = msg.topic
-        if not is_valid_uri(topic):
-            session.send_error(
-                _SUBSCRIBE, msg.request, "wamp.error.invalid_uri", f"{topic!r} is not a valid topic URI"
-            )
-            return
-        sub = self._by_topic.get(topic)
-        if sub is None:
+        sub = self._index.get(topic, match)
+        created = sub is None
+        if created:
             router = self.realm.router
-            sub = Subscription(router.scope_ids.next(), topic, msg.match, router.clock.seconds())
-            self._by_topic[topic] = sub
+            sub = Subscription(router.scope_ids.next(), topic, match, router.clock.seconds())
+            self._index.add(topic, match, sub)
             self._by_id[sub.id] = sub
+        added = session not in sub.subscribers
         sub.subscribers[session] = None
         session.subscriptions.add(sub.id)
         session.send(message.Subscribed(msg.request, sub.id))
+        meta = self.realm.meta
+        if created:
+            meta.subscription_created(session, sub)
+        if added:
+            meta.subscribed(session, sub)
+        if msg.get_retained:
+            self._send_retained(session, sub)
 
     def unsubscribe(self, session: RouterSession, msg: message.Unsubscribe) -> None:
         sub = self._by_id.get(msg.subscription)
@@ -92,50 +174,114 @@ class Broker:
                 f"session has no subscription {msg.subscription}",
             )
             return
-        self._drop(session, sub)
         session.subscriptions.discard(sub.id)
         session.send(message.Unsubscribed(msg.request))
+        self._drop(session, sub)
 
     def publish(self, session: RouterSession, msg: message.Publish) -> None:
+        topic = msg.topic
+        if topic.startswith("wamp."):
+            session.send_error(
+                _PUBLISH, msg.request, "wamp.error.not_authorized", "wamp.* topics are reserved for the router"
+            )
+            return
         options = msg._router_internal
+        disclose = type(options) is dict and options.get("disclose_me") is True
+        publication = self.deliver(
+            topic,
+            msg.args,
+            msg.kwargs,
+            publisher=session,
+            exclude_me=msg.exclude_me is not False,
+            disclose=disclose,
+            filters=_compile_filters(options),
+            extra={"payload": msg.payload, "enc_algo": msg.enc_algo, "enc_key": msg.enc_key,
+                   "enc_serializer": msg.enc_serializer} if msg.payload else None,
+        )
+        if msg.retain:
+            self._retained[topic] = _Retained(
+                publication, msg.args, msg.kwargs, _compile_filters(options), session.info if disclose else None
+            )
+        if msg.acknowledge:
+            session.send(message.Published(msg.request, publication))
+
+    def deliver(
+        self,
+        topic: str,
+        args=None,
+        kwargs=None,
+        *,
+        publisher: RouterSession | None = None,
+        exclude_me: bool = True,
+        disclose: bool = False,
+        filters: _Receivers | None = None,
+        extra: dict | None = None,
+    ) -> int:
+        """Send one publication to every matching subscription; returns its publication id."""
         publication = self.realm.router.global_ids.next()
-        sub = self._by_topic.get(msg.topic)
-        if sub is not None:
-            exclude_me = msg.exclude_me is not False
-            info = session.info
-            disclose = type(options) is dict and options.get("disclose_me") is True
+        info = publisher.info if (disclose and publisher is not None) else None
+        skip = publisher if exclude_me else None
+        for policy, sub in self._index.matches(topic):
             event = message.Event(
                 sub.id,
                 publication,
-                args=msg.args,
-                kwargs=msg.kwargs,
-                payload=msg.payload,
-                publisher=info.session_id if disclose else None,
-                publisher_authid=info.authid if disclose else None,
-                publisher_authrole=info.authrole if disclose else None,
-                enc_algo=msg.enc_algo,
-                enc_key=msg.enc_key,
-                enc_serializer=msg.enc_serializer,
+                args=args,
+                kwargs=kwargs,
+                publisher=info.session_id if info else None,
+                publisher_authid=info.authid if info else None,
+                publisher_authrole=info.authrole if info else None,
+                topic=topic if policy != "exact" else None,
+                **(extra or {}),
             )
-            for receiver in sub.subscribers:
-                if exclude_me and receiver is session:
-                    continue
-                receiver.send(event)
-        if msg.acknowledge:
-            session.send(message.Published(msg.request, publication))
+            if filters is None:
+                for receiver in sub.subscribers:
+                    if receiver is not skip:
+                        receiver.send(event)
+            else:
+                for receiver in sub.subscribers:
+                    if receiver is not skip and filters.allows(receiver.info):
+                        receiver.send(event)
+        return publication
+
+    def _send_retained(self, session: RouterSession, sub: Subscription) -> None:
+        for topic, kept in list(self._retained.items()):
+            if not topic_matches(topic, sub.uri, sub.match):
+                continue
+            if kept.filters is not None and not kept.filters.allows(session.info):
+                continue
+            info = kept.publisher
+            session.send(
+                message.Event(
+                    sub.id,
+                    kept.publication,
+                    args=kept.args,
+                    kwargs=kept.kwargs,
+                    publisher=info.session_id if info else None,
+                    publisher_authid=info.authid if info else None,
+                    publisher_authrole=info.authrole if info else None,
+                    topic=topic if sub.match != "exact" else None,
+                    retained=True,
+                )
+            )
 
     # -- session cleanup ---------------------------------------------------------
 
     def remove_session(self, session: RouterSession) -> None:
         by_id = self._by_id
-        for sub_id in session.subscriptions:
+        owned = list(session.subscriptions)
+        session.subscriptions.clear()
+        for sub_id in owned:
             sub = by_id.get(sub_id)
             if sub is not None:
                 self._drop(session, sub)
-        session.subscriptions.clear()
 
     def _drop(self, session: RouterSession, sub: Subscription) -> None:
-        sub.subscribers.pop(session, None)
+        if session not in sub.subscribers:
+            return
+        del sub.subscribers[session]
+        meta = self.realm.meta
+        meta.unsubscribed(session, sub)
         if not sub.subscribers:
             del self._by_id[sub.id]
-            del self._by_topic[sub.topic]
+            self._index.remove(sub.uri, sub.match)
+            meta.subscription_deleted(session, sub)

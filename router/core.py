@@ -26,16 +26,33 @@ _log = Logger(namespace="wampd.router")
 from router import __version__ as VERSION
 
 #: The roles and features announced in WELCOME: exactly what is implemented.
-ROUTER_ROLES = {
-    "broker": role.RoleBrokerFeatures(
+def _roles() -> dict:
+    broker = role.RoleBrokerFeatures(
         publisher_exclusion=True,
         publisher_identification=True,
-    ),
-    "dealer": role.RoleDealerFeatures(
+        subscriber_blackwhite_listing=True,
+        pattern_based_subscription=True,
+        event_retention=True,
+        session_meta_api=True,
+        subscription_meta_api=True,
+    )
+    dealer = role.RoleDealerFeatures(
         caller_identification=True,
+        pattern_based_registration=True,
+        shared_registration=True,
+        call_timeout=True,
+        call_canceling=True,
         progressive_call_results=True,
-    ),
-}
+        session_meta_api=True,
+        registration_meta_api=True,
+        testament_meta_api=True,
+    )
+    # Autobahn's feature classes do not know this one; they marshal any attribute
+    dealer.progressive_call_invocations = True
+    return {"broker": broker, "dealer": dealer}
+
+
+ROUTER_ROLES = _roles()
 
 
 class Router:

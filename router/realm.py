@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from router.broker import Broker
 from router.dealer import Dealer
+from router.meta import Meta
 
 if TYPE_CHECKING:
     from router.core import Router
@@ -23,6 +24,7 @@ class Realm:
         self.sessions: dict[int, RouterSession] = {}
         self.broker = Broker(self)
         self.dealer = Dealer(self)
+        self.meta = Meta(self)
 
     def __repr__(self) -> str:
         return f"<Realm {self.name} sessions={len(self.sessions)}>"
@@ -39,7 +41,12 @@ class Realm:
         self.sessions[session.session_id] = session
 
     def detach(self, session: RouterSession) -> None:
-        """Everything the session owned goes, at once."""
+        """
+        Everything the session owned goes, at once; then its testaments are
+        published and ``wamp.session.on_leave`` (which it no longer receives).
+        """
         self.sessions.pop(session.session_id, None)
         self.broker.remove_session(session)
         self.dealer.remove_session(session)
+        self.meta.publish_testaments(session)
+        self.meta.session_left(session.info)

@@ -91,6 +91,7 @@ class RouterSession:
         "invocations",
         "request_ids",
         "last_seen",
+        "testaments",
         "_closing_reason",
         "_connected_ok",
         "_lost",
@@ -115,6 +116,7 @@ class RouterSession:
         self.invocations: dict[int, Any] = {}  # as callee: INVOCATION request id -> PendingCall
         self.request_ids = Counter()
         self.last_seen = connection.opened_at
+        self.testaments: dict | None = None  # scope -> [(topic, args, kwargs, options)]
         self._closing_reason: str | None = None
         self._connected_ok = False
         self._lost = False
@@ -315,6 +317,7 @@ class RouterSession:
                 custom={"x_router_agent": self.router.agent},
             )
         )
+        realm.meta.session_joined(self)
         self.router.dispatcher.emit(SessionJoined(info), self.chain)
 
     # -- leaving --------------------------------------------------------------
@@ -340,11 +343,11 @@ class RouterSession:
     def _leave(self, reason: str) -> None:
         realm = self.realm
         info = self.info
-        self.realm = None
-        self.info = None
         self._closing_reason = None
         if realm is not None:
             realm.detach(self)
+        self.realm = None
+        self.info = None
         self.session_id = None
         self.roles = {}
         if info is not None:

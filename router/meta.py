@@ -1,0 +1,338 @@
+"""
+The WAMP meta API of one realm, served by the router itself.
+
+Meta events (published by the router to the realm):
+``wamp.session.on_join`` (details), ``wamp.session.on_leave`` (session, authid,
+authrole; never delivered to the leaving session), ``wamp.subscription.on_create``
+/ ``on_subscribe`` / ``on_unsubscribe`` / ``on_delete`` and
+``wamp.registration.on_create`` / ``on_register`` / ``on_unregister`` /
+``on_delete``.
+
+Meta procedures: ``wamp.session.count``, ``list``, ``get``, ``kill``,
+``kill_by_authid``, ``kill_by_authrole``, ``kill_all``, ``add_testament``,
+``flush_testaments``; ``wamp.subscription.list``, ``lookup``, ``match``, ``get``,
+``list_subscribers``, ``count_subscribers``; ``wamp.registration.list``,
+``lookup``, ``match``, ``get``, ``list_callees``, ``count_callees``.
+
+Python code (listeners, embedding applications) uses the same queries
+directly: ``router.realms["realm1"].meta.sessions()``, ``.kill(...)``, ...
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+from autobahn.wamp import message
+
+from router.events import SessionInfo
+from router.uri import is_valid_uri
+
+if TYPE_CHECKING:
+    from router.broker import Subscription
+    from router.dealer import Registration
+    from router.realm import Realm
+    from router.session import RouterSession
+
+__all__ = ["Meta", "MetaError", "session_details"]
+
+_CALL = message.Call.MESSAGE_TYPE
+_SCOPES = ("destroyed", "detached")
+
+
+class MetaError(Exception):
+    """A meta procedure's ERROR: a WAMP error URI and a message."""
+
+    def __init__(self, uri: str, text: str) -> None:
+        super().__init__(text)
+        self.uri = uri
+        self.text = text
+
+
+def session_details(info: SessionInfo) -> dict:
+    conn = info.connection
+    return {
+        "session": info.session_id,
+        "authid": info.authid,
+        "authrole": info.authrole,
+        "authmethod": info.authmethod,
+        "authprovider": info.authprovider,
+        "transport": {"type": conn.transport, "peer": conn.peer, "serializer": conn.serializer},
+    }
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _subscription_details(sub: Subscription) -> dict:
+    return {"id": sub.id, "created": _iso(sub.created), "uri": sub.uri, "match": sub.match}
+
+
+def _registration_details(reg: Registration) -> dict:
+    return {"id": reg.id, "created": _iso(reg.created), "uri": reg.uri, "match": reg.match, "invoke": reg.invoke}
+
+
+def _ids_by_policy(groups: dict[str, list]) -> dict[str, list[int]]:
+    return {policy: [item.id for item in items] for policy, items in groups.items()}
+
+
+class Meta:
+    def __init__(self, realm: Realm) -> None:
+        self.realm = realm
+        self._procedures: dict[str, Callable[[RouterSession, list, dict], Any]] = {
+            "wamp.session.count": self._count,
+            "wamp.session.list": self._list,
+            "wamp.session.get": self._get,
+            "wamp.session.kill": self._kill,
+            "wamp.session.kill_by_authid": self._kill_by_authid,
+            "wamp.session.kill_by_authrole": self._kill_by_authrole,
+            "wamp.session.kill_all": self._kill_all,
+            "wamp.session.add_testament": self._add_testament,
+            "wamp.session.flush_testaments": self._flush_testaments,
+            "wamp.subscription.list": lambda c, a, k: _ids_by_policy(self.realm.broker.by_policy()),
+            "wamp.subscription.lookup": self._sub_lookup,
+            "wamp.subscription.match": self._sub_match,
+            "wamp.subscription.get": lambda c, a, k: _subscription_details(self._subscription(a)),
+            "wamp.subscription.list_subscribers": lambda c, a, k: [
+                s.session_id for s in self._subscription(a).subscribers
+            ],
+            "wamp.subscription.count_subscribers": lambda c, a, k: len(self._subscription(a).subscribers),
+            "wamp.registration.list": lambda c, a, k: _ids_by_policy(self.realm.dealer.by_policy()),
+            "wamp.registration.lookup": self._reg_lookup,
+            "wamp.registration.match": self._reg_match,
+            "wamp.registration.get": lambda c, a, k: _registration_details(self._registration(a)),
+            "wamp.registration.list_callees": lambda c, a, k: [s.session_id for s in self._registration(a).callees],
+            "wamp.registration.count_callees": lambda c, a, k: len(self._registration(a).callees),
+        }
+
+    @property
+    def procedures(self) -> tuple[str, ...]:
+        return tuple(self._procedures)
+
+    # -- the Python API ---------------------------------------------------------
+
+    def sessions(self, authroles=None) -> list[SessionInfo]:
+        """Who is joined to this realm (optionally only these authroles)."""
+        infos = [s.info for s in self.realm.sessions.values() if s.info is not None]
+        if authroles is not None:
+            wanted = set(authroles)
+            infos = [i for i in infos if i.authrole in wanted]
+        return infos
+
+    def session(self, session_id: int) -> SessionInfo | None:
+        found = self.realm.sessions.get(session_id)
+        return found.info if found is not None else None
+
+    def kill(self, session_id: int, reason: str = "wamp.close.normal", text: str | None = None) -> bool:
+        """Close one session with GOODBYE ``reason``; False if no such session."""
+        found = self.realm.sessions.get(session_id)
+        if found is None:
+            return False
+        found.goodbye(reason, text)
+        return True
+
+    def kill_where(self, keep: Callable[[SessionInfo], bool], reason="wamp.close.normal", text=None, spare=None) -> int:
+        """Close every session for which ``keep(info)`` is true, except ``spare``; returns how many."""
+        victims = [
+            s for s in self.realm.sessions.values() if s is not spare and s.info is not None and keep(s.info)
+        ]
+        for victim in victims:
+            victim.goodbye(reason, text)
+        return len(victims)
+
+    # -- meta events -------------------------------------------------------------
+
+    def _publish(self, topic: str, *args) -> None:
+        self.realm.broker.deliver(topic, list(args), exclude_me=False)
+
+    def session_joined(self, session: RouterSession) -> None:
+        self._publish("wamp.session.on_join", session_details(session.info))
+
+    def session_left(self, info: SessionInfo) -> None:
+        self._publish("wamp.session.on_leave", info.session_id, info.authid, info.authrole)
+
+    def subscription_created(self, session, sub) -> None:
+        self._publish("wamp.subscription.on_create", session.session_id, _subscription_details(sub))
+
+    def subscribed(self, session, sub) -> None:
+        self._publish("wamp.subscription.on_subscribe", session.session_id, sub.id)
+
+    def unsubscribed(self, session, sub) -> None:
+        self._publish("wamp.subscription.on_unsubscribe", session.session_id, sub.id)
+
+    def subscription_deleted(self, session, sub) -> None:
+        self._publish("wamp.subscription.on_delete", session.session_id, sub.id)
+
+    def registration_created(self, session, reg) -> None:
+        self._publish("wamp.registration.on_create", session.session_id, _registration_details(reg))
+
+    def registered(self, session, reg) -> None:
+        self._publish("wamp.registration.on_register", session.session_id, reg.id)
+
+    def unregistered(self, session, reg) -> None:
+        self._publish("wamp.registration.on_unregister", session.session_id, reg.id)
+
+    def registration_deleted(self, session, reg) -> None:
+        self._publish("wamp.registration.on_delete", session.session_id, reg.id)
+
+    def publish_testaments(self, session: RouterSession) -> None:
+        """The session is going: publish what it left, detached scope first, then destroyed."""
+        testaments = session.testaments
+        if not testaments:
+            return
+        session.testaments = None
+        broker = self.realm.broker
+        for scope in ("detached", "destroyed"):
+            for topic, args, kwargs, options in testaments.get(scope, ()):
+                from router.broker import _compile_filters
+
+                broker.deliver(
+                    topic,
+                    args,
+                    kwargs,
+                    publisher=session,
+                    exclude_me=True,
+                    disclose=options.get("disclose_me") is True,
+                    filters=_compile_filters(options),
+                )
+
+    # -- meta procedures -----------------------------------------------------------
+
+    def call(self, caller: RouterSession, msg: message.Call) -> None:
+        handler = self._procedures.get(msg.procedure)
+        request = msg.request
+        if handler is None:
+            caller.send_error(_CALL, request, "wamp.error.no_such_procedure", f"no meta procedure {msg.procedure!r}")
+            return
+        try:
+            result = handler(caller, list(msg.args or ()), dict(msg.kwargs or {}))
+        except MetaError as exc:
+            caller.send_error(_CALL, request, exc.uri, exc.text)
+            return
+        except (TypeError, ValueError, IndexError, KeyError) as exc:
+            caller.send_error(
+                _CALL, request, "wamp.error.invalid_argument", f"bad arguments for {msg.procedure}: {exc}"
+            )
+            return
+        caller.send(message.Result(request, args=None if result is _NOTHING else [result]))
+
+    @staticmethod
+    def _roles_filter(args: list):
+        if not args or args[0] is None:
+            return None
+        roles = args[0]
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise ValueError("filter_authroles must be a list of strings")
+        return roles
+
+    def _count(self, caller, args, kwargs):
+        return len(self.sessions(self._roles_filter(args)))
+
+    def _list(self, caller, args, kwargs):
+        return [info.session_id for info in self.sessions(self._roles_filter(args))]
+
+    def _get(self, caller, args, kwargs):
+        info = self.session(args[0])
+        if info is None:
+            raise MetaError("wamp.error.no_such_session", f"no session {args[0]} on realm {self.realm.name!r}")
+        return session_details(info)
+
+    @staticmethod
+    def _close_args(kwargs) -> tuple[str, str | None]:
+        reason = kwargs.get("reason", "wamp.close.normal")
+        if not is_valid_uri(reason):
+            raise MetaError("wamp.error.invalid_uri", f"reason {reason!r} is not a valid URI")
+        text = kwargs.get("message")
+        if text is not None and not isinstance(text, str):
+            raise ValueError("message must be a string")
+        return reason, text
+
+    def _kill(self, caller, args, kwargs):
+        target = args[0]
+        reason, text = self._close_args(kwargs)
+        if target == caller.session_id or not self.kill(target, reason, text):
+            raise MetaError("wamp.error.no_such_session", f"no other session {target} on realm {self.realm.name!r}")
+        return _NOTHING
+
+    def _kill_by_authid(self, caller, args, kwargs):
+        authid = args[0]
+        reason, text = self._close_args(kwargs)
+        return self.kill_where(lambda i: i.authid == authid, reason, text, spare=caller)
+
+    def _kill_by_authrole(self, caller, args, kwargs):
+        authrole = args[0]
+        reason, text = self._close_args(kwargs)
+        return self.kill_where(lambda i: i.authrole == authrole, reason, text, spare=caller)
+
+    def _kill_all(self, caller, args, kwargs):
+        reason, text = self._close_args(kwargs)
+        return self.kill_where(lambda i: True, reason, text, spare=caller)
+
+    def _add_testament(self, caller, args, kwargs):
+        topic = args[0]
+        if not is_valid_uri(topic) or topic.startswith("wamp."):
+            raise MetaError("wamp.error.invalid_uri", f"{topic!r} is not a topic a testament can publish to")
+        t_args = args[1] if len(args) > 1 else None
+        t_kwargs = args[2] if len(args) > 2 else None
+        if t_args is not None and not isinstance(t_args, list):
+            raise ValueError("args must be a list")
+        if t_kwargs is not None and not isinstance(t_kwargs, dict):
+            raise ValueError("kwargs must be a dict")
+        options = kwargs.get("publish_options") or {}
+        if not isinstance(options, dict):
+            raise ValueError("publish_options must be a dict")
+        scope = kwargs.get("scope", "destroyed")
+        if scope not in _SCOPES:
+            raise ValueError(f"scope must be one of {_SCOPES}")
+        if caller.testaments is None:
+            caller.testaments = {}
+        caller.testaments.setdefault(scope, []).append((topic, t_args, t_kwargs, options))
+        return _NOTHING
+
+    def _flush_testaments(self, caller, args, kwargs):
+        scope = kwargs.get("scope", "destroyed")
+        if scope not in _SCOPES:
+            raise ValueError(f"scope must be one of {_SCOPES}")
+        if not caller.testaments:
+            return 0
+        return len(caller.testaments.pop(scope, ()))
+
+    def _subscription(self, args):
+        sub = self.realm.broker.subscription(args[0])
+        if sub is None:
+            raise MetaError("wamp.error.no_such_subscription", f"no subscription {args[0]}")
+        return sub
+
+    def _registration(self, args):
+        reg = self.realm.dealer.registration(args[0])
+        if reg is None:
+            raise MetaError("wamp.error.no_such_registration", f"no registration {args[0]}")
+        return reg
+
+    @staticmethod
+    def _match_option(args) -> str:
+        options = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        match = options.get("match", "exact")
+        if match not in ("exact", "prefix", "wildcard"):
+            raise ValueError(f"unknown match policy {match!r}")
+        return match
+
+    def _sub_lookup(self, caller, args, kwargs):
+        sub = self.realm.broker.lookup(args[0], self._match_option(args))
+        return sub.id if sub is not None else None
+
+    def _sub_match(self, caller, args, kwargs):
+        found = self.realm.broker.matching(args[0])
+        return [sub.id for sub in found] or None
+
+    def _reg_lookup(self, caller, args, kwargs):
+        reg = self.realm.dealer.lookup(args[0], self._match_option(args))
+        return reg.id if reg is not None else None
+
+    def _reg_match(self, caller, args, kwargs):
+        reg = self.realm.dealer.best(args[0])
+        return reg.id if reg is not None else None
+
+
+_NOTHING = object()  # a meta procedure with no result: RESULT without args
