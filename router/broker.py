@@ -145,6 +145,20 @@ class Broker:
                 _SUBSCRIBE, msg.request, "wamp.error.invalid_uri", f"{topic!r} is not a valid {match} topic pattern"
             )
             return
+        hooks = self.realm.topic_hooks
+        if hooks is not None and match == "exact":
+            hooks.subscribe(
+                session,
+                topic,
+                lambda: self._subscribe(session, msg, topic, match),
+                lambda uri, text: session.send_error(_SUBSCRIBE, msg.request, uri, text),
+            )
+            return
+        self._subscribe(session, msg, topic, match)
+
+    def _subscribe(self, session: RouterSession, msg: message.Subscribe, topic: str, match: str) -> None:
+        if session.state != "joined":
+            return  # left while a topic handler was deciding
         sub = self._index.get(topic, match)
         created = sub is None
         if created:
@@ -159,6 +173,8 @@ class Broker:
         meta = self.realm.meta
         if created:
             meta.subscription_created(session, sub)
+            if match == "exact" and self.realm.topic_hooks is not None:
+                self.realm.topic_hooks.topic_active(topic)
         if added:
             meta.subscribed(session, sub)
         if msg.get_retained:
@@ -185,12 +201,29 @@ class Broker:
                 _PUBLISH, msg.request, "wamp.error.not_authorized", "wamp.* topics are reserved for the router"
             )
             return
+        hooks = self.realm.topic_hooks
+        if hooks is not None:
+            hooks.publish(
+                session,
+                topic,
+                msg.args,
+                msg.kwargs,
+                lambda args, kwargs: self._publish(session, msg, args, kwargs),
+                lambda uri, text: session.send_error(_PUBLISH, msg.request, uri, text),
+            )
+            return
+        self._publish(session, msg, msg.args, msg.kwargs)
+
+    def _publish(self, session: RouterSession, msg: message.Publish, args, kwargs) -> None:
+        if session.state != "joined":
+            return  # left while a topic handler was deciding
+        topic = msg.topic
         options = msg._router_internal
         disclose = type(options) is dict and options.get("disclose_me") is True
         publication = self.deliver(
             topic,
-            msg.args,
-            msg.kwargs,
+            args,
+            kwargs,
             publisher=session,
             exclude_me=msg.exclude_me is not False,
             disclose=disclose,
@@ -200,10 +233,17 @@ class Broker:
         )
         if msg.retain:
             self._retained[topic] = _Retained(
-                publication, msg.args, msg.kwargs, _compile_filters(options), session.info if disclose else None
+                publication, args, kwargs, _compile_filters(options), session.info if disclose else None
             )
         if msg.acknowledge:
             session.send(message.Published(msg.request, publication))
+
+    def publish_from(self, publisher, topic: str, args, kwargs, filters=None, retain: bool = False) -> int:
+        """A publication by the router itself (no topic handlers, the publisher not excluded)."""
+        publication = self.deliver(topic, args, kwargs, publisher=publisher, exclude_me=False, filters=filters)
+        if retain:
+            self._retained[topic] = _Retained(publication, args, kwargs, filters, None)
+        return publication
 
     def deliver(
         self,
@@ -281,7 +321,12 @@ class Broker:
         del sub.subscribers[session]
         meta = self.realm.meta
         meta.unsubscribed(session, sub)
+        hooks = self.realm.topic_hooks
+        if hooks is not None and sub.match == "exact":
+            hooks.unsubscribed(session.info, sub.uri)
         if not sub.subscribers:
             del self._by_id[sub.id]
             self._index.remove(sub.uri, sub.match)
             meta.subscription_deleted(session, sub)
+            if hooks is not None and sub.match == "exact":
+                hooks.topic_idle(sub.uri)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from autobahn.wamp import role
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from router.dispatcher import Dispatcher
@@ -77,6 +77,8 @@ class Router:
         self._connections: dict[int, RouterSession] = {}
         self._codecs: dict[str, Codec] = {}
         self._idle: list[Deferred] = []
+        self._periodics: list = []  # (PeriodicSpec, realm name)
+        self._loops: list = []
         for name in realms:
             self.add_realm(name)
 
@@ -89,6 +91,64 @@ class Router:
             raise ValueError(f"realm {name!r} exists already")
         realm = self.realms[name] = Realm(name, self)
         return realm
+
+    def api(self, realm: str = "realm1"):
+        """The :class:`~router.internal.RealmApi` of a realm: publish and call as the router."""
+        try:
+            return self.realms[realm].api
+        except KeyError:
+            raise KeyError(f"no realm {realm!r}; realms: {sorted(self.realms)}") from None
+
+    def install_app(self, app) -> None:
+        """Add an :class:`~router.app.App`'s topic handlers, procedures and periodic services."""
+        from router.internal import TopicHooks
+
+        def targets(spec_realm):
+            if spec_realm is None:
+                return list(self.realms.values())
+            if spec_realm not in self.realms:
+                raise ValueError(f"app {app.name!r} names realm {spec_realm!r}, which this router does not have")
+            return [self.realms[spec_realm]]
+
+        for realm in self.realms.values():
+            specs = [t for t in app.topics if t.realm in (None, realm.name)]
+            if specs:
+                if realm.topic_hooks is None:
+                    realm.topic_hooks = TopicHooks(realm, specs, realm.api)
+                else:
+                    realm.topic_hooks = TopicHooks(realm, realm.topic_hooks._specs + specs, realm.api)
+        for spec in app.procedures:
+            for realm in targets(spec.realm):
+                realm.internal.add_procedure(spec.route, spec.fn, spec.invoke)
+        for spec in app.periodics:
+            for realm in targets(spec.realm):
+                self._periodics.append((spec, realm.name))
+
+    def start_periodics(self) -> None:
+        """Start the apps' periodic services (the service does this after server_launched)."""
+        from twisted.internet.task import LoopingCall
+
+        for spec, realm in self._periodics:
+            api = self.realms[realm].api
+
+            def tick(spec=spec, api=api):
+                d = maybeDeferred(spec.fn, api)
+                d.addErrback(lambda f: _log.failure("periodic service {name} failed", failure=f, name=spec.name))
+                return d
+
+            loop = LoopingCall(tick)
+            loop.clock = self.clock
+            loop.start(spec.interval_ms / 1000.0, now=False)
+            self._loops.append(loop)
+
+    def stop_periodics(self) -> None:
+        loops, self._loops = self._loops, []
+        for loop in loops:
+            if loop.running:
+                loop.stop()
+        for realm in self.realms.values():
+            if realm.topic_hooks is not None:
+                realm.topic_hooks.stop()
 
     def session_id_taken(self, session_id: int) -> bool:
         return any(session_id in realm.sessions for realm in self.realms.values())
@@ -165,6 +225,7 @@ class Router:
         connection, and wait (at most ``timeout`` seconds, then drop what is
         left) until all are gone and every listener is done.
         """
+        self.stop_periodics()
         stopping = self.dispatcher.emit(ServerStopping(reason))
         d = stopping if stopping is not None else succeed(None)
         if stop_accepting is not None:

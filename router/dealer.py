@@ -183,17 +183,32 @@ class Dealer:
                 return refuse(
                     "wamp.error.procedure_already_exists", f"this session already registered {procedure!r}"
                 )
-        created = reg is None
-        if created:
+        reg = self._attach(session, procedure, match, invoke, reg)
+        session.send(message.Registered(request, reg.id))
+        self._announce(session, reg)
+
+    def register_local(self, callee, procedure: str, match: str, invoke: str = "single") -> Registration:
+        """Register a router-side callee (the realm's InternalSession); raises ValueError on a clash."""
+        reg = self._index.get(procedure, match)
+        if reg is not None and (reg.invoke == "single" or reg.invoke != invoke):
+            raise ValueError(f"procedure {procedure!r} ({match}) is already registered with policy {reg.invoke!r}")
+        reg = self._attach(callee, procedure, match, invoke, reg)
+        self._announce(callee, reg)
+        return reg
+
+    def _attach(self, session, procedure: str, match: str, invoke: str, reg: Registration | None) -> Registration:
+        if reg is None:
             router = self.realm.router
             reg = Registration(router.scope_ids.next(), procedure, match, invoke, router.clock.seconds())
             self._index.add(procedure, match, reg)
             self._by_id[reg.id] = reg
         reg.callees.append(session)
         session.registrations.add(reg.id)
-        session.send(message.Registered(request, reg.id))
+        return reg
+
+    def _announce(self, session, reg: Registration) -> None:
         meta = self.realm.meta
-        if created:
+        if len(reg.callees) == 1:
             meta.registration_created(session, reg)
         meta.registered(session, reg)
 

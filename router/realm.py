@@ -25,6 +25,11 @@ class Realm:
         self.broker = Broker(self)
         self.dealer = Dealer(self)
         self.meta = Meta(self)
+        self.topic_hooks = None  # router.internal.TopicHooks once an App adds topic handlers
+        from router.internal import InternalSession
+
+        self.internal = InternalSession(self)
+        self.api = self.internal.api  # publish/call as the router: router.internal.RealmApi
 
     def __repr__(self) -> str:
         return f"<Realm {self.name} sessions={len(self.sessions)}>"

@@ -44,6 +44,7 @@ class RouterService(Service):
         listeners: Iterable[tuple[ListenerConfig | None, object]] = (),
         reactor: Any = None,
         clean_exit_on_signals: bool = False,
+        apps: Iterable[object] = (),
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -60,6 +61,8 @@ class RouterService(Service):
             listener_timeout=config.listener_timeout,
             clock=reactor,
         )
+        for app in apps:
+            self.router.install_app(app)
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
         self.ports: list = []
         self.endpoints: tuple[EndpointInfo, ...] = ()
@@ -90,6 +93,12 @@ class RouterService(Service):
             serverFromString(self.reactor, listen.endpoint).listen(self._factory(listen))
             for listen in self.config.listen
         ]
+        http = getattr(self.config, "http", None)
+        if http is not None:
+            from router.http import push_site
+
+            site = push_site(self.router, http.secret, http.max_body)
+            listening.append(serverFromString(self.reactor, http.endpoint).listen(site))
         d = gatherResults(listening, consumeErrors=True)
         d.addCallback(self._launched)
         d.addErrback(self._listen_failed)
@@ -99,6 +108,15 @@ class RouterService(Service):
     def _launched(self, ports):
         self.ports = list(ports)
         infos = []
+        http = getattr(self.config, "http", None)
+        if http is not None:
+            address = ports[-1].getHost()
+            host, number = getattr(address, "host", None), getattr(address, "port", None)
+            scheme = "https" if http.endpoint.startswith("ssl:") else "http"
+            url = f"{scheme}://{host}:{number}" if number is not None else None
+            infos_http = [EndpointInfo(http.endpoint, "http", host, number, url)]
+        else:
+            infos_http = []
         for listen, port in zip(self.config.listen, ports):
             address = port.getHost()
             host = getattr(address, "host", None)
@@ -109,8 +127,9 @@ class RouterService(Service):
                 shown = f"[{host}]" if host and ":" in host else host
                 url = f"{scheme}://{shown}:{number}{listen.path}"
             infos.append(EndpointInfo(listen.endpoint, listen.transport, host, number, url))
-        self.endpoints = tuple(infos)
+        self.endpoints = tuple(infos + infos_http)
         self.sweeper.start()
+        self.router.start_periodics()
         launched = self.router.dispatcher.emit(
             ServerLaunched(self.endpoints, tuple(self.router.realms), self.reactor)
         )

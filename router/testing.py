@@ -54,6 +54,7 @@ class MemoryRouter:
         clock: Clock | None = None,
         listener_timeout: float = 5.0,
         max_message_size: int = 1048576,
+        apps: Iterable[object] = (),
     ) -> None:
         self.clock = clock if clock is not None else Clock()
         self.router = Router(
@@ -62,6 +63,8 @@ class MemoryRouter:
             listener_timeout=listener_timeout,
             clock=self.clock,
         )
+        for app in apps:
+            self.router.install_app(app)
         self._factory = RawSocketFactory(self.router, endpoint="memory", max_message_size=max_message_size)
         self._pumps: dict[int, iosim.IOPump] = {}
         self._next_port = 40000
