@@ -60,6 +60,8 @@ __all__ = [
     "DEFAULT_REALM",
     "TRANSPORTS",
     "ConfigError",
+    "AppConfig",
+    "HttpConfig",
     "ListenConfig",
     "ListenerConfig",
     "RealmConfig",
@@ -92,7 +94,9 @@ _ROUTER_KEYS = (
     "shutdown_timeout",
     "default_listener",
 )
-_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener")
+_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
+_APP_KEYS = ("plugin",)
+_HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
 _LISTEN_KEYS = ("endpoint", "transport", "path")
 _REALM_KEYS = ("name",)
 _LISTENER_KEYS = ("plugin", "priority", "options")
@@ -350,6 +354,54 @@ def _check_items(key: str, value: object, kind: type, *, allow_empty: bool) -> t
 
 
 @dataclass(frozen=True)
+class AppConfig:
+    """A server-side App (topics, procedures, periodic services) to plug in."""
+
+    plugin: str
+    """C{"package.module:attribute"} or an entry-point name in C{wampd.apps}."""
+
+    def __post_init__(self) -> None:
+        if not _check_str("plugin", self.plugin).strip():
+            raise ConfigError("plugin", "must not be empty")
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """The HTTP push endpoint (POST /publish, POST /call)."""
+
+    endpoint: str
+    secret: str
+    """The shared secret clients send as C{Authorization: Bearer <secret>}."""
+    max_body: int = 65536
+
+    def __post_init__(self) -> None:
+        _check_endpoint("endpoint", _check_str("endpoint", self.endpoint))
+        if not _check_str("secret", self.secret):
+            raise ConfigError("secret", "must not be empty")
+        if _check_int("max_body", self.max_body) <= 0:
+            raise ConfigError("max_body", f"must be greater than 0, got {self.max_body}")
+
+
+def _http_secret(where: str, table: Mapping) -> str:
+    given = [key for key in ("secret", "secret_env", "secret_file") if key in table]
+    if len(given) != 1:
+        raise ConfigError(where, "give exactly one of secret, secret_env, secret_file (the push endpoint needs a secret)")
+    key = given[0]
+    value = _check_str(f"{where}.{key}", table[key])
+    if key == "secret":
+        return value
+    if key == "secret_env":
+        if value not in os.environ:
+            raise ConfigError(f"{where}.secret_env", f"environment variable {value} is not set")
+        return os.environ[value]
+    try:
+        with open(value, encoding="utf-8") as stream:
+            return stream.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{where}.secret_file", f"cannot read {value!r}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
 class RouterConfig:
     """Everything the router service needs to start."""
 
@@ -368,6 +420,8 @@ class RouterConfig:
     """Seconds a listener handler may take."""
     shutdown_timeout: float = 3.0
     """Seconds to wait for GOODBYE replies at shutdown."""
+    apps: tuple[AppConfig, ...] = ()
+    http: HttpConfig | None = None
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -383,6 +437,9 @@ class RouterConfig:
         object.__setattr__(self, "listen", listen)
         object.__setattr__(self, "realms", realms)
         object.__setattr__(self, "listeners", listeners)
+        object.__setattr__(self, "apps", _check_items("apps", self.apps, AppConfig, allow_empty=True))
+        if self.http is not None and not isinstance(self.http, HttpConfig):
+            raise ConfigError("http", f"must be an HttpConfig, got {_describe(self.http)}")
         _check_bool("default_listener", self.default_listener)
         if _check_int("max_message_size", self.max_message_size) <= 0:
             raise ConfigError(
@@ -524,6 +581,21 @@ def _parse(data: Mapping) -> RouterConfig:
             _parse_listener_table(where, table)
             for where, table in _tables(data, "listener", allow_empty=True)
         )
+    if "app" in data:
+        apps = []
+        for where, table in _tables(data, "app", allow_empty=True):
+            _reject_unknown(table, _APP_KEYS, where)
+            apps.append(_build(where, AppConfig, plugin=_required(table, "plugin", where)))
+        kwargs["apps"] = tuple(apps)
+    if "http" in data:
+        table = data["http"]
+        if not isinstance(table, Mapping):
+            raise ConfigError("http", f"must be a table ([http]), got {_describe(table)}")
+        _reject_unknown(table, _HTTP_KEYS, "http")
+        http_kwargs = {"endpoint": _required(table, "endpoint", "http"), "secret": _http_secret("http", table)}
+        if "max_body" in table:
+            http_kwargs["max_body"] = table["max_body"]
+        kwargs["http"] = _build("http", HttpConfig, **http_kwargs)
     try:
         return RouterConfig(**kwargs)
     except ConfigError as exc:

@@ -13,8 +13,10 @@ from typing import Any
 
 from twisted.python import usage
 
-from listeners import DEFAULT_LISTENER, PluginError, build_listener
+from listeners import DEFAULT_LISTENER, PluginError, build_listener, load_object
 from router.config import (
+    AppConfig,
+    HttpConfig,
     DEFAULT_REALM,
     ConfigError,
     ListenerConfig,
@@ -56,6 +58,19 @@ class Options(usage.Options):
     )
 
     optParameters = (
+        (
+            "http",
+            None,
+            None,
+            "Serve the HTTP push endpoint (POST /publish, POST /call) on this "
+            "Twisted endpoint string, e.g. tcp:8081:interface=127.0.0.1. Needs --http-secret.",
+        ),
+        (
+            "http-secret",
+            None,
+            None,
+            "The shared secret push requests must send as 'Authorization: Bearer <secret>'.",
+        ),
         (
             "config",
             None,
@@ -110,6 +125,15 @@ class Options(usage.Options):
         self["listen"] = []
         self["realm"] = []
         self["listener"] = []
+        self["app"] = []
+
+    def opt_app(self, spec: str) -> None:
+        """
+        Plug in a server-side App (topic handlers, procedures, periodic
+        services): 'package.module:attribute' or an entry-point name in group
+        wampd.apps; repeat for several. Added after the config file's apps.
+        """
+        self["app"].append(spec)
 
     def opt_listen(self, spec: str) -> None:
         """
@@ -140,6 +164,7 @@ class Options(usage.Options):
         config = self._apply_command_line(config)
         self["router_config"] = config
         self["listener_objects"] = self._build_listeners(config)
+        self["app_objects"] = self._build_apps(config)
 
     def _read_config(self) -> RouterConfig:
         if self["config"] is None:
@@ -199,6 +224,25 @@ class Options(usage.Options):
             except ValueError:
                 raise usage.UsageError(f"--{option}: must be {kind}, got {raw!r}") from None
 
+        if self["app"]:
+            added_apps = []
+            for spec in self["app"]:
+                try:
+                    added_apps.append(AppConfig(plugin=spec))
+                except ConfigError as exc:
+                    raise usage.UsageError(f"--app {spec}: {exc.reason}") from None
+            changes["apps"] = config.apps + tuple(added_apps)
+
+        if self["http"] is not None or self["http-secret"] is not None:
+            endpoint = self["http"] or (config.http.endpoint if config.http else None)
+            secret = self["http-secret"] or (config.http.secret if config.http else None)
+            if not endpoint or not secret:
+                raise usage.UsageError("--http and --http-secret go together: the push endpoint needs both")
+            try:
+                changes["http"] = HttpConfig(endpoint, secret, config.http.max_body if config.http else 65536)
+            except ConfigError as exc:
+                raise usage.UsageError(f"--http: {exc.reason}") from None
+
         if self["no-default-listener"]:
             changes["default_listener"] = False
 
@@ -234,6 +278,25 @@ class Options(usage.Options):
         return built
 
 
+    def _build_apps(self, config: RouterConfig) -> list:
+        from router.app import App
+
+        built = []
+        for index, app_config in enumerate(config.apps):
+            try:
+                app = load_object(app_config.plugin, "wampd.apps")
+                if not isinstance(app, App) and callable(app):
+                    app = app()
+            except PluginError as exc:
+                raise usage.UsageError(f"app {app_config.plugin}: {exc}") from None
+            if not isinstance(app, App):
+                raise usage.UsageError(
+                    f"app {app_config.plugin}: is {type(app).__name__}, not a router.app.App (or a factory of one)"
+                )
+            built.append(app)
+        return built
+
+
 def makeService(options: Options) -> Any:
     """The router service for parsed L{Options}."""
     from router.service import RouterService
@@ -242,4 +305,5 @@ def makeService(options: Options) -> Any:
         options["router_config"],
         listeners=options["listener_objects"],
         clean_exit_on_signals=True,
+        apps=options["app_objects"],
     )
