@@ -135,6 +135,9 @@ class ServerLaunched(Event):
     endpoints: tuple[EndpointInfo, ...]
     realms: tuple[str, ...]
     reactor: Any = field(repr=False, compare=False)
+    router: Any = field(default=None, repr=False, compare=False)
+    """The running :class:`router.core.Router`: keep it to publish, call
+    (``router.api("realm1")``) or ask the meta API (``router.realms[name].meta``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,7 +131,7 @@ class RouterService(Service):
         self.sweeper.start()
         self.router.start_periodics()
         launched = self.router.dispatcher.emit(
-            ServerLaunched(self.endpoints, tuple(self.router.realms), self.reactor)
+            ServerLaunched(self.endpoints, tuple(self.router.realms), self.reactor, self.router)
         )
         return launched
 

@@ -10,9 +10,31 @@
 //
 // Usage:
 //   node client.mjs --url ws://127.0.0.1:8080/ws --realm realm1 \
-//        --serializer json|msgpack|cbor --scenario pubsub-rpc|callee|caller \
+//        --serializer json|msgpack|cbor --scenario SCENARIO \
 //        [--timeout-ms 10000] [--stay-ms N] [--procedure URI] [--args JSON]
 //        [--kwargs JSON] [--websocket auto|native|ws] [--config JSON]
+//        [--peer-serializer json|msgpack|cbor] [--promises es6|when]
+//        [--cancel-modes skip,kill,killnowait] [--cancel-api raw|stock]
+//
+// Scenarios:
+//   pubsub-rpc      one session: subscribe, register, publish, call, clean up
+//   callee          stays joined serving com.example.js.upper until SIGTERM
+//   caller          calls --procedure once
+//   pattern-pubsub  prefix/wildcard/exact subscriptions; a second "peer"
+//                   session publishes to a fixed list of topics
+//   progress        a peer callee sends progressive results; this session
+//                   calls it with and without receive_progress (when.js
+//                   promises: autobahn-js reports progress only through a
+//                   deferred's notify, which ES6 promises lack)
+//   cancel          two peer callees whose endpoints never answer, one as
+//                   autobahn-js announces itself (no call_canceling), one that
+//                   also announces call_canceling and answers INTERRUPT; this
+//                   session calls each and cancels in every --cancel-modes mode
+//
+// The peer sessions of the last three use --peer-serializer (default: the
+// same as --serializer), so one run can cross serializers.  Observations
+// whose name starts with "wire_" show a message's fields as they crossed the
+// wire (read in the serializer, before autobahn-js interprets them).
 
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -30,8 +52,19 @@ const EXIT_FAIL = 1;
 const EXIT_USAGE = 2;
 const EXIT_TIMEOUT = 3;
 
-const SCENARIOS = ['pubsub-rpc', 'callee', 'caller'];
+const SCENARIOS = ['pubsub-rpc', 'callee', 'caller', 'pattern-pubsub', 'progress', 'cancel'];
 const SERIALIZERS = ['json', 'msgpack', 'cbor'];
+const CANCEL_MODES = ['skip', 'kill', 'killnowait'];
+
+// WAMP message type codes used below
+const MSG = {
+  HELLO: 1,
+  EVENT: 36,
+  CANCEL: 49,
+  RESULT: 50,
+  INVOCATION: 68,
+  INTERRUPT: 69,
+};
 
 // ---------------------------------------------------------------- output
 
@@ -101,6 +134,10 @@ try {
       args: { type: 'string' },
       kwargs: { type: 'string' },
       websocket: { type: 'string' },
+      'peer-serializer': { type: 'string' },
+      promises: { type: 'string' },
+      'cancel-modes': { type: 'string' },
+      'cancel-api': { type: 'string' },
     },
   });
   // --config '{"url": ..., "scenario": ..., "args": [...]}' supplies defaults;
@@ -139,13 +176,35 @@ try {
     args: jsonOpt('args', []),
     kwargs: jsonOpt('kwargs', null),
     websocket: pick('websocket', 'auto'),
+    peerSerializer: pick('peer-serializer', undefined),
+    // autobahn-js only reports progressive results through a deferred's
+    // notify(): ES6 promises have none, when.js deferreds (its default) do.
+    promises: pick('promises', undefined),
+    cancelModes: String(pick('cancel-modes', CANCEL_MODES.join(',')))
+      .split(',')
+      .map((m) => m.trim())
+      .filter(Boolean),
+    cancelApi: pick('cancel-api', 'raw'),
   };
+  if (opts.peerSerializer === undefined) opts.peerSerializer = opts.serializer;
+  if (opts.promises === undefined) opts.promises = opts.scenario === 'progress' ? 'when' : 'es6';
   if (!opts.url || !/^wss?:\/\//.test(opts.url)) throw new Error('--url ws://HOST:PORT/PATH is required');
   if (!opts.realm) throw new Error('--realm must not be empty');
   if (!SERIALIZERS.includes(opts.serializer)) {
     throw new Error(`--serializer must be one of ${SERIALIZERS.join(', ')}`);
   }
   if (!SCENARIOS.includes(opts.scenario)) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')}`);
+  if (!SERIALIZERS.includes(opts.peerSerializer)) {
+    throw new Error(`--peer-serializer must be one of ${SERIALIZERS.join(', ')}`);
+  }
+  if (!['es6', 'when'].includes(opts.promises)) throw new Error('--promises must be es6 or when');
+  if (opts.scenario === 'progress' && opts.promises !== 'when') {
+    throw new Error('the progress scenario needs --promises when');
+  }
+  if (!opts.cancelModes.length || !opts.cancelModes.every((m) => CANCEL_MODES.includes(m))) {
+    throw new Error(`--cancel-modes must be a comma-separated list of ${CANCEL_MODES.join(', ')}`);
+  }
+  if (!['raw', 'stock'].includes(opts.cancelApi)) throw new Error('--cancel-api must be raw or stock');
   if (!['auto', 'native', 'ws'].includes(opts.websocket)) throw new Error('--websocket must be auto, native or ws');
   if (!Array.isArray(opts.args)) throw new Error('--args must be a JSON array');
   if (opts.kwargs !== null && (typeof opts.kwargs !== 'object' || Array.isArray(opts.kwargs))) {
@@ -212,35 +271,88 @@ let lastTransportError = null;
 
 const autobahn = require('autobahn');
 
-const serializer = {
+const SERIALIZER_FACTORIES = {
   json: () => new autobahn.serializer.JSONSerializer(),
   msgpack: () => new autobahn.serializer.MsgpackSerializer(),
   cbor: () => new autobahn.serializer.CBORSerializer(),
-}[opts.serializer]();
+};
 
-const connection = new autobahn.Connection({
-  url: opts.url,
-  realm: opts.realm,
-  serializers: [serializer], // => subprotocol list is exactly ["wamp.2.<serializer>"]
-  max_retries: 0,
-  retry_if_unreachable: false,
-  use_es6_promises: true,
-  on_user_error: (e, msg) => console.error('[autobahn user error]', msg || '', e),
-  on_internal_error: (e, msg) => {
-    console.error('[autobahn internal error]', msg || '', e);
-    emit({ event: 'internal_error', message: `${msg ? msg + ' ' : ''}${errText(e)}` });
-  },
-});
+// A serializer with a tap: `tap.current` is the last message received (the
+// one autobahn-js is processing right now: handlers and endpoints run
+// synchronously inside that processing), and `tap.listeners` see every
+// received message.  With announceCallCanceling the HELLO also announces
+// roles.callee.features.call_canceling, which autobahn-js 26 leaves out.
+function makeSerializer(name, { announceCallCanceling = false } = {}) {
+  const ser = SERIALIZER_FACTORIES[name]();
+  const tap = { current: null, listeners: [] };
+  const serialize = ser.serialize.bind(ser);
+  const unserialize = ser.unserialize.bind(ser);
+  ser.serialize = (msg) => {
+    if (announceCallCanceling && Array.isArray(msg) && msg[0] === MSG.HELLO) {
+      const details = msg[2] || {};
+      const roles = details.roles || {};
+      const callee = roles.callee || {};
+      msg = [
+        msg[0],
+        msg[1],
+        {
+          ...details,
+          roles: { ...roles, callee: { ...callee, features: { ...(callee.features || {}), call_canceling: true } } },
+        },
+        ...msg.slice(3),
+      ];
+    }
+    return serialize(msg);
+  };
+  ser.unserialize = (payload) => {
+    const msg = unserialize(payload);
+    tap.current = msg;
+    for (const listener of tap.listeners) listener(msg);
+    return msg;
+  };
+  ser.tap = tap;
+  return ser;
+}
+
+function connectionOptions(ser, promises) {
+  const o = {
+    url: opts.url,
+    realm: opts.realm,
+    serializers: [ser], // => subprotocol list is exactly ["wamp.2.<serializer>"]
+    max_retries: 0,
+    retry_if_unreachable: false,
+    on_user_error: (e, msg) => console.error('[autobahn user error]', msg || '', e),
+    on_internal_error: (e, msg) => {
+      console.error('[autobahn internal error]', msg || '', e);
+      emit({ event: 'internal_error', message: `${msg ? msg + ' ' : ''}${errText(e)}` });
+    },
+  };
+  if (promises === 'es6') o.use_es6_promises = true; // else autobahn-js picks when.js
+  return o;
+}
+
+const serializer = makeSerializer(opts.serializer);
+const connection = new autobahn.Connection(connectionOptions(serializer, opts.promises));
 
 let session = null;
 let closing = false; // we started the close ourselves
 
-function leave() {
+// Further sessions a scenario opens in this process (see openPeer).
+const peers = [];
+
+async function leave() {
   if (closing || finished) return;
   closing = true;
   stage = 'leaving';
   armWatchdog(Math.min(opts.timeoutMs, 5000));
   try {
+    for (const peer of peers) {
+      if (peer.session && !peer.closing) {
+        peer.closing = true;
+        peer.connection.close();
+      }
+    }
+    await Promise.all(peers.map((peer) => peer.closed));
     connection.close();
   } catch (e) {
     fail('close_failed', errText(e));
@@ -295,6 +407,62 @@ connection.onopen = (s, details) => {
 };
 
 // ---------------------------------------------------------------- helpers
+
+// Open one more session on the same router and realm ("peer"), with its own
+// serializer (default --peer-serializer).  Resolves to
+// {label, session, serializer, connection, closed} once joined.  A peer that
+// loses its session before leave() ends the run with a fatal line.
+function openPeer(label, { serializerName = opts.peerSerializer, announceCallCanceling = false, promises = 'es6' } = {}) {
+  return new Promise((resolve) => {
+    const ser = makeSerializer(serializerName, { announceCallCanceling });
+    const conn = new autobahn.Connection(connectionOptions(ser, promises));
+    const peer = { label, connection: conn, serializer: ser, session: null, closing: false };
+    peer.closed = new Promise((r) => (peer.markClosed = r));
+    conn.onopen = (s, details) => {
+      peer.session = s;
+      details = details || {};
+      emit({
+        event: 'peer_joined',
+        peer: label,
+        session: s.id,
+        protocol: (details.transport && details.transport.protocol) || null,
+      });
+      resolve(peer);
+    };
+    conn.onclose = (reason, details) => {
+      details = details || {};
+      emit({
+        event: 'peer_closed',
+        peer: label,
+        reason,
+        wamp_reason: details.reason ?? null,
+        message: details.message || null,
+      });
+      peer.markClosed();
+      if (!peer.session) {
+        fail(`peer_${label}_${details.reason || reason}`, details.message || lastTransportError || reason);
+      } else if (!peer.closing) {
+        fail(`peer_${label}_connection_${reason}`, details.reason || lastTransportError || 'router closed the session');
+      }
+      return true; // never retry
+    };
+    peers.push(peer);
+    conn.open();
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A call's outcome as autobahn-js reports it, as a plain object.
+function outcomeOf(res) {
+  if (res instanceof autobahn.Result) return { args: res.args, kwargs: res.kwargs };
+  return { value: res === undefined ? null : res };
+}
+
+function errorFields(e) {
+  if (e instanceof autobahn.Error) return { error: e.error, args: e.args, kwargs: e.kwargs };
+  throw e;
+}
 
 function resultObservation(res) {
   if (res instanceof autobahn.Result) {
@@ -404,6 +572,243 @@ const scenarios = {
       emit(resultObservation(await s.call(opts.procedure, opts.args, opts.kwargs || undefined)));
     } catch (e) {
       emit(errorObservation(e));
+    }
+    leave();
+  },
+
+  // Pattern-based subscriptions.  This session subscribes three times; the
+  // peer publishes PATTERN_TOPICS in order, this session publishes twice
+  // itself (exclude_me false, then default), then the peer publishes the
+  // sentinel.  Events from one publisher arrive in order, so once the
+  // sentinel is in, every event the router meant to send has arrived.
+  async 'pattern-pubsub'(s) {
+    const subs = [
+      ['prefix', 'com.example.js', { match: 'prefix' }],
+      ['wildcard', 'com.example..update', { match: 'wildcard' }],
+      ['exact', 'com.example.js.update', undefined],
+    ];
+    const sentinel = 'com.example.js.zz.end';
+    let gotSentinel;
+    const sentinelReceived = new Promise((resolve) => (gotSentinel = resolve));
+
+    stage = 'subscribe';
+    for (const [name, topic, options] of subs) {
+      const sub = await s.subscribe(
+        topic,
+        (args, kwargs, details, subscription) => {
+          const raw = serializer.tap.current; // the EVENT being dispatched
+          const wire = Array.isArray(raw) && raw[0] === MSG.EVENT ? raw : null;
+          emit({
+            event: 'received',
+            sub: name,
+            subscription: subscription.id,
+            topic: details.topic,
+            publication: details.publication,
+            args,
+            kwargs,
+            wire_subscription: wire ? wire[1] : null,
+            wire_details: wire ? wire[3] : null,
+          });
+          if (details.topic === sentinel) gotSentinel();
+        },
+        options,
+      );
+      emit({ event: 'subscribed', sub: name, topic, match: (options && options.match) || 'exact', subscription: sub.id });
+    }
+
+    stage = 'peer';
+    const peer = await openPeer('publisher');
+
+    const publish = async (who, session, topic, options) => {
+      const pub = await session.publish(topic, [topic], undefined, { acknowledge: true, ...options });
+      emit({ event: 'published', by: who, topic, publication: pub.id, options: options || {} });
+    };
+
+    stage = 'publish';
+    for (const topic of [
+      'com.example.js.a', // prefix
+      'com.example.x.update', // wildcard
+      'com.example.js.update', // prefix, wildcard and exact
+      'com.example.jsx', // prefix: the spec's prefix is a string prefix
+      'com.example.js', // prefix: the prefix itself matches
+      'com.example.x.update.more', // none: wildcards match whole components, same count
+      'com.example.update', // none
+      'com.other.js.update', // none
+    ]) {
+      await publish('peer', peer.session, topic);
+    }
+    await publish('self', s, 'com.example.y.update', { exclude_me: false }); // wildcard
+    await publish('self', s, 'com.example.js.self'); // prefix, but the publisher is excluded
+    await publish('peer', peer.session, sentinel); // prefix
+
+    stage = 'wait-events';
+    await sentinelReceived;
+
+    stage = 'unsubscribe';
+    for (const sub of [...s.subscriptions].flat()) await s.unsubscribe(sub);
+    emit({ event: 'unsubscribed' });
+    leave();
+  },
+
+  // Progressive call results.  The peer callee answers [n] with n progressive
+  // results ([i], {of: n}) and then Result(['done n'], {count: n}), or with
+  // an error after the progress when args[1] is 'fail'.
+  async progress(s) {
+    const procedure = 'com.example.js.countdown';
+
+    stage = 'peer';
+    const callee = await openPeer('callee');
+    stage = 'register';
+    const reg = await callee.session.register(procedure, async (args, kwargs, details) => {
+      const raw = callee.serializer.tap.current; // the INVOCATION being dispatched
+      emit({
+        event: 'invoked',
+        args,
+        can_progress: typeof details.progress === 'function',
+        wire_details: Array.isArray(raw) && raw[0] === MSG.INVOCATION ? raw[3] : null,
+      });
+      const n = args[0];
+      if (details.progress) {
+        for (let i = 1; i <= n; i++) {
+          details.progress([i], { of: n });
+          await sleep(5); // keep the YIELDs apart (CBOR serializes asynchronously)
+        }
+      }
+      if (args[1] === 'fail') throw new autobahn.Error('com.example.error.failed', ['after progress'], { at: n });
+      return new autobahn.Result([`done ${n}`], { count: n });
+    });
+    emit({ event: 'registered', registration: reg.id });
+
+    // every RESULT as it came over the wire, in order
+    serializer.tap.listeners.push((msg) => {
+      if (Array.isArray(msg) && msg[0] === MSG.RESULT) {
+        emit({ event: 'wire_result', request: msg[1], details: msg[2], args: msg[3] ?? null, kwargs: msg[4] ?? null });
+      }
+    });
+
+    const call = async (label, args, options) => {
+      const progress = [];
+      emit({ event: 'call', label, args, options: options || {} });
+      const d = s.call(procedure, args, undefined, options);
+      try {
+        const res = await new Promise((resolve, reject) =>
+          // autobahn-js documents progress as the third argument of then()
+          d.then(resolve, reject, (p) => {
+            progress.push(outcomeOf(p));
+            emit({ event: 'progress', label, ...outcomeOf(p) });
+          }),
+        );
+        emit({ event: 'result', label, progress, ...outcomeOf(res) });
+      } catch (e) {
+        emit({ event: 'error', label, progress, ...errorFields(e) });
+      }
+    };
+
+    stage = 'call';
+    await call('progressive', [3], { receive_progress: true });
+    await call('plain', [2]);
+    await call('progressive-error', [2, 'fail'], { receive_progress: true });
+
+    stage = 'unregister';
+    await callee.session.unregister(reg);
+    leave();
+  },
+
+  // Call cancellation.  Two peer callees register a procedure whose endpoint
+  // never answers by itself: "plain" announces what autobahn-js announces
+  // (no call_canceling), "cancelable" also announces call_canceling.  Each
+  // records every INTERRUPT (autobahn-js 26 has no INTERRUPT handler and
+  // would fail the transport); "cancelable" answers one after ANSWER_MS
+  // with ERROR wamp.error.canceled ['callee-interrupted', mode].  This
+  // session calls each procedure and cancels it once per --cancel-modes
+  // mode, with a raw CANCEL (--cancel-api raw) or autobahn-js's
+  // promise.cancel({mode}) (--cancel-api stock).  At the end the callees
+  // answer the invocations still open (late YIELDs, to be dropped by the
+  // router), and a last call to each callee flushes anything still in flight.
+  async cancel(s) {
+    const ANSWER_MS = 200;
+    const callees = {};
+
+    for (const [label, announce] of [
+      ['plain', false],
+      ['cancelable', true],
+    ]) {
+      stage = `peer-${label}`;
+      const peer = await openPeer(label, { announceCallCanceling: announce });
+      const c = { peer, open: new Map(), interrupts: [], nextInvocation: null, answers: [] };
+      callees[label] = c;
+      const slow = `com.example.js.slow.${label}`;
+      await peer.session.register(slow, (args) => {
+        const raw = peer.serializer.tap.current; // the INVOCATION being dispatched
+        const request = raw[1];
+        emit({ event: 'invoked', callee: label, request, args });
+        return new Promise((resolve, reject) => {
+          c.open.set(request, { resolve, reject });
+          if (c.nextInvocation) c.nextInvocation(request);
+        });
+      });
+      await peer.session.register(`com.example.js.sync.${label}`, () => 'synced');
+      // autobahn-js has no INTERRUPT handler: add one to its dispatch table
+      peer.session._MESSAGE_MAP[MSG.INTERRUPT] = (msg) => {
+        const [, request, options] = msg;
+        emit({ event: 'interrupted', callee: label, request, options: options ?? null, open: c.open.has(request) });
+        c.interrupts.push(request);
+        const inv = c.open.get(request);
+        if (!inv || !announce) return;
+        c.open.delete(request);
+        c.answers.push(
+          sleep(ANSWER_MS).then(() => {
+            emit({ event: 'callee_answered', callee: label, request });
+            inv.reject(new autobahn.Error('wamp.error.canceled', ['callee-interrupted', (options && options.mode) ?? null]));
+          }),
+        );
+      };
+      emit({ event: 'callee_ready', callee: label, announced_call_canceling: announce });
+    }
+
+    for (const label of Object.keys(callees)) {
+      const c = callees[label];
+      for (const mode of opts.cancelModes) {
+        stage = `cancel-${label}-${mode}`;
+        const invoked = new Promise((resolve) => (c.nextInvocation = resolve));
+        const before = new Set(Object.keys(s._call_reqs));
+        const d = s.call(`com.example.js.slow.${label}`, [mode]);
+        const request = Number(Object.keys(s._call_reqs).find((k) => !before.has(k)));
+        const settled = d.then(
+          (res) => ({ outcome: 'result', ...outcomeOf(res) }),
+          (e) => ({ outcome: 'error', ...errorFields(e) }),
+        );
+        await invoked;
+        c.nextInvocation = null;
+        const interruptsBefore = c.interrupts.length;
+        emit({ event: 'cancel_sent', callee: label, mode, api: opts.cancelApi, request });
+        const t0 = performance.now();
+        if (opts.cancelApi === 'stock') d.cancel({ mode });
+        else s._send_wamp([MSG.CANCEL, request, { mode }]);
+        const outcome = await settled;
+        emit({ event: 'cancel_outcome', callee: label, mode, ms: Math.round(performance.now() - t0), ...outcome });
+        // let the callee's answer (if it was interrupted) go out before the next call
+        await Promise.all(c.answers);
+        if (mode === 'killnowait' && label === 'cancelable' && c.interrupts.length === interruptsBefore) {
+          // the INTERRUPT may trail the caller's ERROR: give it a moment
+          const deadline = performance.now() + 2000;
+          while (c.interrupts.length === interruptsBefore && performance.now() < deadline) await sleep(10);
+          await Promise.all(c.answers);
+        }
+      }
+    }
+
+    stage = 'late-answers';
+    for (const label of Object.keys(callees)) {
+      const c = callees[label];
+      const late = [...c.open.keys()];
+      for (const [, inv] of c.open) inv.resolve('late');
+      c.open.clear();
+      emit({ event: 'late_yields', callee: label, requests: late });
+      // the callee's YIELD to this call follows its late ones on the same
+      // transport, so whatever the router did with those reached us first
+      emit({ event: 'synced', callee: label, ...outcomeOf(await s.call(`com.example.js.sync.${label}`)) });
+      emit({ event: 'interrupts', callee: label, requests: c.interrupts });
     }
     leave();
   },
