@@ -22,10 +22,11 @@
 //   caller          calls --procedure once
 //   pattern-pubsub  prefix/wildcard/exact subscriptions; a second "peer"
 //                   session publishes to a fixed list of topics
-//   progress        a peer callee sends progressive results; this session
-//                   calls it with and without receive_progress (when.js
+//   progress        peer callees send progressive results; this session
+//                   calls them with and without receive_progress (when.js
 //                   promises: autobahn-js reports progress only through a
-//                   deferred's notify, which ES6 promises lack)
+//                   deferred's notify, which ES6 promises lack).  One callee
+//                   announces call_canceling, one does not (stock autobahn-js)
 //   cancel          two peer callees whose endpoints never answer, one as
 //                   autobahn-js announces itself (no call_canceling), one that
 //                   also announces call_canceling and answers INTERRUPT; this
@@ -243,6 +244,7 @@ armWatchdog(opts.timeoutMs);
 // autobahn-js itself drops it.
 let wsImpl;
 let lastTransportError = null;
+let lastLocalClose = null; // the last close() autobahn-js itself asked for (e.g. a protocol violation)
 {
   const nodeMajor = Number(process.versions.node.split('.')[0]);
   const nativeOk = typeof globalThis.WebSocket === 'function' && nodeMajor >= 22;
@@ -264,6 +266,10 @@ let lastTransportError = null;
         const e = ev && (ev.error || ev);
         lastTransportError = (e && (e.message || (e.cause && e.cause.message))) || 'websocket error';
       });
+    }
+    close(code, reason) {
+      if (code !== undefined && code !== 1000) lastLocalClose = `${code}${reason ? ' ' + reason : ''}`;
+      return super.close(code, reason);
     }
   }
   globalThis.WebSocket = TrackedWebSocket;
@@ -337,6 +343,11 @@ const connection = new autobahn.Connection(connectionOptions(serializer, opts.pr
 let session = null;
 let closing = false; // we started the close ourselves
 
+function unexpectedCloseText() {
+  if (lastLocalClose) return `autobahn-js closed the transport: ${lastLocalClose}`;
+  return lastTransportError || 'router closed the session';
+}
+
 // Further sessions a scenario opens in this process (see openPeer).
 const peers = [];
 
@@ -374,7 +385,7 @@ connection.onclose = (reason, details) => {
     // closed before WELCOME: ABORT, subprotocol not accepted, ...
     fail(details.reason || 'closed_before_join', details.message || lastTransportError || reason);
   } else if (!closing) {
-    fail('connection_' + reason, details.reason || lastTransportError || 'router closed the session');
+    fail('connection_' + reason, details.reason || unexpectedCloseText());
   } else if (reason !== 'closed') {
     fail('unclean_close', `connection ${reason}`);
   } else {
@@ -442,7 +453,7 @@ function openPeer(label, { serializerName = opts.peerSerializer, announceCallCan
       if (!peer.session) {
         fail(`peer_${label}_${details.reason || reason}`, details.message || lastTransportError || reason);
       } else if (!peer.closing) {
-        fail(`peer_${label}_connection_${reason}`, details.reason || lastTransportError || 'router closed the session');
+        fail(`peer_${label}_connection_${reason}`, details.reason || unexpectedCloseText());
       }
       return true; // never retry
     };
@@ -650,34 +661,51 @@ const scenarios = {
     leave();
   },
 
-  // Progressive call results.  The peer callee answers [n] with n progressive
-  // results ([i], {of: n}) and then Result(['done n'], {count: n}), or with
-  // an error after the progress when args[1] is 'fail'.
+  // Progressive call results.  Two peer callees serve the same endpoint:
+  // "cancelable" announces call_canceling too (the spec: a callee that
+  // supports progressive results but not call canceling is treated as not
+  // supporting progressive results), "plain" announces what autobahn-js 26
+  // announces (progressive_call_results without call_canceling).  The
+  // endpoint answers [n] with n progressive results ([i], {of: n}) when it
+  // gets details.progress, then Result(['done n'], {count: n}), or an error
+  // after the progress when args[1] is 'fail'.  INTERRUPTs are recorded.
   async progress(s) {
-    const procedure = 'com.example.js.countdown';
+    const procedures = {
+      cancelable: 'com.example.js.countdown',
+      plain: 'com.example.js.countdown.plain',
+    };
 
-    stage = 'peer';
-    const callee = await openPeer('callee');
-    stage = 'register';
-    const reg = await callee.session.register(procedure, async (args, kwargs, details) => {
-      const raw = callee.serializer.tap.current; // the INVOCATION being dispatched
-      emit({
-        event: 'invoked',
-        args,
-        can_progress: typeof details.progress === 'function',
-        wire_details: Array.isArray(raw) && raw[0] === MSG.INVOCATION ? raw[3] : null,
-      });
-      const n = args[0];
-      if (details.progress) {
-        for (let i = 1; i <= n; i++) {
-          details.progress([i], { of: n });
-          await sleep(5); // keep the YIELDs apart (CBOR serializes asynchronously)
+    for (const [label, announce] of [
+      ['cancelable', true],
+      ['plain', false],
+    ]) {
+      stage = `peer-${label}`;
+      const callee = await openPeer(label, { announceCallCanceling: announce });
+      callee.session._MESSAGE_MAP[MSG.INTERRUPT] = (msg) => {
+        emit({ event: 'interrupted', callee: label, request: msg[1], options: msg[2] ?? null });
+      };
+      stage = `register-${label}`;
+      const reg = await callee.session.register(procedures[label], async (args, kwargs, details) => {
+        const raw = callee.serializer.tap.current; // the INVOCATION being dispatched
+        emit({
+          event: 'invoked',
+          callee: label,
+          args,
+          can_progress: typeof details.progress === 'function',
+          wire_details: Array.isArray(raw) && raw[0] === MSG.INVOCATION ? raw[3] : null,
+        });
+        const n = args[0];
+        if (details.progress) {
+          for (let i = 1; i <= n; i++) {
+            details.progress([i], { of: n });
+            await sleep(5); // keep the YIELDs apart (CBOR serializes asynchronously)
+          }
         }
-      }
-      if (args[1] === 'fail') throw new autobahn.Error('com.example.error.failed', ['after progress'], { at: n });
-      return new autobahn.Result([`done ${n}`], { count: n });
-    });
-    emit({ event: 'registered', registration: reg.id });
+        if (args[1] === 'fail') throw new autobahn.Error('com.example.error.failed', ['after progress'], { at: n });
+        return new autobahn.Result([`done ${n}`], { count: n });
+      });
+      emit({ event: 'registered', callee: label, registration: reg.id, announced_call_canceling: announce });
+    }
 
     // every RESULT as it came over the wire, in order
     serializer.tap.listeners.push((msg) => {
@@ -686,10 +714,10 @@ const scenarios = {
       }
     });
 
-    const call = async (label, args, options) => {
+    const call = async (label, callee, args, options) => {
       const progress = [];
-      emit({ event: 'call', label, args, options: options || {} });
-      const d = s.call(procedure, args, undefined, options);
+      emit({ event: 'call', label, callee, args, options: options || {} });
+      const d = s.call(procedures[callee], args, undefined, options);
       try {
         const res = await new Promise((resolve, reject) =>
           // autobahn-js documents progress as the third argument of then()
@@ -705,12 +733,11 @@ const scenarios = {
     };
 
     stage = 'call';
-    await call('progressive', [3], { receive_progress: true });
-    await call('plain', [2]);
-    await call('progressive-error', [2, 'fail'], { receive_progress: true });
+    await call('progressive', 'cancelable', [3], { receive_progress: true });
+    await call('no-progress', 'cancelable', [2]);
+    await call('progressive-error', 'cancelable', [2, 'fail'], { receive_progress: true });
+    await call('plain-callee', 'plain', [2], { receive_progress: true });
 
-    stage = 'unregister';
-    await callee.session.unregister(reg);
     leave();
   },
 
