@@ -24,13 +24,39 @@ The TOML layout::
 
     [[realm]]
     name = "realm1"
+    # Everything below is optional; without it the realm is open to
+    # anonymous clients, which may do anything on non-wamp.* URIs.
+    auth = [                                  # default: [{ method = "anonymous" }]
+        { method = "ticket", transports = ["websocket", "rawsocket"] },
+        { method = "anonymous", role = "guest" },
+    ]
+    authenticator = "mypkg.auth:check"       # dynamic authenticator (optional)
+    authorizer = "mypkg.auth:may"            # dynamic authorizer (optional)
+    authorizer_cache = 1000                  # answers kept (0: none)
+
+    [[realm.principal]]
+    authid = "alice"
+    role = "user"
+    ticket_env = "ALICE_TICKET"   # or ticket / ticket_file
+    # wampcra: secret / secret_env / secret_file, salt, iterations, keylen
+    # cryptosign: pubkey = "<64 hex>" or pubkeys = [...]
+
+    [[realm.role]]
+    name = "user"
+    disclose = false
+    permissions = [
+        { uri = "news.", match = "prefix", subscribe = true },
+        { uri = "com.app..get", match = "wildcard", call = true, disclose = true },
+    ]
 
     [[listener]]
     plugin = "mypkg.mod:MyListener"
     priority = 10
     options = { greeting = "hi" }
 
-Absent sections keep their defaults.
+Absent sections keep their defaults.  Relative C{*_file} paths are read
+relative to the config file's directory (the working directory for a
+config that did not come from a file).
 """
 
 from __future__ import annotations
@@ -41,7 +67,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -56,10 +82,17 @@ from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor
 
 __all__ = [
+    "ACTIONS",
+    "AUTH_METHODS",
     "DEFAULT_ENDPOINT",
     "DEFAULT_REALM",
+    "MATCH_POLICIES",
     "TRANSPORTS",
+    "AuthMethodConfig",
     "ConfigError",
+    "PermissionConfig",
+    "PrincipalConfig",
+    "RoleConfig",
     "AppConfig",
     "HttpConfig",
     "ListenConfig",
@@ -98,7 +131,45 @@ _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)
 _HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
 _LISTEN_KEYS = ("endpoint", "transport", "path")
-_REALM_KEYS = ("name",)
+_REALM_KEYS = (
+    "name",
+    "auth",
+    "principal",
+    "role",
+    "authenticator",
+    "authorizer",
+    "authorizer_cache",
+)
+_AUTH_KEYS = ("method", "transports", "role")
+_PRINCIPAL_KEYS = (
+    "authid",
+    "role",
+    "ticket",
+    "ticket_env",
+    "ticket_file",
+    "secret",
+    "secret_env",
+    "secret_file",
+    "salt",
+    "iterations",
+    "keylen",
+    "pubkey",
+    "pubkeys",
+)
+_ROLE_KEYS = ("name", "permissions", "disclose")
+_PERMISSION_KEYS = ("uri", "match", "call", "register", "publish", "subscribe", "disclose")
+
+AUTH_METHODS = ("anonymous", "ticket", "wampcra", "cryptosign")
+"""The authentication methods a realm can offer."""
+ACTIONS = ("call", "register", "publish", "subscribe")
+"""The actions a permission grants."""
+MATCH_POLICIES = ("exact", "prefix", "wildcard")
+"""How a permission's C{uri} is matched."""
+# Which credential each method needs from a static principal.
+_METHOD_CREDENTIAL = {"ticket": "ticket", "wampcra": "secret", "cryptosign": "pubkeys"}
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+# A role or authid: printable, no whitespace.
+_NAME = re.compile(r"\S+")
 _LISTENER_KEYS = ("plugin", "priority", "options")
 _NO_SOURCE = "<config>"
 
@@ -270,12 +341,293 @@ class ListenConfig:
             )
 
 
+def _check_plugin_spec(key: str, value: object) -> str:
+    """A plugin name: C{"package.module:Attribute"} or an entry-point name."""
+    plugin = _check_str(key, value)
+    if not plugin or plugin != plugin.strip() or any(c.isspace() for c in plugin):
+        raise ConfigError(
+            key, f"must be a non-empty name without whitespace, got {plugin!r}"
+        )
+    if ":" in plugin:
+        module, _, attribute = plugin.partition(":")
+        if not (_DOTTED_NAME.fullmatch(module) and _DOTTED_NAME.fullmatch(attribute)):
+            raise ConfigError(
+                key,
+                f"must look like 'package.module:Attribute', got {plugin!r}",
+            )
+    return plugin
+
+
+def _check_name(key: str, value: object) -> str:
+    """An authid or role name: a non-empty string without whitespace."""
+    name = _check_str(key, value)
+    if not _NAME.fullmatch(name):
+        raise ConfigError(key, f"must be a non-empty string without whitespace, got {name!r}")
+    return name
+
+
+def _check_secret(key: str, value: object) -> str:
+    secret = _check_str(key, value)
+    if not secret:
+        raise ConfigError(key, "must not be empty")
+    return secret
+
+
+def _is_wamp_pattern(uri: str, match: str) -> bool:
+    """
+    Whether a permission names C{wamp.*} URIs explicitly: its first URI
+    component is literally C{wamp} (for a prefix: C{"wamp"} or C{"wamp.…"}).
+    Only such permissions can let a client call or subscribe to a
+    C{wamp.*} URI.
+    """
+    if match == "prefix":
+        return uri == "wamp" or uri.startswith("wamp.")
+    return uri.split(".", 1)[0] == "wamp"
+
+
 @dataclass(frozen=True)
+class AuthMethodConfig:
+    """One authentication method a realm offers (an entry of C{auth = [...]})."""
+
+    method: str
+    """One of L{AUTH_METHODS}."""
+    transports: tuple[str, ...] = TRANSPORTS
+    """The transports the method is offered on."""
+    role: str | None = None
+    """C{anonymous} only: the role anonymous sessions get (default C{"anonymous"})."""
+
+    def __post_init__(self) -> None:
+        method = _check_str("method", self.method)
+        if method not in AUTH_METHODS:
+            raise ConfigError(
+                "method",
+                f"must be one of {', '.join(AUTH_METHODS)}, got {method!r}",
+            )
+        transports = _check_items("transports", self.transports, str, allow_empty=False)
+        for index, transport in enumerate(transports):
+            if transport not in TRANSPORTS:
+                raise ConfigError(
+                    f"transports[{index}]",
+                    f"must be 'websocket' or 'rawsocket', got {transport!r}",
+                )
+            if transport in transports[:index]:
+                raise ConfigError(f"transports[{index}]", f"duplicate transport {transport!r}")
+        object.__setattr__(self, "transports", transports)
+        if self.role is not None:
+            if method != "anonymous":
+                raise ConfigError(
+                    "role",
+                    "only applies to method 'anonymous' (other methods take the "
+                    "role from the principal or the authenticator)",
+                )
+            _check_name("role", self.role)
+
+    @property
+    def anonymous_role(self) -> str:
+        return self.role if self.role is not None else "anonymous"
+
+
+def _default_auth() -> tuple[AuthMethodConfig, ...]:
+    return (AuthMethodConfig("anonymous"),)
+
+
+@dataclass(frozen=True)
+class PrincipalConfig:
+    """
+    A static principal (C{[[realm.principal]]}): who may authenticate, as
+    which role, with which credentials.  Secrets read from C{*_env} or
+    C{*_file} keys are already resolved here; they are left out of C{repr}.
+    """
+
+    authid: str
+    role: str
+    ticket: str | None = field(default=None, repr=False)
+    """The ticket (method C{ticket})."""
+    secret: str | None = field(default=None, repr=False)
+    """
+    The WAMP-CRA secret (method C{wampcra}).  With C{salt}, this is the key
+    derived from the password (C{router.auth.derive_key(password, salt,
+    iterations, keylen)}), as the WAMP spec's password salting describes: the
+    router never stores the password itself.
+    """
+    salt: str | None = None
+    iterations: int | None = None
+    """PBKDF2 iterations; with C{salt} only, default 1000."""
+    keylen: int | None = None
+    """
+    PBKDF2 derived key length in bytes; with C{salt} only, default 32.
+    Autobahn|JS derives C{keylen / 4} 32-bit words, so keep it a multiple of 4.
+    """
+    pubkeys: tuple[str, ...] = ()
+    """Ed25519 public keys, 64 hex digits each (method C{cryptosign}), lower-cased."""
+
+    def __post_init__(self) -> None:
+        _check_name("authid", self.authid)
+        _check_name("role", self.role)
+        if self.ticket is not None:
+            _check_secret("ticket", self.ticket)
+        if self.secret is not None:
+            _check_secret("secret", self.secret)
+        if self.salt is not None:
+            if self.secret is None:
+                raise ConfigError("salt", "only applies together with a wampcra secret")
+            _check_secret("salt", self.salt)
+            for name, default in (("iterations", 1000), ("keylen", 32)):
+                value = getattr(self, name)
+                if value is None:
+                    object.__setattr__(self, name, default)
+                elif _check_int(name, value) < 1:
+                    raise ConfigError(name, f"must be 1 or more, got {value}")
+        else:
+            for name in ("iterations", "keylen"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(name, "only applies together with salt")
+        if isinstance(self.pubkeys, str):
+            raise ConfigError("pubkeys", f"must be a sequence of str, got {_describe(self.pubkeys)}")
+        pubkeys = _check_items("pubkeys", self.pubkeys, str, allow_empty=True)
+        normalised = []
+        for index, key in enumerate(pubkeys):
+            if not _HEX_KEY.fullmatch(key):
+                raise ConfigError(
+                    f"pubkeys[{index}]",
+                    "must be an Ed25519 public key as 64 hex digits, got "
+                    f"{key!r}",
+                )
+            key = key.lower()
+            if key in normalised:
+                raise ConfigError(f"pubkeys[{index}]", f"duplicate public key {key!r}")
+            normalised.append(key)
+        object.__setattr__(self, "pubkeys", tuple(normalised))
+        if self.ticket is None and self.secret is None and not self.pubkeys:
+            raise ConfigError(
+                None,
+                "a principal needs a credential: ticket, secret (wampcra) or "
+                "pubkey/pubkeys (cryptosign)",
+            )
+
+    def has_credential_for(self, method: str) -> bool:
+        credential = _METHOD_CREDENTIAL.get(method)
+        return credential is not None and bool(getattr(self, credential))
+
+
+@dataclass(frozen=True)
+class PermissionConfig:
+    """
+    What a role may do on the URIs a pattern matches.
+
+    C{match} is C{exact}, C{prefix} (plain string prefix: C{"news."} matches
+    C{"news.sport"} but not C{"news"}; C{""} matches every URI) or
+    C{wildcard} (dot-separated components, an empty component matches any
+    one component: C{"com..update"} matches C{"com.user.update"}).
+    """
+
+    uri: str
+    match: str = "exact"
+    call: bool = False
+    register: bool = False
+    publish: bool = False
+    subscribe: bool = False
+    disclose: bool | None = None
+    """
+    Disclose the caller's (call) or publisher's (publish) identity even when
+    it did not ask with C{disclose_me}.  C{None}: the role's C{disclose}.
+    """
+
+    def __post_init__(self) -> None:
+        uri = _check_str("uri", self.uri)
+        match = _check_str("match", self.match)
+        if match not in MATCH_POLICIES:
+            raise ConfigError(
+                "match", f"must be one of {', '.join(MATCH_POLICIES)}, got {match!r}"
+            )
+        if any(c.isspace() or c == "#" for c in uri):
+            raise ConfigError("uri", f"must not contain whitespace or '#', got {uri!r}")
+        if match == "exact" and not _URI.fullmatch(uri):
+            raise ConfigError(
+                "uri",
+                "an exact URI must be dot-separated, non-empty components, "
+                f"got {uri!r}",
+            )
+        if match == "wildcard" and "." not in uri:
+            raise ConfigError(
+                "uri",
+                "a wildcard URI needs at least two components (an empty "
+                f"component matches any one component), got {uri!r}",
+            )
+        for action in ACTIONS:
+            _check_bool(action, getattr(self, action))
+        if self.disclose is not None:
+            _check_bool("disclose", self.disclose)
+        if _is_wamp_pattern(uri, match):
+            for action in ("register", "publish"):
+                if getattr(self, action):
+                    raise ConfigError(
+                        action,
+                        f"clients can never {action} wamp.* URIs (they are "
+                        f"reserved for the router), got uri {uri!r}",
+                    )
+
+    @property
+    def names_wamp(self) -> bool:
+        """Whether this permission names C{wamp.*} URIs explicitly."""
+        return _is_wamp_pattern(self.uri, self.match)
+
+
+@dataclass(frozen=True)
+class RoleConfig:
+    """A role and its permissions (C{[[realm.role]]})."""
+
+    name: str
+    permissions: tuple[PermissionConfig, ...] = ()
+    disclose: bool = False
+    """
+    Disclose this role's identity as caller/publisher even when it did not
+    ask with C{disclose_me}, unless the matching permission says otherwise.
+    """
+
+    def __post_init__(self) -> None:
+        _check_name("name", self.name)
+        permissions = _check_items(
+            "permissions", self.permissions, PermissionConfig, allow_empty=True
+        )
+        seen: dict[tuple[str, str], int] = {}
+        for index, permission in enumerate(permissions):
+            pattern = (permission.uri, permission.match)
+            if pattern in seen:
+                raise ConfigError(
+                    f"permissions[{index}].uri",
+                    f"duplicate {permission.match} uri {permission.uri!r} "
+                    f"(also in permissions[{seen[pattern]}])",
+                )
+            seen[pattern] = index
+        object.__setattr__(self, "permissions", permissions)
+        _check_bool("disclose", self.disclose)
+
+
+@dataclass(frozen=True, repr=False)
 class RealmConfig:
-    """A realm the router serves."""
+    """
+    A realm the router serves, with who may join it and what they may do.
+
+    With only a C{name}, the realm is the zero-config one: open to anonymous
+    clients, which may do anything on non-C{wamp.*} URIs.  That implied
+    openness of role C{anonymous} holds only while the realm has no
+    C{roles} and no C{authorizer}; as soon as one role is configured, every
+    role (C{anonymous} included) may do only what its permissions allow.
+    """
 
     name: str
     """A WAMP URI; URIs starting with C{"wamp."} are reserved."""
+    auth: tuple[AuthMethodConfig, ...] = field(default_factory=_default_auth)
+    """The authentication methods offered, each on its transports."""
+    principals: tuple[PrincipalConfig, ...] = ()
+    roles: tuple[RoleConfig, ...] = ()
+    authenticator: str | None = None
+    """A dynamic authenticator plugin: C{"pkg.mod:attr"} or an entry-point name."""
+    authorizer: str | None = None
+    """A dynamic authorizer plugin: C{"pkg.mod:attr"} or an entry-point name."""
+    authorizer_cache: int = 0
+    """How many dynamic authorizer answers to keep (per session, action and URI); 0: none."""
 
     def __post_init__(self) -> None:
         _check_str("name", self.name)
@@ -289,6 +641,119 @@ class RealmConfig:
             raise ConfigError(
                 "name", f"realm names starting with 'wamp.' are reserved, got {self.name!r}"
             )
+        auth = _check_items("auth", self.auth, AuthMethodConfig, allow_empty=False)
+        methods: dict[str, int] = {}
+        for index, entry in enumerate(auth):
+            if entry.method in methods:
+                raise ConfigError(
+                    f"auth[{index}].method",
+                    f"duplicate method {entry.method!r} (also in auth[{methods[entry.method]}]); "
+                    "list its transports in one entry",
+                )
+            methods[entry.method] = index
+        principals = _check_items("principals", self.principals, PrincipalConfig, allow_empty=True)
+        roles = _check_items("roles", self.roles, RoleConfig, allow_empty=True)
+        object.__setattr__(self, "auth", auth)
+        object.__setattr__(self, "principals", principals)
+        object.__setattr__(self, "roles", roles)
+        if self.authenticator is not None:
+            _check_plugin_spec("authenticator", self.authenticator)
+        if self.authorizer is not None:
+            _check_plugin_spec("authorizer", self.authorizer)
+        if _check_int("authorizer_cache", self.authorizer_cache) < 0:
+            raise ConfigError(
+                "authorizer_cache", f"must be 0 or more, got {self.authorizer_cache}"
+            )
+        if self.authorizer_cache and self.authorizer is None:
+            raise ConfigError("authorizer_cache", "only applies together with an authorizer")
+
+        role_names: dict[str, int] = {}
+        for index, role in enumerate(roles):
+            if role.name in role_names:
+                raise ConfigError(
+                    f"roles[{index}].name",
+                    f"duplicate role {role.name!r} (also in roles[{role_names[role.name]}])",
+                )
+            role_names[role.name] = index
+
+        authids: dict[str, int] = {}
+        pubkeys: dict[str, int] = {}
+        for index, principal in enumerate(principals):
+            where = f"principals[{index}]"
+            if principal.authid in authids:
+                raise ConfigError(
+                    f"{where}.authid",
+                    f"duplicate authid {principal.authid!r} "
+                    f"(also in principals[{authids[principal.authid]}])",
+                )
+            authids[principal.authid] = index
+            for key in principal.pubkeys:
+                if key in pubkeys:
+                    raise ConfigError(
+                        f"{where}.pubkeys",
+                        f"public key {key!r} also belongs to principals[{pubkeys[key]}]",
+                    )
+                pubkeys[key] = index
+            for method, credential in _METHOD_CREDENTIAL.items():
+                if getattr(principal, credential) and method not in methods:
+                    raise ConfigError(
+                        f"{where}.{credential}",
+                        f"method {method!r} is not enabled in this realm's auth; "
+                        f'add {{ method = "{method}" }} to auth',
+                    )
+            if self.authorizer is None and principal.role not in role_names:
+                if roles or principal.role != "anonymous":
+                    raise ConfigError(
+                        f"{where}.role",
+                        f"role {principal.role!r} is not defined; add a [[realm.role]] "
+                        f"table with name = {principal.role!r} (without permissions a "
+                        "role may do nothing)",
+                    )
+        for method, index in methods.items():
+            if method == "anonymous" or self.authenticator is not None:
+                continue
+            if not any(p.has_credential_for(method) for p in principals):
+                credential = {"ticket": "ticket", "wampcra": "secret", "cryptosign": "pubkey"}
+                raise ConfigError(
+                    f"auth[{index}].method",
+                    f"method {method!r} needs a principal with a {credential[method]} "
+                    "or an authenticator",
+                )
+        anonymous = auth[methods["anonymous"]] if "anonymous" in methods else None
+        if (
+            anonymous is not None
+            and self.authorizer is None
+            and roles
+            and anonymous.anonymous_role not in role_names
+        ):
+            raise ConfigError(
+                f"auth[{methods['anonymous']}].role",
+                f"role {anonymous.anonymous_role!r} is not defined; add a [[realm.role]] "
+                f"table with name = {anonymous.anonymous_role!r}",
+            )
+
+    def __repr__(self) -> str:
+        # Only what differs from the defaults, so a plain realm reads
+        # RealmConfig(name='realm1').
+        parts = [f"name={self.name!r}"]
+        for item in fields(self)[1:]:
+            value = getattr(self, item.name)
+            default = (
+                item.default_factory()  # type: ignore[misc]
+                if item.default_factory is not MISSING
+                else item.default
+            )
+            if value != default:
+                parts.append(f"{item.name}={value!r}")
+        return f"RealmConfig({', '.join(parts)})"
+
+    @property
+    def is_open(self) -> bool:
+        """
+        Whether role C{anonymous} is implied open: no roles and no
+        authorizer are configured (the zero-config realm).
+        """
+        return not self.roles and self.authorizer is None
 
 
 @dataclass(frozen=True)
@@ -305,18 +770,7 @@ class ListenerConfig:
     """Keyword arguments for the listener factory (read-only)."""
 
     def __post_init__(self) -> None:
-        plugin = _check_str("plugin", self.plugin)
-        if not plugin or plugin != plugin.strip() or any(c.isspace() for c in plugin):
-            raise ConfigError(
-                "plugin", f"must be a non-empty name without whitespace, got {plugin!r}"
-            )
-        if ":" in plugin:
-            module, _, attribute = plugin.partition(":")
-            if not (_DOTTED_NAME.fullmatch(module) and _DOTTED_NAME.fullmatch(attribute)):
-                raise ConfigError(
-                    "plugin",
-                    f"must look like 'package.module:Attribute', got {plugin!r}",
-                )
+        _check_plugin_spec("plugin", self.plugin)
         if self.priority is not None:
             _check_int("priority", self.priority)
         if not isinstance(self.options, Mapping):
@@ -493,18 +947,32 @@ def _reject_unknown(table: Mapping, allowed: tuple[str, ...], where: str | None)
         raise ConfigError(path, reason)
 
 
-def _tables(data: Mapping, key: str, *, allow_empty: bool) -> list[tuple[str, Mapping]]:
-    """The C{[[key]]} tables of C{data}, each with its key path."""
+def _tables(
+    data: Mapping, key: str, *, allow_empty: bool, where: str | None = None
+) -> list[tuple[str, Mapping]]:
+    """
+    The C{[[key]]} tables of C{data}, each with its key path (under
+    C{where}, the path of C{data}, if given).
+    """
     value = data[key]
+    path = f"{where}.{key}" if where else key
+    # How the user would write this array of tables.
+    if where is None:
+        form = f"[[{key}]]"
+    elif key in ("principal", "role"):
+        form = f"[[realm.{key}]]"
+    else:
+        form = f"{key} = [{{ ... }}, ...]"
     if isinstance(value, Mapping):
-        raise ConfigError(key, f"must be an array of tables ([[{key}]]), got a single table")
+        raise ConfigError(path, f"must be an array of tables ({form}), got a single table")
     if not isinstance(value, list):
-        raise ConfigError(key, f"must be an array of tables ([[{key}]]), got {_describe(value)}")
+        raise ConfigError(path, f"must be an array of tables ({form}), got {_describe(value)}")
     if not value and not allow_empty:
-        raise ConfigError(key, f"must not be empty; give at least one [[{key}]] table")
+        hint = f"; give at least one {form} table" if where is None else ""
+        raise ConfigError(path, f"must not be empty{hint}")
     tables = []
     for index, item in enumerate(value):
-        path = f"{key}[{index}]"
+        path = f"{where}.{key}[{index}]" if where else f"{key}[{index}]"
         if not isinstance(item, Mapping):
             raise ConfigError(path, f"must be a table, got {_describe(item)}")
         tables.append((path, item))
@@ -534,9 +1002,157 @@ def _parse_listen_table(where: str, table: Mapping) -> ListenConfig:
     return listen
 
 
-def _parse_realm_table(where: str, table: Mapping) -> RealmConfig:
+def _parse_realm_table(where: str, table: Mapping, base_dir: str | None = None) -> RealmConfig:
     _reject_unknown(table, _REALM_KEYS, where)
-    return _build(where, RealmConfig, name=_required(table, "name", where))
+    kwargs: dict[str, Any] = {"name": _required(table, "name", where)}
+    if "auth" in table:
+        kwargs["auth"] = tuple(
+            _parse_auth_table(path, item)
+            for path, item in _tables(table, "auth", allow_empty=False, where=where)
+        )
+    if "principal" in table:
+        kwargs["principals"] = tuple(
+            _parse_principal_table(path, item, base_dir)
+            for path, item in _tables(table, "principal", allow_empty=True, where=where)
+        )
+    if "role" in table:
+        kwargs["roles"] = tuple(
+            _parse_role_table(path, item)
+            for path, item in _tables(table, "role", allow_empty=True, where=where)
+        )
+    for key in ("authenticator", "authorizer", "authorizer_cache"):
+        if key in table:
+            kwargs[key] = table[key]
+    try:
+        return RealmConfig(**kwargs)
+    except ConfigError as exc:
+        # Field names in code are plural; the TOML tables are singular.
+        key, reason = exc.key, exc.reason
+        if key is not None:
+            key = re.sub(r"^principals(?=\[|$)", "principal", key)
+            key = re.sub(r"^roles(?=\[|$)", "role", key)
+        reason = re.sub(r"(also in )roles\[", r"\1role[", reason)
+        reason = re.sub(r"(also in |belongs to )principals\[", r"\1principal[", reason)
+        raise ConfigError(key, reason, exc.source).under(where) from None
+
+
+def _parse_auth_table(where: str, table: Mapping) -> AuthMethodConfig:
+    _reject_unknown(table, _AUTH_KEYS, where)
+    kwargs = {key: table[key] for key in _AUTH_KEYS if key in table}
+    kwargs["method"] = _required(table, "method", where)
+    if "transports" in kwargs and not isinstance(kwargs["transports"], list):
+        raise ConfigError(
+            f"{where}.transports",
+            f"must be an array of strings, got {_describe(kwargs['transports'])}",
+        )
+    return _build(where, AuthMethodConfig, **kwargs)
+
+
+def _read_secret(where: str, table: Mapping, name: str, base_dir: str | None) -> str | None:
+    """
+    The secret C{name} of a principal table, given inline (C{name}), by
+    environment variable (C{name_env}) or by file (C{name_file}, without its
+    trailing newline).  At most one of the three may be given.
+    """
+    given = [key for key in (name, f"{name}_env", f"{name}_file") if key in table]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise ConfigError(
+            f"{where}.{given[1]}", f"give only one of {', '.join(given)}"
+        )
+    key = given[0]
+    path = f"{where}.{key}"
+    value = table[key]
+    if key == name:
+        return _check_secret(path, value)
+    if key.endswith("_env"):
+        variable = _check_str(path, value)
+        if not variable:
+            raise ConfigError(path, "must name an environment variable")
+        secret = os.environ.get(variable)
+        if secret is None:
+            raise ConfigError(path, f"environment variable {variable} is not set")
+        if not secret:
+            raise ConfigError(path, f"environment variable {variable} is empty")
+        return secret
+    filename = _check_str(path, value)
+    if not filename:
+        raise ConfigError(path, "must name a file")
+    full = os.path.join(base_dir, filename) if base_dir else filename
+    try:
+        with open(full, encoding="utf-8") as stream:
+            secret = stream.read()
+    except FileNotFoundError:
+        raise ConfigError(path, f"no such file: {full}") from None
+    except IsADirectoryError:
+        raise ConfigError(path, f"is a directory, not a file: {full}") from None
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read {full}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, f"not valid UTF-8: {full}") from None
+    if secret.endswith("\r\n"):
+        secret = secret[:-2]
+    elif secret.endswith("\n"):
+        secret = secret[:-1]
+    if not secret:
+        raise ConfigError(path, f"file {full} is empty")
+    return secret
+
+
+def _parse_principal_table(
+    where: str, table: Mapping, base_dir: str | None
+) -> PrincipalConfig:
+    _reject_unknown(table, _PRINCIPAL_KEYS, where)
+    kwargs: dict[str, Any] = {
+        "authid": _required(table, "authid", where),
+        "role": _required(table, "role", where),
+        "ticket": _read_secret(where, table, "ticket", base_dir),
+        "secret": _read_secret(where, table, "secret", base_dir),
+    }
+    for key in ("salt", "iterations", "keylen"):
+        if key in table:
+            kwargs[key] = table[key]
+    if "pubkey" in table and "pubkeys" in table:
+        raise ConfigError(f"{where}.pubkeys", "give only one of pubkey, pubkeys")
+    if "pubkey" in table:
+        kwargs["pubkeys"] = (_check_str(f"{where}.pubkey", table["pubkey"]),)
+    elif "pubkeys" in table:
+        if not isinstance(table["pubkeys"], list):
+            raise ConfigError(
+                f"{where}.pubkeys",
+                f"must be an array of strings, got {_describe(table['pubkeys'])}",
+            )
+        kwargs["pubkeys"] = tuple(table["pubkeys"])
+    try:
+        return PrincipalConfig(**kwargs)
+    except ConfigError as exc:
+        if exc.key is None:  # about the whole principal
+            raise exc.with_key(where) from None
+        key = exc.key
+        if "pubkey" in table and key.startswith("pubkeys"):
+            key = "pubkey"
+        raise exc.with_key(key).under(where) from None
+
+
+def _parse_role_table(where: str, table: Mapping) -> RoleConfig:
+    _reject_unknown(table, _ROLE_KEYS, where)
+    kwargs: dict[str, Any] = {"name": _required(table, "name", where)}
+    if "disclose" in table:
+        kwargs["disclose"] = table["disclose"]
+    if "permissions" in table:
+        kwargs["permissions"] = tuple(
+            _parse_permission_table(path, item)
+            for path, item in _tables(table, "permissions", allow_empty=True, where=where)
+        )
+    return _build(where, RoleConfig, **kwargs)
+
+
+def _parse_permission_table(where: str, table: Mapping) -> PermissionConfig:
+    _reject_unknown(table, _PERMISSION_KEYS, where)
+    kwargs = {key: table[key] for key in _PERMISSION_KEYS if key in table}
+    kwargs["uri"] = _required(table, "uri", where)
+    return _build(where, PermissionConfig, **kwargs)
 
 
 def _parse_listener_table(where: str, table: Mapping) -> ListenerConfig:
@@ -546,7 +1162,7 @@ def _parse_listener_table(where: str, table: Mapping) -> ListenerConfig:
     return _build(where, ListenerConfig, **kwargs)
 
 
-def _parse(data: Mapping) -> RouterConfig:
+def _parse(data: Mapping, base_dir: str | None = None) -> RouterConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(None, f"the configuration must be a table, got {_describe(data)}")
     _reject_unknown(data, _TOP_LEVEL_KEYS, None)
@@ -567,7 +1183,7 @@ def _parse(data: Mapping) -> RouterConfig:
         realms = []
         seen: dict[str, str] = {}
         for where, table in _tables(data, "realm", allow_empty=False):
-            realm = _parse_realm_table(where, table)
+            realm = _parse_realm_table(where, table, base_dir)
             if realm.name in seen:
                 raise ConfigError(
                     f"{where}.name",
@@ -609,8 +1225,11 @@ def parse_config(data: Mapping, source: str = _NO_SOURCE) -> RouterConfig:
     it).  Raises L{ConfigError} naming the offending key path and, unless
     C{source} is the default, the file.
     """
+    base_dir = None
+    if source != _NO_SOURCE:
+        base_dir = os.path.dirname(os.path.abspath(source))
     try:
-        return _parse(data)
+        return _parse(data, base_dir)
     except ConfigError as exc:
         raise exc.with_source(source) from None
 

@@ -207,7 +207,7 @@ def test_config_error_names_the_source():
         ("[router]\nmax_size = 1\n", "router.max_size"),
         ('[[listen]]\nendpoint = "tcp:1"\nport = 2\n', "listen[0].port"),
         ('[[listen]]\nendpoint = "tcp:1"\n[[listen]]\nendpont = "tcp:2"\n', "listen[1].endpont"),
-        ('[[realm]]\nname = "a"\nauth = "x"\n', "realm[0].auth"),
+        ('[[realm]]\nname = "a"\ncolour = "x"\n', "realm[0].colour"),
         ('[[listener]]\nplugin = "log"\nargs = {}\n', "listener[0].args"),
     ],
 )
