@@ -12,9 +12,10 @@ Publish & subscribe for one realm.
   (``exclude``, ``exclude_authid``, ``exclude_authrole``, ``eligible``,
   ``eligible_authid``, ``eligible_authrole``, in any combination: a receiver
   must be in every eligible list given and in no exclude list), and event
-  retention (``retain`` on PUBLISH keeps the topic's last event,
-  ``get_retained`` on SUBSCRIBE delivers the matching ones with
-  ``details.retained``).
+  retention (``retain`` on PUBLISH keeps the topic's last event for everyone
+  plus newer black/whitelisted ones; ``get_retained`` on SUBSCRIBE delivers,
+  per matching topic, the most recent one the subscriber could have received,
+  with ``details.retained``).
 * Each session keeps its own subscription ids, so leaving costs what it owns.
 """
 
@@ -51,15 +52,21 @@ class Subscription:
         self.subscribers: dict[RouterSession, None] = {}
 
 
-class _Retained:
-    __slots__ = ("publication", "args", "kwargs", "filters", "publisher")
+#: Retained events with a black/whitelist kept per topic besides the newest
+#: one for everyone (retention is best effort, the spec says).
+_RETAIN_KEEP = 16
 
-    def __init__(self, publication, args, kwargs, filters, publisher):
+
+class _Retained:
+    __slots__ = ("publication", "args", "kwargs", "filters", "publisher", "excluded")
+
+    def __init__(self, publication, args, kwargs, filters, publisher, excluded=None):
         self.publication = publication
         self.args = args
         self.kwargs = kwargs
         self.filters = filters
         self.publisher = publisher
+        self.excluded = excluded  # the publisher's session id when exclude_me was in force
 
 
 def topic_matches(topic: str, pattern: str, match: str) -> bool:
@@ -117,7 +124,7 @@ class Broker:
         self.realm = realm
         self._index: PatternIndex[Subscription] = PatternIndex()
         self._by_id: dict[int, Subscription] = {}
-        self._retained: dict[str, _Retained] = {}
+        self._retained: dict[str, list[_Retained]] = {}  # topic -> retained events, oldest first
 
     # -- queries (also used by the meta API) ----------------------------------
 
@@ -220,20 +227,30 @@ class Broker:
         topic = msg.topic
         options = msg._router_internal
         disclose = type(options) is dict and options.get("disclose_me") is True
+        exclude_me = msg.exclude_me is not False
+        filters = _compile_filters(options)
         publication = self.deliver(
             topic,
             args,
             kwargs,
             publisher=session,
-            exclude_me=msg.exclude_me is not False,
+            exclude_me=exclude_me,
             disclose=disclose,
-            filters=_compile_filters(options),
+            filters=filters,
             extra={"payload": msg.payload, "enc_algo": msg.enc_algo, "enc_key": msg.enc_key,
                    "enc_serializer": msg.enc_serializer} if msg.payload else None,
         )
         if msg.retain:
-            self._retained[topic] = _Retained(
-                publication, args, kwargs, _compile_filters(options), session.info if disclose else None
+            self._retain(
+                topic,
+                _Retained(
+                    publication,
+                    args,
+                    kwargs,
+                    filters,
+                    session.info if disclose else None,
+                    session.session_id if exclude_me else None,
+                ),
             )
         if msg.acknowledge:
             session.send(message.Published(msg.request, publication))
@@ -242,7 +259,7 @@ class Broker:
         """A publication by the router itself (no topic handlers, the publisher not excluded)."""
         publication = self.deliver(topic, args, kwargs, publisher=publisher, exclude_me=False, filters=filters)
         if retain:
-            self._retained[topic] = _Retained(publication, args, kwargs, filters, None)
+            self._retain(topic, _Retained(publication, args, kwargs, filters, None))
         return publication
 
     def deliver(
@@ -283,11 +300,31 @@ class Broker:
                         receiver.send(event)
         return publication
 
+    def _retain(self, topic: str, kept: _Retained) -> None:
+        """
+        A retained event for everyone replaces the topic's retained events; one
+        with a black/whitelist is kept beside them, so that every subscriber can
+        get the most recent one it could have received.
+        """
+        if kept.filters is None:
+            self._retained[topic] = [kept]
+            return
+        history = self._retained.setdefault(topic, [])
+        history.append(kept)
+        if len(history) > _RETAIN_KEEP + 1:
+            del history[1 if history[0].filters is None else 0]
+
     def _send_retained(self, session: RouterSession, sub: Subscription) -> None:
-        for topic, kept in list(self._retained.items()):
+        """For each matching topic, the most recent retained event this subscriber could have received."""
+        for topic, history in list(self._retained.items()):
             if not topic_matches(topic, sub.uri, sub.match):
                 continue
-            if kept.filters is not None and not kept.filters.allows(session.info):
+            for kept in reversed(history):
+                if kept.excluded == session.session_id:
+                    continue
+                if kept.filters is None or kept.filters.allows(session.info):
+                    break
+            else:
                 continue
             info = kept.publisher
             session.send(

@@ -1,6 +1,9 @@
 """
 Remote procedure calls for one realm.
 
+* Caller identification: CALL ``disclose_me``, or REGISTER ``disclose_caller``
+  from the callee, puts ``caller``, ``caller_authid`` and ``caller_authrole``
+  in the INVOCATION details.
 * Pattern-based registrations (exact, prefix, wildcard) routed by the spec's
   precedence (:meth:`router.matching.PatternIndex.best`); the concrete
   procedure goes to the callee in ``INVOCATION.Details.procedure``.
@@ -14,7 +17,8 @@ Remote procedure calls for one realm.
   ``killnowait``); a callee that did not announce ``call_canceling`` is
   treated as ``skip``.
 * Call timeouts in milliseconds (CALL ``timeout``): ``wamp.error.timeout`` to
-  the caller and INTERRUPT to a callee that supports cancellation.
+  the caller and INTERRUPT to a callee that supports cancellation.  With
+  progressive results the timeout runs from one result to the next.
 * Every CALL ends in RESULT or ERROR, whatever happens to the callee; a
   caller that leaves gets its calls dropped (callees that support it get
   INTERRUPT) and late YIELDs are dropped quietly.
@@ -63,7 +67,7 @@ class _Invocation(message.Invocation):
 
 
 class Registration:
-    __slots__ = ("id", "uri", "match", "invoke", "callees", "created", "_turn")
+    __slots__ = ("id", "uri", "match", "invoke", "callees", "created", "disclose_to", "_turn")
 
     def __init__(self, reg_id: int, uri: str, match: str, invoke: str, created: float) -> None:
         self.id = reg_id
@@ -72,6 +76,7 @@ class Registration:
         self.invoke = invoke
         self.created = created
         self.callees: list[RouterSession] = []
+        self.disclose_to: set[RouterSession] = set()  # callees that registered with disclose_caller
         self._turn = 0
 
     def pick(self) -> RouterSession:
@@ -100,6 +105,7 @@ class PendingCall:
         "disclose",
         "procedure",
         "timer",
+        "timeout",
         "killing",
     )
 
@@ -114,6 +120,7 @@ class PendingCall:
         self.disclose = False
         self.procedure = None
         self.timer = None
+        self.timeout = 0.0  # seconds, when the call has a timeout
         self.killing = False  # CANCEL kill sent: waiting for the callee's answer
 
 
@@ -184,6 +191,9 @@ class Dealer:
                     "wamp.error.procedure_already_exists", f"this session already registered {procedure!r}"
                 )
         reg = self._attach(session, procedure, match, invoke, reg)
+        options = msg._router_internal
+        if type(options) is dict and options.get("disclose_caller") is True:
+            reg.disclose_to.add(session)
         session.send(message.Registered(request, reg.id))
         self._announce(session, reg)
 
@@ -268,16 +278,22 @@ class Dealer:
                 "the callee does not support progressive call invocations",
             )
             return
-        receive_progress = msg.receive_progress is True and _feature(callee, "callee", "progressive_call_results")
+        # a callee that cannot be interrupted is treated as not supporting progressive results
+        receive_progress = (
+            msg.receive_progress is True
+            and _feature(callee, "callee", "progressive_call_results")
+            and _supports_canceling(callee)
+        )
         pending = PendingCall(caller, request, callee, callee.request_ids.next(), reg, receive_progress)
-        pending.disclose = options.get("disclose_me") is True
+        pending.disclose = options.get("disclose_me") is True or callee in reg.disclose_to
         pending.procedure = procedure if policy != "exact" else None
         pending.streaming = progress
         caller.calls[request] = pending
         callee.invocations[pending.invocation_request] = pending
         timeout = options.get("timeout")
         if type(timeout) is int and timeout > 0:
-            pending.timer = self.realm.router.clock.callLater(timeout / 1000.0, self._timed_out, pending)
+            pending.timeout = timeout / 1000.0
+            pending.timer = self.realm.router.clock.callLater(pending.timeout, self._timed_out, pending)
         self._invoke(pending, msg, progress)
 
     def _invoke(self, pending: PendingCall, msg: message.Call, progress: bool) -> None:
@@ -317,6 +333,9 @@ class Dealer:
         if pending is None:
             return  # late or unknown: the call already ended; drop quietly
         progress = msg.progress is True
+        if progress and pending.timer is not None:
+            # with progressive results the timeout runs from one result to the next
+            pending.timer.reset(pending.timeout)
         if progress and not pending.receive_progress:
             return  # the caller did not ask for progress: drop the partial result
         result = message.Result(
@@ -435,6 +454,7 @@ class Dealer:
             reg.callees.remove(session)
         except ValueError:
             return
+        reg.disclose_to.discard(session)
         meta = self.realm.meta
         meta.unregistered(session, reg)
         if not reg.callees:

@@ -132,14 +132,16 @@ class Meta:
         found.goodbye(reason, text)
         return True
 
-    def kill_where(self, keep: Callable[[SessionInfo], bool], reason="wamp.close.normal", text=None, spare=None) -> int:
-        """Close every session for which ``keep(info)`` is true, except ``spare``; returns how many."""
+    def kill_where(
+        self, keep: Callable[[SessionInfo], bool], reason="wamp.close.normal", text=None, spare=None
+    ) -> list[int]:
+        """Close every session for which ``keep(info)`` is true, except ``spare``; returns their session ids."""
         victims = [
             s for s in self.realm.sessions.values() if s is not spare and s.info is not None and keep(s.info)
         ]
         for victim in victims:
             victim.goodbye(reason, text)
-        return len(victims)
+        return [victim.info.session_id for victim in victims]
 
     # -- meta events -------------------------------------------------------------
 
@@ -256,6 +258,7 @@ class Meta:
         return _NOTHING
 
     def _kill_by_authid(self, caller, args, kwargs):
+        """Returns the killed sessions' ids (the spec's ``sessions|list``; older drafts said a count)."""
         authid = args[0]
         reason, text = self._close_args(kwargs)
         return self.kill_where(lambda i: i.authid == authid, reason, text, spare=caller)
@@ -263,16 +266,19 @@ class Meta:
     def _kill_by_authrole(self, caller, args, kwargs):
         authrole = args[0]
         reason, text = self._close_args(kwargs)
-        return self.kill_where(lambda i: i.authrole == authrole, reason, text, spare=caller)
+        return len(self.kill_where(lambda i: i.authrole == authrole, reason, text, spare=caller))
 
     def _kill_all(self, caller, args, kwargs):
         reason, text = self._close_args(kwargs)
-        return self.kill_where(lambda i: True, reason, text, spare=caller)
+        return len(self.kill_where(lambda i: True, reason, text, spare=caller))
 
     def _add_testament(self, caller, args, kwargs):
         topic = args[0]
-        if not is_valid_uri(topic) or topic.startswith("wamp."):
-            raise MetaError("wamp.error.invalid_uri", f"{topic!r} is not a topic a testament can publish to")
+        if not is_valid_uri(topic):
+            raise MetaError("wamp.error.invalid_uri", f"{topic!r} is not a valid topic URI")
+        if topic.startswith("wamp."):
+            # as for PUBLISH: the wamp.* topics are the router's
+            raise MetaError("wamp.error.not_authorized", "wamp.* topics are reserved for the router")
         t_args = args[1] if len(args) > 1 else None
         t_kwargs = args[2] if len(args) > 2 else None
         if t_args is not None and not isinstance(t_args, list):

@@ -262,7 +262,7 @@ class RouterSession:
             self.reject("authentication", text, realm.name, hello.authid)
             self.abort("wamp.error.no_auth_method", text)
             return
-        self.roles = hello.roles or {}
+        self.roles = _announced_roles(hello)
         self.state = JOINING
         self.session_id = realm.new_session_id()
         now = self.router.clock.seconds()
@@ -404,6 +404,23 @@ class RouterSession:
         return self.send(
             message.Error(request_type, request, uri, args=[text] if text else None, **extra)
         )
+
+
+def _announced_roles(hello: message.Hello) -> dict:
+    """
+    The client's roles and features as HELLO announced them.  Autobahn's
+    feature classes drop features they do not know (such as
+    ``progressive_call_invocations``); those are copied back from the raw
+    HELLO details, so the dealer sees every boolean feature the client sent.
+    """
+    roles = hello.roles or {}
+    details = hello._router_internal if isinstance(hello._router_internal, dict) else {}
+    for name, features in roles.items():
+        raw = details.get("roles", {}).get(name, {}).get("features", {})
+        for feature, value in raw.items():
+            if type(value) is bool and not hasattr(features, feature):
+                setattr(features, feature, value)
+    return roles
 
 
 # -- message table for joined sessions -------------------------------------
