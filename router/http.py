@@ -11,18 +11,36 @@ events and call procedures with one POST.
 
 Every request must carry ``Authorization: Bearer <secret>`` (the configured
 shared secret, compared in constant time).  ``realm`` may be left out when the
-router has exactly one realm.  Errors are JSON ``{"error": uri, "message": ...}``:
+router has exactly one realm.  The body is JSON in UTF-8, whatever the
+Content-Type says (so ``curl -d '{...}'`` works).
+
+Publications are made by the router (``RealmApi.publish``): they skip topic
+handlers, and every subscriber gets them.  ``options`` may hold ``exclude``
+and ``eligible`` (lists of session ids), ``exclude_authid``,
+``exclude_authrole``, ``eligible_authid``, ``eligible_authrole`` (lists of
+strings) and ``retain`` (boolean).
+
+Errors are JSON ``{"error": uri, "message": text}``, and nothing is published
+or called:
 
 =====  ==========================================================
 400    body is not JSON, not an object, or a field has the wrong type
        (``wamp.error.invalid_argument``), invalid URI (``wamp.error.invalid_uri``)
-401    missing or wrong secret (``wamp.error.not_authorized``)
+401    missing or wrong secret, or a ``wamp.*`` topic (``wamp.error.not_authorized``)
 404    unknown realm (``wamp.error.no_such_realm``), unknown path,
        no callee (``wamp.error.no_such_procedure``)
 405    not POST
 413    body over the size limit
-502    the callee answered with an error (its URI, args and kwargs)
-504    the call timed out (``wamp.error.timeout``)
+=====  ==========================================================
+
+A call that reached the dealer answers like this:
+
+=====  ==========================================================
+200    ``{"args": [...], "kwargs": {...}}``
+404    ``wamp.error.no_such_procedure``
+504    ``wamp.error.timeout`` (``timeout_ms`` ran out)
+502    the callee answered with an error: ``{"error": uri, "message": ...,
+       "args": [...], "kwargs": {...}}`` with the callee's URI, args and kwargs
 =====  ==========================================================
 """
 
@@ -39,20 +57,31 @@ from router.uri import is_valid_uri
 
 __all__ = ["PushResource", "push_site"]
 
-_STATUS = {
+# Errors the dealer itself gives a call, and what they mean over HTTP.  Any
+# other error URI came from the callee: 502.
+_CALL_STATUS = {
     "wamp.error.no_such_procedure": 404,
     "wamp.error.no_such_realm": 404,
     "wamp.error.invalid_uri": 400,
-    "wamp.error.invalid_argument": 400,
-    "wamp.error.not_authorized": 401,
     "wamp.error.timeout": 504,
 }
+
+_ID_FILTERS = ("exclude", "eligible")
+_NAME_FILTERS = ("exclude_authid", "exclude_authrole", "eligible_authid", "eligible_authrole")
 
 
 class _Problem(Exception):
     def __init__(self, status: int, uri: str, text: str) -> None:
         super().__init__(text)
         self.status, self.uri, self.text = status, uri, text
+
+
+def _bad(text: str) -> _Problem:
+    return _Problem(400, "wamp.error.invalid_argument", text)
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 class PushResource(resource.Resource):
@@ -68,6 +97,7 @@ class PushResource(resource.Resource):
 
     def render(self, request):
         request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
         try:
             if request.method != b"POST":
                 request.setHeader(b"allow", b"POST")
@@ -77,17 +107,19 @@ class PushResource(resource.Resource):
                 raise _Problem(404, "wamp.error.invalid_argument", "unknown path; use /publish or /call")
             self._check_secret(request)
             body = self._body(request)
-            api = self._api(body)
-            return action(request, api, body)
+            realm = self._realm(body)
+            return action(request, realm, body)
         except _Problem as problem:
+            if problem.status == 401:
+                request.setHeader(b"www-authenticate", b'Bearer realm="wampd"')
             return self._error(request, problem.status, problem.uri, problem.text)
 
     # -- pieces --------------------------------------------------------------
 
     def _check_secret(self, request) -> None:
-        given = request.getHeader(b"authorization") or ""
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._secret):
+        given = request.getHeader(b"authorization") or b""
+        scheme, _, token = given.strip().partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self._secret):
             raise _Problem(401, "wamp.error.not_authorized", "missing or wrong 'Authorization: Bearer <secret>'")
 
     def _body(self, request) -> dict:
@@ -95,86 +127,133 @@ class PushResource(resource.Resource):
         if len(data) > self.max_body:
             raise _Problem(413, "wamp.error.invalid_argument", f"body is larger than {self.max_body} bytes")
         try:
-            body = json.loads(data)
-        except ValueError as exc:
-            raise _Problem(400, "wamp.error.invalid_argument", f"body is not JSON: {exc}") from None
+            body = json.loads(data, parse_constant=_no_constants)
+        except ValueError as exc:  # also UnicodeDecodeError
+            raise _bad(f"body is not JSON: {exc}") from None
         if not isinstance(body, dict):
-            raise _Problem(400, "wamp.error.invalid_argument", "body must be a JSON object")
-        for key, kind in (("args", list), ("kwargs", dict), ("options", dict)):
-            if key in body and body[key] is not None and not isinstance(body[key], kind):
-                raise _Problem(400, "wamp.error.invalid_argument", f"{key!r} must be a JSON {kind.__name__}")
+            raise _bad("body must be a JSON object")
+        for key, kind, name in (("args", list, "array"), ("kwargs", dict, "object"), ("options", dict, "object")):
+            if body.get(key) is not None and not isinstance(body[key], kind):
+                raise _bad(f"{key!r} must be a JSON {name}")
         return body
 
-    def _api(self, body: dict):
+    def _realm(self, body: dict):
         realms = self.router.realms
         name = body.get("realm")
         if name is None:
             if len(realms) != 1:
-                raise _Problem(400, "wamp.error.invalid_argument", "'realm' is required: this router has several")
+                raise _bad("'realm' is required: this router has several")
             name = next(iter(realms))
-        realm = realms.get(name) if isinstance(name, str) else None
+        if not isinstance(name, str):
+            raise _bad("'realm' must be a string")
+        realm = realms.get(name)
         if realm is None:
             raise _Problem(404, "wamp.error.no_such_realm", f"no realm {name!r} on this router")
-        return realm.api
+        return realm
 
     @staticmethod
     def _uri(body: dict, key: str) -> str:
         uri = body.get(key)
         if not isinstance(uri, str):
-            raise _Problem(400, "wamp.error.invalid_argument", f"{key!r} (a URI string) is required")
+            raise _bad(f"{key!r} (a URI string) is required")
         if not is_valid_uri(uri):
             raise _Problem(400, "wamp.error.invalid_uri", f"{uri!r} is not a valid URI")
         if uri.startswith("wamp.") and key == "topic":
             raise _Problem(401, "wamp.error.not_authorized", "wamp.* topics are reserved for the router")
         return uri
 
-    def _publish(self, request, api, body) -> bytes:
+    @staticmethod
+    def _options(body: dict) -> dict:
+        """PUBLISH options, checked here: the broker ignores a filter of the wrong type (fail open)."""
+        options = dict(body.get("options") or {})
+        for name in _ID_FILTERS:
+            value = options.get(name)
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            ):
+                raise _bad(f"options.{name} must be a list of session ids (integers)")
+        for name in _NAME_FILTERS:
+            value = options.get(name)
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise _bad(f"options.{name} must be a list of strings")
+        if "retain" in options and not isinstance(options["retain"], bool):
+            raise _bad("options.retain must be true or false")
+        return {name: value for name, value in options.items() if value is not None}
+
+    def _publish(self, request, realm, body) -> bytes:
         topic = self._uri(body, "topic")
+        args = body.get("args") or []
+        kwargs = body.get("kwargs") or {}
+        options = self._options(body)
+        clash = sorted({"topic", "options"} & kwargs.keys())
+        if clash:
+            # RealmApi.publish(topic, *args, options=..., **kwargs) has no room for them.
+            raise _bad(f"kwargs may not use the names {clash} on this endpoint")
         try:
-            publication = api.publish(topic, *(body.get("args") or ()), options=body.get("options"), **(body.get("kwargs") or {}))
+            publication = realm.api.publish(topic, *args, options=options, **kwargs)
         except (ValueError, TypeError) as exc:
-            raise _Problem(400, "wamp.error.invalid_argument", str(exc)) from None
+            raise _bad(str(exc)) from None
         return json.dumps({"publication": publication}).encode()
 
-    def _call(self, request, api, body):
+    def _call(self, request, realm, body):
         procedure = self._uri(body, "procedure")
         timeout = body.get("timeout_ms")
         if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0):
-            raise _Problem(400, "wamp.error.invalid_argument", "'timeout_ms' must be a positive integer")
-        d = api.call(procedure, *(body.get("args") or ()), timeout_ms=timeout, **(body.get("kwargs") or {}))
-        finished = []
-        request.notifyFinish().addBoth(finished.append)
+            raise _bad("'timeout_ms' must be a positive integer")
+        # Through the internal session rather than RealmApi.call(procedure, *args, **kwargs), so
+        # that kwargs named "procedure" or "timeout_ms" reach the callee.
+        d = realm.internal.call(procedure, body.get("args") or [], body.get("kwargs") or {}, timeout)
+        gone = []
+        request.notifyFinish().addErrback(gone.append)  # the web client went away
+
+        def send(status: int, payload: dict) -> None:
+            if gone:
+                return
+            try:
+                data = json.dumps(payload, default=_bytes, allow_nan=False).encode()
+            except (TypeError, ValueError) as exc:
+                status = 500
+                data = json.dumps({"error": "wamp.error.runtime_error", "message": f"the answer is not JSON: {exc}"}).encode()
+            request.setResponseCode(status)
+            request.write(data)
+            request.finish()
 
         def answer(value):
-            if finished:
-                return  # the web client went away
             if isinstance(value, Result):
-                payload = {"args": value.args or [], "kwargs": value.kwargs or {}}
+                send(200, {"args": list(value.args or []), "kwargs": dict(value.kwargs or {})})
+            elif value is None:
+                send(200, {"args": [], "kwargs": {}})
+            elif isinstance(value, list):
+                send(200, {"args": value, "kwargs": {}})  # several positional results
             else:
-                payload = {"args": [] if value is None else (value if isinstance(value, list) else [value]), "kwargs": {}}
-            request.write(json.dumps(payload, default=_bytes).encode())
-            request.finish()
+                send(200, {"args": [value], "kwargs": {}})
 
         def failed(failure):
-            if finished:
-                return
             exc = failure.value
             if isinstance(exc, ApplicationError):
-                status = _STATUS.get(exc.error, 502)
-                payload = {"error": exc.error, "args": list(exc.args), "kwargs": exc.kwargs or {}}
+                args = list(exc.args)
+                message = args[0] if args and isinstance(args[0], str) else exc.error
+                send(
+                    _CALL_STATUS.get(exc.error, 502),
+                    {"error": exc.error, "message": message, "args": args, "kwargs": exc.kwargs or {}},
+                )
             else:
-                status, payload = 500, {"error": "wamp.error.runtime_error", "message": str(exc)}
-            request.setResponseCode(status)
-            request.write(json.dumps(payload, default=_bytes).encode())
-            request.finish()
+                send(500, {"error": "wamp.error.runtime_error", "message": f"{type(exc).__name__}: {exc}"})
 
         d.addCallbacks(answer, failed)
+        d.addErrback(_log_failure)  # a bug above: logged, never lost silently
         return server.NOT_DONE_YET
 
     @staticmethod
     def _error(request, status: int, uri: str, text: str) -> bytes:
         request.setResponseCode(status)
         return json.dumps({"error": uri, "message": text}).encode()
+
+
+def _log_failure(failure):
+    from twisted.logger import Logger
+
+    Logger(namespace="wampd.http").failure("answering a push call failed", failure=failure)
 
 
 def _bytes(value):

@@ -85,6 +85,7 @@ class TwistdRouter:
             text=True,
         )
         self.lines: list[str] = []
+        self._partial = ""
 
     def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match:
         """Read log lines until one matches ``pattern`` (blocking, bounded)."""
@@ -96,19 +97,27 @@ class TwistdRouter:
         deadline = time.monotonic() + timeout
         import selectors
 
+        # Read the raw descriptor: a buffered readline() after select() can
+        # pull several lines into Python's buffer at once, and select() never
+        # reports them again (nor does communicate() in stop()).
+        fd = self.proc.stdout.fileno()
         sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        sel.register(fd, selectors.EVENT_READ)
         try:
             while time.monotonic() < deadline:
                 if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
                     break
-                line = self.proc.stdout.readline()
-                if not line:
+                chunk = os.read(fd, 65536)
+                if not chunk:
                     break
-                self.lines.append(line.rstrip("\n"))
-                m = regex.search(line)
-                if m:
-                    return m
+                self._partial += chunk.decode(errors="replace")
+                *done, self._partial = self._partial.split("\n")
+                found = None
+                for line in done:
+                    self.lines.append(line)
+                    found = found or regex.search(line)
+                if found:
+                    return found
         finally:
             sel.close()
         raise AssertionError(f"twistd never logged {pattern!r}; log so far:\n" + "\n".join(self.lines))
@@ -121,7 +130,8 @@ class TwistdRouter:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rest, _ = self.proc.communicate()
-        self.lines.extend(rest.splitlines())
+        self.lines.extend((self._partial + rest).splitlines())
+        self._partial = ""
         return self.proc.returncode
 
 
