@@ -119,6 +119,16 @@ def _compile_filters(options: Any) -> _Receivers | None:
     return _Receivers(options)
 
 
+def refuse_publish(session: RouterSession, msg: message.Publish, uri: str, text: str) -> None:
+    """
+    A refused publication is never delivered; the publisher hears about it
+    only when it asked for ``acknowledge`` (clients track no other PUBLISH, and
+    autobahn closes the session on an ERROR for an untracked request).
+    """
+    if msg.acknowledge:
+        session.send_error(_PUBLISH, msg.request, uri, text)
+
+
 class Broker:
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
@@ -204,9 +214,7 @@ class Broker:
     def publish(self, session: RouterSession, msg: message.Publish) -> None:
         topic = msg.topic
         if topic.startswith("wamp."):
-            session.send_error(
-                _PUBLISH, msg.request, "wamp.error.not_authorized", "wamp.* topics are reserved for the router"
-            )
+            refuse_publish(session, msg, "wamp.error.not_authorized", "wamp.* topics are reserved for the router")
             return
         hooks = self.realm.topic_hooks
         if hooks is not None:
@@ -216,7 +224,7 @@ class Broker:
                 msg.args,
                 msg.kwargs,
                 lambda args, kwargs: self._publish(session, msg, args, kwargs),
-                lambda uri, text: session.send_error(_PUBLISH, msg.request, uri, text),
+                lambda uri, text: refuse_publish(session, msg, uri, text),
             )
             return
         self._publish(session, msg, msg.args, msg.kwargs)

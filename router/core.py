@@ -110,8 +110,16 @@ class Router:
                 raise ValueError(f"app {app.name!r} names realm {spec_realm!r}, which this router does not have")
             return [self.realms[spec_realm]]
 
+        import copy
+        import dataclasses
+
         for realm in self.realms.values():
-            specs = [t for t in app.topics if t.realm in (None, realm.name)]
+            # each realm gets its own handler object, so that handler.api is that realm's
+            specs = [
+                dataclasses.replace(t, handler=copy.copy(t.handler)) if len(self.realms) > 1 else t
+                for t in app.topics
+                if t.realm in (None, realm.name)
+            ]
             if specs:
                 if realm.topic_hooks is None:
                     realm.topic_hooks = TopicHooks(realm, specs, realm.api)

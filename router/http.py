@@ -223,8 +223,6 @@ class PushResource(resource.Resource):
                 send(200, {"args": list(value.args or []), "kwargs": dict(value.kwargs or {})})
             elif value is None:
                 send(200, {"args": [], "kwargs": {}})
-            elif isinstance(value, list):
-                send(200, {"args": value, "kwargs": {}})  # several positional results
             else:
                 send(200, {"args": [value], "kwargs": {}})
 

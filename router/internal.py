@@ -104,10 +104,11 @@ class InternalSession:
         elif kind is message.Result:
             d = self._api_calls.pop(msg.request, None)
             if d is not None:
-                if msg.kwargs:
-                    d.callback(Result(msg.args, msg.kwargs))
+                args = msg.args or []
+                if msg.kwargs or len(args) > 1:
+                    d.callback(Result(list(args), msg.kwargs))
                 else:
-                    d.callback(msg.args[0] if msg.args and len(msg.args) == 1 else msg.args)
+                    d.callback(args[0] if args else None)
         elif kind is message.Error:
             d = self._api_calls.pop(msg.request, None)
             if d is not None:
@@ -204,6 +205,12 @@ class RealmApi:
         }
         if unknown:
             raise ValueError(f"unknown publish options {sorted(unknown)}")
+        for name, value in options.items():
+            if name == "retain":
+                if not isinstance(value, bool):
+                    raise ValueError("publish option 'retain' must be a bool")
+            elif not isinstance(value, list):
+                raise ValueError(f"publish option {name!r} must be a list")
         internal = self._internal
         return internal.realm.broker.publish_from(
             internal, topic, list(args) or None, kwargs or None, _compile_filters(options), options.get("retain") is True

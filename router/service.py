@@ -87,8 +87,11 @@ class RouterService(Service):
         super().startService()
         _check_accelerators()
         if self._clean_exit_on_signals:
-            # after the reactor's own handlers are in place
-            self.reactor.callLater(0, self._install_signal_handlers)
+            # now (twistd starts services with the reactor running, its handlers
+            # in place), and again once running in case we were started earlier
+            self._install_signal_handlers()
+            if not self.reactor.running:
+                self.reactor.callWhenRunning(self._install_signal_handlers)
         listening = [
             serverFromString(self.reactor, listen.endpoint).listen(self._factory(listen))
             for listen in self.config.listen

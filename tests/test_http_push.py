@@ -267,11 +267,6 @@ async def test_call_returns_results_errors_and_timeouts():
         assert status == 404 and answer["error"] == "wamp.error.no_such_procedure", answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="router/internal.py InternalSession.send flattens a single RESULT argument, "
-    "so a callee returning one list reads as several positional results",
-)
 @pytest_twisted.ensureDeferred
 async def test_call_returning_one_list_keeps_its_shape():
     async with Pushing() as r:
