@@ -234,7 +234,9 @@ class Broker:
             return  # left while a topic handler was deciding
         topic = msg.topic
         options = msg._router_internal
-        disclose = type(options) is dict and options.get("disclose_me") is True
+        disclose = (type(options) is dict and options.get("disclose_me") is True) or session.discloses(
+            "publish", topic
+        )
         exclude_me = msg.exclude_me is not False
         filters = _compile_filters(options)
         publication = self.deliver(

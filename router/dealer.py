@@ -285,7 +285,9 @@ class Dealer:
             and _supports_canceling(callee)
         )
         pending = PendingCall(caller, request, callee, callee.request_ids.next(), reg, receive_progress)
-        pending.disclose = options.get("disclose_me") is True or callee in reg.disclose_to
+        pending.disclose = (
+            options.get("disclose_me") is True or callee in reg.disclose_to or caller.discloses("call", procedure)
+        )
         pending.procedure = procedure if policy != "exact" else None
         pending.streaming = progress
         caller.calls[request] = pending

@@ -83,6 +83,9 @@ class InternalSession:
     def send_error(self, request_type: int, request: int, uri: str, text: str | None = None, **extra) -> bool:
         return self.send(message.Error(request_type, request, uri, args=[text] if text else None))
 
+    def discloses(self, action: str, uri: str) -> bool:
+        return False
+
     def goodbye(self, reason: str, text: str | None = None) -> None:
         """The router's own session cannot be killed."""
 

@@ -18,7 +18,12 @@ __all__ = ["Realm"]
 
 
 class Realm:
-    def __init__(self, name: str, router: Router) -> None:
+    def __init__(self, name: str, router: Router, config=None) -> None:
+        from router.auth import build_realm_auth
+        from router.config import RealmConfig
+
+        self.config = config if config is not None else RealmConfig(name)
+        self.authenticator, self.authorizer = build_realm_auth(self.config)
         self.name = name
         self.router = router
         self.sessions: dict[int, RouterSession] = {}

@@ -56,7 +56,7 @@ class RouterService(Service):
 
             pairs.insert(0, (None, LogListener()))
         self.router = Router(
-            realms=[realm.name for realm in config.realms],
+            realms=config.realms,
             listeners=[(obj, cfg.priority if cfg is not None else None) for cfg, obj in pairs],
             listener_timeout=config.listener_timeout,
             clock=reactor,

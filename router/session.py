@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from autobahn.wamp import message
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from router.dispatcher import Chain
@@ -38,6 +39,7 @@ from router.events import (
     SessionLeft,
 )
 from router.uri import Counter
+from router.auth import Accept, Challenge, HelloInfo
 from router.wire import MESSAGE_NAMES, UriError, WireError
 
 if TYPE_CHECKING:
@@ -49,6 +51,8 @@ __all__ = ["RouterSession", "ProtocolViolation"]
 _log = Logger(namespace="wampd.session")
 
 AWAIT_HELLO = "await_hello"
+AUTHENTICATING = "authenticating"  # waiting for the realm's authenticator
+CHALLENGED = "challenged"  # CHALLENGE sent, waiting for AUTHENTICATE
 JOINING = "joining"
 JOINED = "joined"
 CLOSING = "closing"
@@ -92,6 +96,11 @@ class RouterSession:
         "request_ids",
         "last_seen",
         "testaments",
+        "_pending",
+        "_challenge",
+        "_authextra",
+        "_authorizer",
+        "_queue",
         "_closing_reason",
         "_connected_ok",
         "_lost",
@@ -117,6 +126,11 @@ class RouterSession:
         self.request_ids = Counter()
         self.last_seen = connection.opened_at
         self.testaments: dict | None = None  # scope -> [(topic, args, kwargs, options)]
+        self._pending = None  # (realm, hello) while authenticating
+        self._challenge = None
+        self._authextra = None
+        self._authorizer = None  # None: this session needs no authorization checks
+        self._queue: list | None = None  # messages held behind a pending (async) authorization
         self._closing_reason: str | None = None
         self._connected_ok = False
         self._lost = False
@@ -195,6 +209,9 @@ class RouterSession:
         """Route one parsed message according to the session state."""
         state = self.state
         if state is JOINED:
+            if self._queue is not None:
+                self._queue.append(msg)  # keep order behind a pending authorization
+                return
             handler = _JOINED.get(type(msg))
             if handler is None:
                 self.protocol_violation(
@@ -202,13 +219,23 @@ class RouterSession:
                     msg,
                 )
                 return
-            try:
-                handler(self, msg)
-            except ProtocolViolation as exc:
-                self.protocol_violation(str(exc), msg, exc)
-            except Exception as exc:
-                _log.failure("internal error handling {msg}", msg=MESSAGE_NAMES[msg.MESSAGE_TYPE])
-                self._report_error(exc, msg)
+            if self._authorizer is not None:
+                action = _ACTIONS.get(type(msg))
+                if action is not None:
+                    self._authorize(msg, action, handler)
+                    return
+            self._handle(handler, msg)
+            return
+        if state is CHALLENGED:
+            if type(msg) is message.Authenticate:
+                self._on_authenticate(msg)
+            elif type(msg) is message.Abort:
+                self._pending = self._challenge = None
+                self.session_id = None
+                self.state = AWAIT_HELLO
+                self.peer.close()
+            else:
+                self.protocol_violation(f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} received instead of AUTHENTICATE", msg)
             return
         if state is AWAIT_HELLO:
             if type(msg) is message.Hello:
@@ -227,10 +254,57 @@ class RouterSession:
                 self.state = AWAIT_HELLO
                 self.peer.close()
             return
-        if state is JOINING:
+        if state is JOINING or state is AUTHENTICATING:
             self.protocol_violation(
                 f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} received before WELCOME", msg
             )
+
+    def _handle(self, handler, msg) -> None:
+        try:
+            handler(self, msg)
+        except ProtocolViolation as exc:
+            self.protocol_violation(str(exc), msg, exc)
+        except Exception as exc:
+            _log.failure("internal error handling {msg}", msg=MESSAGE_NAMES[msg.MESSAGE_TYPE])
+            self._report_error(exc, msg)
+
+    def _authorize(self, msg, action: tuple[str, str], handler) -> None:
+        name, field = action
+        allowed = self._authorizer.authorize(self.info, name, getattr(msg, field))
+        if isinstance(allowed, Deferred):
+            self._queue = []
+            allowed.addCallback(self._authorized, msg, action, handler)
+            return
+        self._decided(allowed, msg, action, handler)
+
+    def _authorized(self, allowed, msg, action, handler) -> None:
+        queue, self._queue = self._queue, None
+        if self.state is not JOINED or queue is None:
+            return  # left meanwhile
+        self._decided(allowed, msg, action, handler)
+        for index, queued in enumerate(queue):
+            if self._queue is not None:  # blocked again: keep the rest in order
+                self._queue.extend(queue[index:])
+                break
+            self.dispatch(queued)
+
+    def _decided(self, allowed: bool, msg, action, handler) -> None:
+        if allowed is True:
+            self._handle(handler, msg)
+            return
+        name, field = action
+        text = f"role {self.info.authrole!r} may not {name} {getattr(msg, field)!r}"
+        if type(msg) is message.Publish:
+            from router.broker import refuse_publish
+
+            refuse_publish(self, msg, "wamp.error.not_authorized", text)
+        else:
+            self.send_error(msg.MESSAGE_TYPE, msg.request, "wamp.error.not_authorized", text)
+
+    def discloses(self, action: str, uri: str) -> bool:
+        """Whether the realm's roles disclose this session's identity for ``action`` on ``uri``."""
+        authorizer = self._authorizer
+        return authorizer is not None and authorizer.disclose(self.info, action, uri)
 
     def _bad_uri(self, exc: UriError) -> None:
         request = exc.request
@@ -256,27 +330,57 @@ class RouterSession:
             self.reject("realm", text, hello.realm, hello.authid)
             self.abort("wamp.error.no_such_realm", text)
             return
-        methods = hello.authmethods or ["anonymous"]
-        if "anonymous" not in methods:
-            text = f"none of the authentication methods {methods} is available on realm {realm.name!r}"
-            self.reject("authentication", text, realm.name, hello.authid)
-            self.abort("wamp.error.no_auth_method", text)
-            return
         self.roles = _announced_roles(hello)
-        self.state = JOINING
+        self.state = AUTHENTICATING
+        # allocated first: wampcra puts it in the challenge
         self.session_id = realm.new_session_id()
+        self._pending = (realm, hello)
+        hello_info = HelloInfo.from_hello(hello, self.connection, self.session_id)
+        self._authenticated(realm.authenticator.start(hello_info))
+
+    def _on_authenticate(self, msg: message.Authenticate) -> None:
+        realm, hello = self._pending
+        challenge, self._challenge = self._challenge, None
+        self.state = AUTHENTICATING
+        self._authenticated(realm.authenticator.verify(challenge, msg.signature, msg.extra or {}))
+
+    def _authenticated(self, outcome) -> None:
+        """The authenticator's answer (Accept, Challenge, Deny, or a Deferred of one)."""
+        if isinstance(outcome, Deferred):
+            outcome.addCallback(self._authenticated)
+            return
+        if self.state is not AUTHENTICATING:  # transport lost or protocol violation meanwhile
+            return
+        realm, hello = self._pending
+        if isinstance(outcome, Challenge):
+            self._challenge = outcome
+            self.state = CHALLENGED
+            self.send(message.Challenge(outcome.method, dict(outcome.extra)))
+            return
+        if not isinstance(outcome, Accept):
+            text = getattr(outcome, "message", "authentication failed")
+            uri = getattr(outcome, "uri", "wamp.error.not_authorized")
+            self._pending = None
+            self.session_id = None
+            self.state = AWAIT_HELLO
+            self.reject("authentication", text, realm.name, hello.authid)
+            self.abort(uri, text)
+            return
+        self._pending = None
+        self.state = JOINING
         now = self.router.clock.seconds()
         info = SessionInfo(
             session_id=self.session_id,
             realm=realm.name,
-            authid=hello.authid or "anonymous",
-            authrole="anonymous",
-            authmethod="anonymous",
-            authprovider="static",
+            authid=outcome.authid,
+            authrole=outcome.authrole,
+            authmethod=outcome.authmethod,
+            authprovider=outcome.authprovider,
             connection=self.connection,
             joined_at=now,
         )
         self.info = info
+        self._authextra = dict(outcome.authextra) if outcome.authextra else None
         details = hello._router_internal if isinstance(hello._router_internal, dict) else {}
         d = self.router.dispatcher.emit(SessionJoining(info, details), self.chain)
         if d is None:
@@ -304,6 +408,9 @@ class RouterSession:
         self.realm = realm
         info = self.info
         self.last_info = info
+        authorizer = realm.authorizer
+        # a realm with no roles and no authorizer is open to anonymous sessions: no checks at all
+        self._authorizer = None if (authorizer.open_anonymous and info.authrole == "anonymous") else authorizer
         realm.attach(self)
         self.send(
             message.Welcome(
@@ -314,6 +421,7 @@ class RouterSession:
                 authrole=info.authrole,
                 authmethod=info.authmethod,
                 authprovider=info.authprovider,
+                authextra=self._authextra,
                 custom={"x_router_agent": self.router.agent},
             )
         )
@@ -346,6 +454,10 @@ class RouterSession:
         self._closing_reason = None
         if realm is not None:
             realm.detach(self)
+            if self._authorizer is not None and info is not None:
+                self._authorizer.forget(info.session_id)
+        self._authorizer = None
+        self._queue = None
         self.realm = None
         self.info = None
         self.session_id = None
@@ -364,9 +476,10 @@ class RouterSession:
         if self.state in (JOINED, CLOSING):
             self._closing_reason = PROTOCOL_VIOLATION
             self._leave(PROTOCOL_VIOLATION)
-        elif self.state is JOINING:
+        elif self.state in (JOINING, AUTHENTICATING, CHALLENGED):
             self.info = None
             self.session_id = None
+            self._pending = self._challenge = None
         self.state = AWAIT_HELLO
         self.abort(PROTOCOL_VIOLATION, text)
 
@@ -465,6 +578,14 @@ def _on_error(session: RouterSession, msg: message.Error) -> None:
         )
     session.realm.dealer.callee_error(session, msg)
 
+
+# messages that need authorization: (action, the message field holding the URI)
+_ACTIONS = {
+    message.Subscribe: ("subscribe", "topic"),
+    message.Publish: ("publish", "topic"),
+    message.Register: ("register", "procedure"),
+    message.Call: ("call", "procedure"),
+}
 
 _JOINED = {
     message.Publish: _publish,
