@@ -126,6 +126,12 @@ _ROUTER_KEYS = (
     "listener_timeout",
     "shutdown_timeout",
     "default_listener",
+    "hello_timeout",
+    "allowed_origins",
+    "allow_addresses",
+    "deny_addresses",
+    "max_connections",
+    "max_connections_per_address",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)
@@ -876,6 +882,18 @@ class RouterConfig:
     """Seconds to wait for GOODBYE replies at shutdown."""
     apps: tuple[AppConfig, ...] = ()
     http: HttpConfig | None = None
+    hello_timeout: float = 10.0
+    """Seconds a connection may take to join (HELLO to WELCOME); 0 disables."""
+    allowed_origins: tuple[str, ...] = ()
+    """Allowed WebSocket origins (exact or with *); empty allows any."""
+    allow_addresses: tuple[str, ...] = ()
+    """CIDR networks allowed to connect; empty allows any."""
+    deny_addresses: tuple[str, ...] = ()
+    """CIDR networks refused."""
+    max_connections: int = 0
+    """Open connections in total; 0 is unlimited."""
+    max_connections_per_address: int = 0
+    """Open connections from one address; 0 is unlimited."""
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -892,6 +910,26 @@ class RouterConfig:
         object.__setattr__(self, "realms", realms)
         object.__setattr__(self, "listeners", listeners)
         object.__setattr__(self, "apps", _check_items("apps", self.apps, AppConfig, allow_empty=True))
+        for name in ("allowed_origins", "allow_addresses", "deny_addresses"):
+            object.__setattr__(self, name, _check_items(name, getattr(self, name), str, allow_empty=True))
+        for name in ("max_connections", "max_connections_per_address"):
+            if _check_int(name, getattr(self, name)) < 0:
+                raise ConfigError(name, f"must be 0 (unlimited) or more, got {getattr(self, name)}")
+        object.__setattr__(
+            self, "hello_timeout", _check_number("hello_timeout", self.hello_timeout, allow_zero=True)
+        )
+        from router.policy import ConnectionPolicy, origin_pattern
+
+        for index, pattern in enumerate(self.allowed_origins):
+            try:
+                origin_pattern(pattern)
+            except ValueError as exc:
+                raise ConfigError(f"allowed_origins[{index}]", str(exc)) from None
+        try:
+            ConnectionPolicy(allow_addresses=self.allow_addresses, deny_addresses=self.deny_addresses)
+        except ValueError as exc:
+            key = "allow_addresses" if str(exc).startswith("allow") else "deny_addresses"
+            raise ConfigError(key, str(exc).split(": ", 1)[1]) from None
         if self.http is not None and not isinstance(self.http, HttpConfig):
             raise ConfigError("http", f"must be an HttpConfig, got {_describe(self.http)}")
         _check_bool("default_listener", self.default_listener)

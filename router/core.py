@@ -13,7 +13,8 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from router.dispatcher import Dispatcher
-from router.events import ConnectionInfo, ServerStopping
+from router.events import ConnectionInfo, Reject, ServerStopping
+from router.policy import ConnectionPolicy
 from router.realm import Realm
 from router.session import RouterSession
 from router.uri import Counter, GlobalIds, is_valid_realm
@@ -63,10 +64,17 @@ class Router:
         listener_timeout: float = 5.0,
         clock: Any = None,
         seed: int | None = None,
+        policy: ConnectionPolicy | None = None,
+        hello_timeout: float = 10.0,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
+        self.policy = policy if policy is not None else ConnectionPolicy()
+        self.hello_timeout = hello_timeout
+        self._per_host: dict[str, int] = {}
+        self._handshaking: dict[int, RouterSession] = {}  # connections not (or no longer) joined
+        self._hello_sweep = None
         self.dispatcher = Dispatcher(listeners, listener_timeout, clock)
         self.global_ids = GlobalIds(seed)
         self.scope_ids = Counter()
@@ -154,6 +162,9 @@ class Router:
             self._loops.append(loop)
 
     def stop_periodics(self) -> None:
+        if self._hello_sweep is not None:
+            self._hello_sweep.stop()
+            self._hello_sweep = None
         loops, self._loops = self._loops, []
         for loop in loops:
             if loop.running:
@@ -202,15 +213,59 @@ class Router:
         )
         return RouterSession(self, peer, info, self.codec(serializer))
 
-    def track(self, session: RouterSession) -> None:
-        self._connections[session.connection.id] = session
+    def track(self, session: RouterSession) -> Reject | None:
+        """Count a new connection in; returns why the policy refuses it, if it does."""
+        conn = session.connection
+        self._connections[conn.id] = session
+        host = conn.host
+        if host is not None:
+            self._per_host[host] = self._per_host.get(host, 0) + 1
+        self.awaiting_hello(session)
+        if self.policy.is_open:
+            return None
+        return self.policy.refusal(conn, len(self._connections), self._per_host.get(host, 0))
 
     def untrack(self, session: RouterSession) -> None:
-        self._connections.pop(session.connection.id, None)
+        conn = session.connection
+        if self._connections.pop(conn.id, None) is not None and conn.host is not None:
+            left = self._per_host.get(conn.host, 1) - 1
+            if left:
+                self._per_host[conn.host] = left
+            else:
+                self._per_host.pop(conn.host, None)
+        self._handshaking.pop(conn.id, None)
         if not self._connections and self._idle:
             waiting, self._idle = self._idle, []
             for d in waiting:
                 d.callback(None)
+
+    # -- the HELLO timeout: one sweeping timer for all unjoined connections ------
+
+    def awaiting_hello(self, session: RouterSession) -> None:
+        """``session`` has no joined session (new, or after GOODBYE): it must join in time."""
+        if self.hello_timeout <= 0:
+            return
+        session.handshake_since = self.clock.seconds()
+        self._handshaking[session.connection.id] = session
+        if self._hello_sweep is None:
+            from twisted.internet.task import LoopingCall
+
+            self._hello_sweep = LoopingCall(self._sweep_handshakes)
+            self._hello_sweep.clock = self.clock
+            self._hello_sweep.start(max(0.05, self.hello_timeout / 4), now=False)
+
+    def joined(self, session: RouterSession) -> None:
+        self._handshaking.pop(session.connection.id, None)
+
+    def _sweep_handshakes(self) -> None:
+        now = self.clock.seconds()
+        limit = self.hello_timeout
+        for session in [s for s in self._handshaking.values() if now - s.handshake_since >= limit]:
+            self._handshaking.pop(session.connection.id, None)
+            session.handshake_timed_out(limit)
+        if not self._handshaking and self._hello_sweep is not None:
+            self._hello_sweep.stop()
+            self._hello_sweep = None
 
     @property
     def connections(self) -> tuple[RouterSession, ...]:

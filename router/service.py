@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from router.config import ListenerConfig, RouterConfig
 from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
+from router.policy import ConnectionPolicy
 from router.transport import PingSweeper, RawSocketFactory, WebSocketFactory
 
 __all__ = ["RouterService"]
@@ -60,6 +61,14 @@ class RouterService(Service):
             listeners=[(obj, cfg.priority if cfg is not None else None) for cfg, obj in pairs],
             listener_timeout=config.listener_timeout,
             clock=reactor,
+            policy=ConnectionPolicy(
+                allowed_origins=config.allowed_origins,
+                allow_addresses=config.allow_addresses,
+                deny_addresses=config.deny_addresses,
+                max_connections=config.max_connections,
+                max_connections_per_address=config.max_connections_per_address,
+            ),
+            hello_timeout=config.hello_timeout,
         )
         for app in apps:
             self.router.install_app(app)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from autobahn.wamp import message
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 
 from router.dispatcher import Chain
@@ -101,6 +101,7 @@ class RouterSession:
         "_authextra",
         "_authorizer",
         "_queue",
+        "handshake_since",
         "_closing_reason",
         "_connected_ok",
         "_lost",
@@ -131,6 +132,7 @@ class RouterSession:
         self._authextra = None
         self._authorizer = None  # None: this session needs no authorization checks
         self._queue: list | None = None  # messages held behind a pending (async) authorization
+        self.handshake_since = connection.opened_at
         self._closing_reason: str | None = None
         self._connected_ok = False
         self._lost = False
@@ -146,8 +148,14 @@ class RouterSession:
         Deferred, that fails with :class:`Reject` when a listener refused.
         A refusal has already fired ``client_rejected`` when this returns/fails.
         """
-        self.router.track(self)
+        refusal = self.router.track(self)
         d = self.router.dispatcher.emit(ClientConnected(self.connection), self.chain)
+        if refusal is not None:
+            # the router's policy refuses it: listeners were told it connected, their say does not matter
+            if d is not None:
+                d.addErrback(lambda failure: failure.trap(Reject))
+            self.reject(refusal.reason, refusal.message)
+            return fail(refusal)
         if d is None:
             self._connected_ok = True
             return None
@@ -408,6 +416,7 @@ class RouterSession:
         self.realm = realm
         info = self.info
         self.last_info = info
+        self.router.joined(self)
         authorizer = realm.authorizer
         # a realm with no roles and no authorizer is open to anonymous sessions: no checks at all
         self._authorizer = None if (authorizer.open_anonymous and info.authrole == "anonymous") else authorizer
@@ -434,6 +443,19 @@ class RouterSession:
         self.send(message.Goodbye(reason="wamp.close.goodbye_and_out"))
         self._leave(msg.reason)
         self.state = AWAIT_HELLO
+        self.router.awaiting_hello(self)
+
+    def handshake_timed_out(self, limit: float) -> None:
+        """No joined session within the HELLO timeout: close the connection."""
+        if self._lost or self.state is JOINED or self.state is CLOSING:
+            return
+        text = f"no session joined within {limit:g}s of connecting"
+        if self.last_info is None:  # never joined: a refused connection; else just an idle one
+            self.reject("protocol", text)
+        self.state = AWAIT_HELLO
+        self._pending = self._challenge = None
+        self.session_id = None
+        self.peer.close()
 
     def _on_abort(self, msg: message.Abort) -> None:
         self._leave(msg.reason)

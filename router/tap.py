@@ -35,6 +35,15 @@ _NUMBER_OPTIONS = (
     ("ping-timeout", "ping_timeout", float, "a number"),
     ("listener-timeout", "listener_timeout", float, "a number"),
     ("shutdown-timeout", "shutdown_timeout", float, "a number"),
+    ("hello-timeout", "hello_timeout", float, "a number"),
+    ("max-connections", "max_connections", int, "an integer"),
+    ("max-connections-per-address", "max_connections_per_address", int, "an integer"),
+)
+# repeatable option -> RouterConfig field (values added to the config file's)
+_LIST_OPTIONS = (
+    ("allowed-origin", "allowed_origins"),
+    ("allow-address", "allow_addresses"),
+    ("deny-address", "deny_addresses"),
 )
 
 
@@ -65,6 +74,9 @@ class Options(usage.Options):
             "Serve the HTTP push endpoint (POST /publish, POST /call) on this "
             "Twisted endpoint string, e.g. tcp:8081:interface=127.0.0.1. Needs --http-secret.",
         ),
+        ("hello-timeout", None, None, "Seconds a connection may take to join (HELLO to WELCOME); 0 disables [default: 10]."),
+        ("max-connections", None, None, "Most open connections in total; 0 is unlimited [default: 0]."),
+        ("max-connections-per-address", None, None, "Most open connections from one address; 0 is unlimited [default: 0]."),
         (
             "http-secret",
             None,
@@ -126,6 +138,20 @@ class Options(usage.Options):
         self["realm"] = []
         self["listener"] = []
         self["app"] = []
+        for option, _ in _LIST_OPTIONS:
+            self[option] = []
+
+    def opt_allowed_origin(self, pattern: str) -> None:
+        """Allow WebSocket connections from this Origin (exact, or with * in the host); repeatable."""
+        self["allowed-origin"].append(pattern)
+
+    def opt_allow_address(self, cidr: str) -> None:
+        """Accept connections only from these networks (CIDR, IPv4 or IPv6); repeatable."""
+        self["allow-address"].append(cidr)
+
+    def opt_deny_address(self, cidr: str) -> None:
+        """Refuse connections from this network (CIDR); repeatable."""
+        self["deny-address"].append(cidr)
 
     def opt_app(self, spec: str) -> None:
         """
@@ -243,13 +269,18 @@ class Options(usage.Options):
             except ConfigError as exc:
                 raise usage.UsageError(f"--http: {exc.reason}") from None
 
+        for option, field_name in _LIST_OPTIONS:
+            if self[option]:
+                changes[field_name] = getattr(config, field_name) + tuple(self[option])
+                option_for_field[field_name] = option
+
         if self["no-default-listener"]:
             changes["default_listener"] = False
 
         try:
             return dataclasses.replace(config, **changes)
         except ConfigError as exc:
-            option = option_for_field.get(exc.key or "", exc.key)
+            option = option_for_field.get((exc.key or "").split("[")[0], exc.key)
             raise usage.UsageError(f"--{option}: {exc.reason}") from None
 
     def _build_listeners(self, config: RouterConfig) -> list[tuple[ListenerConfig, object]]:

@@ -222,7 +222,8 @@ def test_unknown_key_suggests_the_right_one():
     assert str(error) == (
         "router.ping_intervall: unknown key; expected one of: max_message_size, "
         "ping_interval, ping_timeout, listener_timeout, shutdown_timeout, "
-        "default_listener (did you mean 'ping_interval'?)"
+        "default_listener, hello_timeout, allowed_origins, allow_addresses, deny_addresses, "
+        "max_connections, max_connections_per_address (did you mean 'ping_interval'?)"
     )
 
 
@@ -512,3 +513,18 @@ def test_parse_listen_reports_against_a_given_key():
     with pytest.raises(ConfigError) as info:
         parse_listen("bogus:1", key="--listen")
     assert info.value.key == "--listen"
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ('[router]\nallowed_origins = ["https://a.example.com", ""]\n', "router.allowed_origins[1]"),
+        ('[router]\nallow_addresses = ["10.0.0.0/8", "not-a-net"]\n', "router.allow_addresses"),
+        ('[router]\ndeny_addresses = "10.0.0.1"\n', "router.deny_addresses"),
+        ("[router]\nmax_connections = -1\n", "router.max_connections"),
+        ("[router]\nhello_timeout = -2\n", "router.hello_timeout"),
+    ],
+)
+def test_policy_keys_are_validated(text, key):
+    error = config_error(text)
+    assert str(error).startswith(key + ":"), str(error)

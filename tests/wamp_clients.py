@@ -161,7 +161,7 @@ async def connect(address, transport="websocket", serializer="json", realm="real
 
 async def join(address, transport="websocket", serializer="json", realm="realm1", session_class=Client):
     session = await connect(address, transport, serializer, realm, session_class)
-    await session.joined
+    await session.joined.addTimeout(10, reactor)  # a refused join fails the test instead of hanging it
     return session
 
 

@@ -1,0 +1,98 @@
+"""
+Connection-level policy, checked when a connection opens (before any
+listener can veto it), each refusal a ``client_rejected`` with its reason:
+
+* ``origin``: allowed WebSocket origins, exact (``https://app.example.com``)
+  or with ``*`` matching within the host (``https://*.example.com``).  Off
+  when the list is empty (the zero-config start).  A client that sends no
+  Origin header (any non-browser client) is not an origin risk and passes:
+  the check protects browsers' users from other sites' pages.
+* ``address``: deny and allow lists of CIDR networks (IPv4 and IPv6; an
+  IPv4-mapped IPv6 peer is checked as IPv4).  Deny wins; a non-empty allow
+  list admits only its networks.  Unix-socket peers have no address and pass.
+* ``limit``: at most ``max_connections`` open connections in total and
+  ``max_connections_per_address`` from one address (0: unlimited).
+
+The HELLO timeout (a connection that does not finish joining in time is
+closed, reason ``protocol``) lives in :class:`router.core.Router`, swept by one
+timer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from router.events import ConnectionInfo, Reject
+
+__all__ = ["ConnectionPolicy", "origin_pattern"]
+
+
+def origin_pattern(pattern: str) -> re.Pattern:
+    """``https://*.example.com`` -> a regex where ``*`` matches within the host."""
+    if not isinstance(pattern, str) or not pattern or pattern.count("://") > 1:
+        raise ValueError(f"bad origin pattern {pattern!r}")
+    return re.compile("^" + re.escape(pattern.lower()).replace(r"\*", r"[^/:]*") + "$")
+
+
+def _networks(cidrs, what: str):
+    nets = []
+    for cidr in cidrs:
+        try:
+            nets.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{what}: {cidr!r} is not an IP network ({exc})") from None
+    return tuple(nets)
+
+
+@dataclass(frozen=True)
+class ConnectionPolicy:
+    allowed_origins: tuple[str, ...] = ()
+    allow_addresses: tuple[str, ...] = ()
+    deny_addresses: tuple[str, ...] = ()
+    max_connections: int = 0
+    max_connections_per_address: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_origins", tuple(origin_pattern(p) for p in self.allowed_origins))
+        object.__setattr__(self, "_allow", _networks(self.allow_addresses, "allow_addresses"))
+        object.__setattr__(self, "_deny", _networks(self.deny_addresses, "deny_addresses"))
+
+    @property
+    def is_open(self) -> bool:
+        return not (
+            self.allowed_origins
+            or self.allow_addresses
+            or self.deny_addresses
+            or self.max_connections
+            or self.max_connections_per_address
+        )
+
+    def refusal(self, connection: ConnectionInfo, total: int, from_host: int) -> Reject | None:
+        """Why this connection may not stay (``total``/``from_host`` include it), or None."""
+        host = connection.host
+        if host is not None and (self._allow or self._deny):
+            try:
+                address = ipaddress.ip_address(host.split("%", 1)[0])
+            except ValueError:
+                address = None
+            if address is not None:
+                mapped = getattr(address, "ipv4_mapped", None)
+                if mapped is not None:
+                    address = mapped
+                if any(address in net for net in self._deny):
+                    return Reject(f"address {host} is denied", "address")
+                if self._allow and not any(address in net for net in self._allow):
+                    return Reject(f"address {host} is not allowed", "address")
+        origin = connection.origin
+        if self._origins and origin is not None:
+            if not any(p.match(origin.lower()) for p in self._origins):
+                return Reject(f"origin {origin} is not allowed", "origin")
+        if self.max_connections and total > self.max_connections:
+            return Reject(f"the router is at its limit of {self.max_connections} connections", "limit")
+        if self.max_connections_per_address and host is not None and from_host > self.max_connections_per_address:
+            return Reject(
+                f"{host} is at its limit of {self.max_connections_per_address} connections", "limit"
+            )
+        return None

@@ -1,0 +1,176 @@
+"""
+Connection-level policy over real loopback connections: origins, address
+lists, connection limits and the HELLO timeout, each a client_rejected with
+its reason, and nothing left behind.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from autobahn.twisted.websocket import WampWebSocketClientFactory, WampWebSocketClientProtocol
+from autobahn.wamp.types import ComponentConfig
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+
+from router.events import ConnectionInfo
+from router.policy import ConnectionPolicy
+from tests.test_lifecycle import Started, assert_well_ordered
+from tests.wamp_clients import Client, join, leave
+
+
+def _port(url: str) -> int:
+    return int(url.split(":")[2].split("/")[0])
+
+
+async def _refused(r, transport: str):
+    """Open a connection that the policy refuses; waits until the router dropped it."""
+    if transport == "websocket":
+        _, closed = await _ws_handshake(r.ws_url, None)
+        return await closed.addTimeout(5, reactor)
+    lost = Deferred()
+
+    class Raw(Protocol):
+        def connectionMade(self):
+            self.data = b""
+            self.transport.write(bytes([0x7F, 0xF1, 0, 0]))
+
+        def dataReceived(self, data):
+            self.data += data
+
+        def connectionLost(self, reason):
+            lost.callback(self.data)
+
+    await TCP4ClientEndpoint(reactor, "127.0.0.1", r.rs_port).connect(Factory.forProtocol(Raw))
+    return await lost.addTimeout(5, reactor)
+
+
+async def _ws_handshake(url: str, origin: str | None):
+    """Open a WebSocket with this Origin; returns (joined session or None, close reason)."""
+    session = Client(ComponentConfig("realm1"))
+    closed = Deferred()
+
+    class Proto(WampWebSocketClientProtocol):
+        def onClose(self, wasClean, code, reason):
+            super().onClose(wasClean, code, reason)
+            if not closed.called:
+                closed.callback(reason)
+
+    factory = WampWebSocketClientFactory(lambda: session, url=url, origin=origin)
+    factory.protocol = Proto
+    await TCP4ClientEndpoint(reactor, "127.0.0.1", _port(url)).connect(factory)
+    return session, closed
+
+
+def test_policy_unit_rules():
+    def conn(host="127.0.0.1", origin=None):
+        return ConnectionInfo(1, "websocket", f"tcp4:{host}:1", host, "json", "e", 0.0, origin=origin)
+
+    p = ConnectionPolicy(allowed_origins=("https://*.example.com", "http://localhost:3000"))
+    assert p.refusal(conn(origin="https://app.example.com"), 1, 1) is None
+    assert p.refusal(conn(origin="HTTP://LOCALHOST:3000"), 1, 1) is None
+    assert p.refusal(conn(origin="https://evil.com"), 1, 1).reason == "origin"
+    assert p.refusal(conn(origin="https://example.com.evil.com"), 1, 1).reason == "origin"
+    assert p.refusal(conn(origin=None), 1, 1) is None  # non-browser clients send none
+    q = ConnectionPolicy(allow_addresses=("10.0.0.0/8", "::1/128"), deny_addresses=("10.6.0.0/16",))
+    assert q.refusal(conn("10.1.2.3"), 1, 1) is None
+    assert q.refusal(conn("10.6.1.1"), 1, 1).reason == "address"
+    assert q.refusal(conn("192.168.1.1"), 1, 1).reason == "address"
+    assert q.refusal(conn("::ffff:10.1.2.3"), 1, 1) is None  # IPv4-mapped IPv6 checked as IPv4
+    assert q.refusal(conn("::1"), 1, 1) is None
+    limits = ConnectionPolicy(max_connections=2, max_connections_per_address=1)
+    assert limits.refusal(conn(), 2, 1) is None
+    assert limits.refusal(conn(), 3, 1).reason == "limit"
+    assert limits.refusal(conn(), 2, 2).reason == "limit"
+
+
+@pytest_twisted.ensureDeferred
+async def test_origin_not_allowed_gets_403_and_a_rejected_event():
+    async with Started(allowed_origins=("https://*.example.com",)) as r:
+        bad, closed = await _ws_handshake(r.ws_url, "https://evil.example.org")
+        reason = await closed
+        assert "403" in reason
+        rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
+        assert rejected.reason == "origin" and "evil.example.org" in rejected.message
+        good, _ = await _ws_handshake(r.ws_url, "https://app.example.com")
+        await good.joined
+        await leave(good)
+        await r.recorder.wait_for(lambda e: e.name == "client_disconnected" and e.session is not None)
+    assert_well_ordered(r.recorder)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+@pytest_twisted.ensureDeferred
+async def test_denied_address_is_rejected(transport):
+    async with Started(deny_addresses=("127.0.0.0/8",)) as r:
+        answer = await _refused(r, transport)
+        if transport == "websocket":
+            assert "403" in answer
+        else:
+            assert answer == bytes([0x7F, 0x00, 0, 0])  # handshake error, then closed
+        rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
+        assert (rejected.reason, rejected.message) == ("address", "address 127.0.0.1 is denied")
+        gone = await r.recorder.wait_disconnected(rejected.connection.id)
+        assert gone.session is None
+        assert r.service.router.connections == ()
+    assert_well_ordered(r.recorder)
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_limits():
+    async with Started(max_connections=3, max_connections_per_address=2) as r:
+        first = await join(r.ws_url)
+        second = await join(r.rs_port, "rawsocket")
+        answer = await _refused(r, "websocket")  # third from 127.0.0.1: over the per-address limit
+        assert "403" in answer
+        rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
+        assert rejected.reason == "limit" and "127.0.0.1" in rejected.message
+        await r.recorder.wait_disconnected(rejected.connection.id)
+        # the refused one does not count: after one leaves, a new one fits
+        await leave(first)
+        third = await join(r.ws_url)
+        assert third.sid
+        await leave(second)
+        await leave(third)
+    assert_well_ordered(r.recorder)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+@pytest_twisted.ensureDeferred
+async def test_client_that_never_says_hello_is_closed(transport):
+    async with Started(hello_timeout=0.3) as r:
+        lost = Deferred()
+
+        if transport == "rawsocket":
+
+            class Silent(Protocol):
+                def connectionMade(self):
+                    self.transport.write(bytes([0x7F, 0xF1, 0, 0]))  # handshake, then nothing
+
+                def connectionLost(self, reason):
+                    lost.callback(None)
+
+            await TCP4ClientEndpoint(reactor, "127.0.0.1", r.rs_port).connect(Factory.forProtocol(Silent))
+        else:
+
+            from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+
+            class Silent(WebSocketClientProtocol):
+                def onOpen(self):
+                    pass  # never sends HELLO
+
+                def onClose(self, wasClean, code, reason):
+                    lost.callback(None)
+
+            factory = WebSocketClientFactory(url=r.ws_url, protocols=["wamp.2.json"])
+            factory.protocol = Silent
+            await TCP4ClientEndpoint(reactor, "127.0.0.1", _port(r.ws_url)).connect(factory)
+        healthy = await join(r.ws_url)  # joins in time and is not touched
+        await lost.addTimeout(5, reactor)
+        rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
+        assert rejected.reason == "protocol" and "no session joined within 0.3s" in rejected.message
+        assert healthy.is_attached()
+        await leave(healthy)
+    assert_well_ordered(r.recorder)
