@@ -21,6 +21,7 @@ Both hand the router parsed messages through a
 from __future__ import annotations
 
 import math
+import struct
 from typing import Any
 
 from autobahn.twisted.websocket import WampWebSocketServerFactory, WampWebSocketServerProtocol
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 _log = Logger(namespace="wampd.transport")
+
+_HEADER16 = struct.Struct("!BBH")
+_HEADER64 = struct.Struct("!BBQ")
 
 _SUBPROTOCOLS = {"wamp.2.json": "json", "wamp.2.msgpack": "msgpack", "wamp.2.cbor": "cbor"}
 
@@ -151,6 +155,17 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
         self.last_heard = self.factory.router.clock.seconds()
         self.factory.sweeper.add(self)
 
+    # -- hot path: skip Autobahn's per-message debug formatting and "message"
+    #    signal (a Deferred per message); frames are written directly.
+
+    def dataReceived(self, data):
+        self._dataReceived(data)
+
+    def onMessageEnd(self):
+        data, self.message_data = self.message_data, None
+        if not self.failedByMe:
+            self.wampd_session.receive(b"".join(data))
+
     def onMessage(self, payload, isBinary):
         self.wampd_session.receive(payload)
 
@@ -175,9 +190,18 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
     # -- the peer interface the session uses --------------------------------
 
     def send_bytes(self, data: bytes, binary: bool) -> bool:
+        """One unfragmented, uncompressed server frame (no mask), written directly."""
         if self.state != self.STATE_OPEN:
             return False
-        self.sendMessage(data, binary)
+        size = len(data)
+        first = 0x82 if binary else 0x81
+        if size < 126:
+            header = bytes((first, size))
+        elif size < 65536:
+            header = _HEADER16.pack(first, 126, size)
+        else:
+            header = _HEADER64.pack(first, 127, size)
+        self.transport.write(header + data)
         return True
 
     def close(self):
