@@ -271,6 +271,27 @@ def test_wampcra_nonce_differs_per_challenge():
     assert first["nonce"] != second["nonce"]
 
 
+def test_wampcra_decoys_imitate_every_kind_of_principal():
+    """
+    In a realm with a salted and an unsalted principal (of different roles),
+    unknown authids get both kinds of challenge, each always the same one,
+    so neither the salt nor the role in a challenge tells a known authid.
+    """
+    authenticator = cra_authenticator()
+    kinds = {}
+    for index in range(40):
+        authid = f"nobody{index}"
+        first = authenticator.start(hello("wampcra", authid=authid))
+        second = authenticator.start(hello("wampcra", authid=authid))
+        role = json.loads(first.extra["challenge"])["authrole"]
+        assert json.loads(second.extra["challenge"])["authrole"] == role
+        assert first.extra.get("salt") == second.extra.get("salt")
+        kind = (role, first.extra.get("iterations"), first.extra.get("keylen"), "salt" in first.extra)
+        kinds.setdefault(kind, 0)
+        kinds[kind] += 1
+    assert set(kinds) == {("user", None, None, False), ("admin", 100, 16, True)}
+
+
 def test_wampcra_salted():
     # Our derive_key is the one clients use.
     assert derive_key("pa55word", "NaCl", 100, 16) == ab_derive_key("pa55word", "NaCl", 100, 16).decode()
@@ -290,12 +311,16 @@ def test_wampcra_same_deny_for_wrong_secret_and_unknown_user():
     authenticator = cra_authenticator()
     real = authenticator.start(hello("wampcra", authid="sally"))
     decoy = authenticator.start(hello("wampcra", authid="nobody"))
-    # The decoy challenge has the same shape as a real one (salted, as the realm's are).
-    assert set(decoy.extra) == set(real.extra)
+    peter_challenge = authenticator.start(hello("wampcra", authid="peter"))
+    # The decoy challenge has the shape of a real one: salted like sally's, or plain like peter's...
     assert set(json.loads(decoy.extra["challenge"])) == set(json.loads(real.extra["challenge"]))
-    # ...and its salt does not change between attempts, as a real one would not.
+    assert set(decoy.extra) in (set(real.extra), set(peter_challenge.extra))
+    # ...and it does not change between attempts, as a real one would not.
     again = authenticator.start(hello("wampcra", authid="nobody"))
-    assert again.extra["salt"] == decoy.extra["salt"]
+    assert {k: v for k, v in again.extra.items() if k != "challenge"} == {
+        k: v for k, v in decoy.extra.items() if k != "challenge"
+    }
+    assert json.loads(again.extra["challenge"])["authrole"] == json.loads(decoy.extra["challenge"])["authrole"]
     wrong_secret = authenticator.verify(real, sign_like_autobahn(real, "sally", "guess"), {})
     unknown_user = authenticator.verify(decoy, sign_like_autobahn(decoy, "nobody", "guess"), {})
     peter = authenticator.start(hello("wampcra", authid="peter"))

@@ -168,14 +168,12 @@ class RealmAuthenticator:
             self._by_authid[principal.authid] = principal
             for key in principal.pubkeys:
                 self._by_pubkey[key] = principal
-        # Decoy challenges for unknown principals look like real ones.
+        # Decoy challenges for unknown principals look like real ones: each
+        # unknown authid imitates one wampcra principal (its role, provider,
+        # salting, iterations and keylen), always the same one (see
+        # _decoy_model).
         self._decoy_key = self._random(32)
-        cra = [p for p in self._by_authid.values() if p.secret]
-        self._decoy_role = cra[0].role if cra else "user"
-        salted = [p for p in cra if p.salt]
-        self._decoy_salted = bool(salted)
-        self._decoy_iterations = salted[0].iterations if salted else 1000
-        self._decoy_keylen = salted[0].keylen if salted else 32
+        self._decoy_models = [p for p in self._by_authid.values() if p.secret]
         self._starts = {
             "anonymous": self._start_anonymous,
             "ticket": self._start_ticket,
@@ -307,12 +305,16 @@ class RealmAuthenticator:
             salt, iterations, keylen = principal.salt, principal.iterations, principal.keylen
         else:
             # A decoy that looks like a real principal's challenge.
-            role, provider = self._decoy_role, "static"
+            model = self._decoy_model(authid)
+            if model is not None:
+                role, provider = model.role, model.authprovider
+            else:  # no static wampcra principal: as the dynamic authenticator's would be
+                role, provider = "user", "dynamic" if self.dynamic is not None else "static"
             salt = None
-            if self._decoy_salted:
+            if model is not None and model.salt:
                 mac = hmac.new(self._decoy_key, authid.encode("utf-8"), hashlib.sha256)
                 salt = base64.b64encode(mac.digest()[:12]).decode("ascii")
-            iterations, keylen = self._decoy_iterations, self._decoy_keylen
+            iterations, keylen = (model.iterations, model.keylen) if model else (1000, 32)
         text = wampcra_challenge(
             authid,
             role,
@@ -325,6 +327,21 @@ class RealmAuthenticator:
         if salt is not None:
             extra.update(salt=salt, iterations=iterations, keylen=keylen)
         return Challenge("wampcra", extra, _Pending(self, "wampcra", hello, principal, text))
+
+    def _decoy_model(self, authid: str) -> Principal | None:
+        """
+        The static wampcra principal whose challenge the decoy for the unknown
+        C{authid} imitates: picked by a keyed hash of the authid, so one
+        authid always gets the same kind of challenge (a real principal's
+        does not change either), and in a realm with salted and unsalted
+        secrets, or several roles, the kind of challenge does not tell known
+        authids from unknown ones.
+        """
+        models = self._decoy_models
+        if not models:
+            return None
+        mac = hmac.new(self._decoy_key, b"model\0" + authid.encode("utf-8"), hashlib.sha256)
+        return models[int.from_bytes(mac.digest()[:8], "big") % len(models)]
 
     def _verify_wampcra(self, state: _Pending, signature: object) -> Accept | Deny:
         principal = state.principal
