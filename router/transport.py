@@ -159,7 +159,51 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
     #    signal (a Deferred per message); frames are written directly.
 
     def dataReceived(self, data):
-        self._dataReceived(data)
+        """
+        Fast path for the common case: complete, unfragmented, masked text or
+        binary frames while the connection is open, parsed here; anything
+        else (control frames, fragments, partial frames, oversize messages,
+        closing) goes through Autobahn's own frame machine, which keeps the
+        protocol's full rules.
+        """
+        if self.state != self.STATE_OPEN or self.data or self.current_frame is not None or self.inside_message:
+            self._dataReceived(data)
+            return
+        size = len(data)
+        at = 0
+        limit = self.maxMessagePayloadSize
+        while at < size and self.state == self.STATE_OPEN:
+            if size - at < 6:
+                break
+            first, second = data[at], data[at + 1]
+            opcode = first & 0x0F
+            if first & 0xF0 != 0x80 or opcode not in (1, 2) or not second & 0x80:
+                break  # fragment, reserved bits, control frame or unmasked: Autobahn decides
+            length = second & 0x7F
+            head = at + 2
+            if length == 126:
+                if size - head < 2:
+                    break
+                length = int.from_bytes(data[head : head + 2], "big")
+                head += 2
+            elif length == 127:
+                if size - head < 8:
+                    break
+                length = int.from_bytes(data[head : head + 8], "big")
+                head += 8
+            if 0 < limit < length or size - head - 4 < length:
+                break
+            mask = data[head : head + 4]
+            start = head + 4
+            at = start + length
+            if length:
+                key = int.from_bytes((mask * (length // 4 + 1))[:length], "little")
+                payload = (int.from_bytes(data[start:at], "little") ^ key).to_bytes(length, "little")
+            else:
+                payload = b""
+            self.wampd_session.receive(payload)
+        if at < size and self.state == self.STATE_OPEN:
+            self._dataReceived(data[at:] if at else data)
 
     def onMessageEnd(self):
         data, self.message_data = self.message_data, None

@@ -204,3 +204,17 @@ async def test_many_concurrent_calls(live_router):
     assert [value for ok, value in results] == [i * 2 for i in range(200)]
     await leave(callee)
     await leave(caller)
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 300_000])
+@pytest_twisted.ensureDeferred
+async def test_payload_sizes_across_websocket_frame_length_forms(live_router, size):
+    """7-bit, 16-bit and 64-bit frame lengths in both directions, text and binary."""
+    caller = await join(live_router.ws_url)
+    callee = await join(live_router.ws_url, serializer="msgpack")
+    await callee.register(lambda s, b: (len(s), b), "com.example.size")
+    text = "é" * (size // 2)
+    blob = bytes(range(256)) * (size // 256)
+    assert await caller.call("com.example.size", text, blob) == [len(text), blob]
+    await leave(caller)
+    await leave(callee)
