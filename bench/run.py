@@ -1,0 +1,882 @@
+#!/usr/bin/env python3
+"""wampd benchmark suite: wampd against Crossbar.io and a plain Autobahn echo server.
+
+    python bench/run.py                 # full run (about 8 minutes on 2 cores)
+    python bench/run.py --quick         # smoke run
+    python bench/run.py --only wampd    # skip Crossbar
+
+Sets up what it needs (npm ci in bench/loadgen, a Crossbar virtualenv in
+bench/.crossbar-venv), starts every server itself on a free loopback port,
+drives it with the node load generator (bench/loadgen/loadgen.mjs), prints a
+table of medians and writes the raw results to bench/results/.  See
+bench/README.md.  Standard library only; the servers run under --python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+LOADGEN = BENCH / "loadgen"
+RESULTS = BENCH / "results"
+DEFAULT_CB_VENV = BENCH / ".crossbar-venv"
+SESSIONS_NEEDED_FDS = 10_000
+
+# -- load shapes ----------------------------------------------------------------
+
+FULL = {
+    "repeat": 3,
+    "warmup": 1.5,
+    "duration": 4.0,
+    "fanout_subs": [10, 100, 1000],
+    "session_stages": [2000, 10_000],
+    "settle": 1.0,
+}
+QUICK = {
+    "repeat": 1,
+    "warmup": 0.5,
+    "duration": 1.5,
+    "fanout_subs": [10, 100],
+    "session_stages": [500, 2000],
+    "settle": 0.5,
+}
+RPC = {"callers": 4, "inflight": 20, "payload": 100}
+FANOUT = {"window": 20, "payload": 100, "concurrency": 32}
+JOIN_CONCURRENCY = 32
+
+CROSSBAR_CONFIG = {
+    "version": 2,
+    "controller": {},
+    "workers": [
+        {
+            "type": "router",
+            "realms": [
+                {
+                    "name": "realm1",
+                    "roles": [
+                        {
+                            "name": "anonymous",
+                            "permissions": [
+                                {
+                                    "uri": "",
+                                    "match": "prefix",
+                                    "allow": {
+                                        "call": True,
+                                        "register": True,
+                                        "publish": True,
+                                        "subscribe": True,
+                                    },
+                                    "disclose": {"caller": False, "publisher": False},
+                                    "cache": True,
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+            "transports": [
+                {
+                    "type": "websocket",
+                    "endpoint": {"type": "tcp", "port": None, "interface": "127.0.0.1"},
+                    "serializers": ["json", "msgpack"],
+                    "auth": {"anonymous": {"type": "static", "role": "anonymous"}},
+                }
+            ],
+        }
+    ],
+}
+
+
+def say(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+# -- processes ------------------------------------------------------------------
+
+_PIN = {"enabled": False}
+
+
+def _child_setup(cpu: int | None):
+    """preexec_fn: as many file descriptors as allowed, optionally one CPU."""
+
+    def setup() -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        if cpu is not None and _PIN["enabled"]:
+            os.sched_setaffinity(0, {cpu})
+
+    return setup
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            found.append(int(entry))
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+class Server:
+    """A server subprocess: started in its own session, ended by PID."""
+
+    live: list["Server"] = []
+
+    def __init__(self, name: str, cmd: list[str], port: int, log: Path, *, env=None, cwd=None):
+        self.name, self.cmd, self.port, self.log_path = name, cmd, port, log
+        self.extra_pids: list[int] = []  # e.g. Crossbar's router worker
+        self.cpu_pid: int | None = None  # the process that does the routing
+        self._log = open(log, "ab")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_child_setup(0),
+        )
+        self.cpu_pid = self.proc.pid
+        Server.live.append(self)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if port_open(self.port):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not listening on {self.port} after {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                say(f"  {self.name} (pid {self.proc.pid}) ignored SIGTERM for {timeout}s: SIGKILL")
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+            except ProcessLookupError:
+                pass
+        for pid in self.extra_pids:
+            deadline = time.monotonic() + 5
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if pid_alive(pid):
+                say(f"  {self.name}: child {pid} still alive: SIGKILL")
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self._log.close()
+        if self in Server.live:
+            Server.live.remove(self)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for server in list(cls.live):
+            try:
+                server.stop(timeout=5)
+            except Exception as exc:  # keep ending the others
+                say(f"  stopping {server.name}: {exc}")
+
+
+def start_wampd(args, workdir: Path) -> tuple[Server, str]:
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    cmd = [
+        args.python, "-m", "twisted", "--log-format=text", "wampd",
+        "--listen", f"ws:tcp:{port}:interface=127.0.0.1", "--no-default-listener",
+    ]  # fmt: skip
+    server = Server("wampd", cmd, port, workdir / "wampd.log", env=env, cwd=workdir)
+    server.wait_ready(30)
+    return server, f"ws://127.0.0.1:{port}/ws"
+
+
+def start_crossbar(args, workdir: Path) -> tuple[Server, str]:
+    port = free_port()
+    cbdir = Path(tempfile.mkdtemp(prefix="crossbar-", dir=workdir)) / ".crossbar"
+    cbdir.mkdir()
+    config = json.loads(json.dumps(CROSSBAR_CONFIG))
+    config["workers"][0]["transports"][0]["endpoint"]["port"] = port
+    (cbdir / "config.json").write_text(json.dumps(config, indent=2))
+    cmd = [str(args.crossbar_venv / "bin" / "crossbar"), "start", "--cbdir", str(cbdir), "--loglevel", "warn"]
+    server = Server("crossbar", cmd, port, workdir / "crossbar.log", cwd=cbdir.parent)
+    server.wait_ready(90)
+    workers = [pid for pid in children_of(server.proc.pid) if "RouterController" in cmdline(pid)]
+    if len(workers) != 1:
+        server.stop()
+        raise RuntimeError(f"expected one Crossbar router worker under pid {server.proc.pid}, found {workers}")
+    server.extra_pids = workers
+    server.cpu_pid = workers[0]
+    return server, f"ws://127.0.0.1:{port}/"
+
+
+def start_echo(args, workdir: Path) -> tuple[Server, str]:
+    port = free_port()
+    cmd = [args.python, str(BENCH / "echo_server.py"), str(port)]
+    server = Server("echo", cmd, port, workdir / "echo.log", cwd=workdir)
+    server.wait_ready(30)
+    return server, f"ws://127.0.0.1:{port}/"
+
+
+# -- the load generator ---------------------------------------------------------
+
+
+def loadgen(args, config: dict, log: Path) -> dict:
+    config = {"clkTck": os.sysconf("SC_CLK_TCK"), "verbose": args.verbose, **config}
+    with open(log, "ab") as err:
+        err.write(f"\n== {json.dumps(config)}\n".encode())
+        err.flush()
+        proc = subprocess.run(
+            [args.node, str(LOADGEN / "loadgen.mjs"), json.dumps(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=None if args.verbose else err,
+            timeout=config["timeout"] + 20,
+            preexec_fn=_child_setup(1),
+        )
+    lines = proc.stdout.decode(errors="replace").strip().splitlines()
+    try:
+        answer = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"load generator said nothing useful (exit {proc.returncode}); see {log}")
+    if not answer.get("ok"):
+        raise RuntimeError(f"load generator failed: {answer.get('error')}")
+    return answer["result"]
+
+
+def window_timeout(shape: dict, windows: int = 1, extra: float = 30) -> float:
+    return windows * (shape["warmup"] + shape["duration"] + 6) + extra
+
+
+# -- scenarios ------------------------------------------------------------------
+
+
+def run_throughput(args, shape, target: str, url: str, server: Server, log: Path) -> dict:
+    """RPC json/msgpack and fan-out json/msgpack against one running router."""
+    common = {"url": url, "warmup": shape["warmup"], "duration": shape["duration"], "cpuPid": server.cpu_pid}
+    out = {}
+    for serializer in ("json", "msgpack"):
+        name = f"rpc_{serializer}"
+        say(f"  {target}: {name}")
+        out[name] = guarded(
+            lambda: loadgen(
+                args,
+                {"scenario": "rpc", "serializer": serializer, **RPC, **common, "timeout": window_timeout(shape)},
+                log,
+            )
+        )
+    for serializer, subs in (("json", shape["fanout_subs"]), ("msgpack", [100])):
+        name = f"fanout_{serializer}"
+        say(f"  {target}: {name} {subs}")
+        timeout = window_timeout(shape, len(subs), extra=60 + max(subs) / 20)
+        out[name] = guarded(
+            lambda: loadgen(
+                args,
+                {"scenario": "fanout", "serializer": serializer, "subs": subs, **FANOUT, **common, "timeout": timeout},
+                log,
+            )
+        )
+    return out
+
+
+def run_sessions(args, shape, target: str, url: str, server: Server, log: Path) -> dict:
+    stages = shape["session_stages"]
+    say(f"  {target}: sessions {stages}")
+    config = {
+        "scenario": "sessions",
+        "serializer": "json",
+        "url": url,
+        "stages": stages,
+        "concurrency": JOIN_CONCURRENCY,
+        "settle": shape["settle"],
+        "rssPid": server.cpu_pid,
+        "cpuPid": server.cpu_pid,
+        "timeout": 60 + max(stages) / 40,  # 40 joins/s at the very least
+    }
+    return guarded(lambda: loadgen(args, config, log))
+
+
+def run_echo(args, shape, workdir: Path, log: Path) -> dict:
+    say("  echo floor")
+    try:
+        server, url = start_echo(args, workdir)
+    except Exception as exc:
+        return {"error": str(exc)}
+    try:
+        config = {
+            "scenario": "echo",
+            "url": url,
+            **RPC,
+            "warmup": shape["warmup"],
+            "duration": shape["duration"],
+            "cpuPid": server.cpu_pid,
+            "timeout": window_timeout(shape),
+        }
+        return guarded(lambda: loadgen(args, config, log))
+    finally:
+        server.stop()
+
+
+def guarded(fn) -> dict:
+    try:
+        return fn()
+    except Exception as exc:
+        say(f"    ERROR: {exc}")
+        return {"error": str(exc)}
+
+
+def run_target(args, shape, target: str, workdir: Path, log: Path) -> dict:
+    start = start_wampd if target == "wampd" else start_crossbar
+    result: dict = {}
+    # throughput scenarios share one router process ...
+    try:
+        server, url = start(args, workdir)
+    except Exception as exc:
+        say(f"  {target} did not start: {exc}")
+        return {"error": str(exc)}
+    try:
+        result.update(run_throughput(args, shape, target, url, server, log))
+        result["pid"] = server.cpu_pid
+    finally:
+        server.stop()
+    # ... memory is measured on a fresh one
+    try:
+        server, url = start(args, workdir)
+    except Exception as exc:
+        result["sessions"] = {"error": str(exc)}
+        return result
+    try:
+        result["sessions"] = run_sessions(args, shape, target, url, server, log)
+    finally:
+        server.stop(timeout=30)
+    return result
+
+
+# -- figures ------------------------------------------------------------------------
+
+
+def metrics(raw: dict) -> dict:
+    """Flattens one repeat's raw results into metric -> number."""
+    m: dict[str, float] = {}
+    for ser in ("json", "msgpack"):
+        rpc = raw.get(f"rpc_{ser}") or {}
+        for key in ("calls_per_s", "p50_ms", "p99_ms", "router_cpu_pct"):
+            if rpc.get(key) is not None:
+                m[f"rpc.{ser}.{key}"] = rpc[key]
+        fan = (raw.get(f"fanout_{ser}") or {}).get("levels") or {}
+        for n, level in fan.items():
+            for key in ("publishes_per_s", "deliveries_per_s", "router_cpu_pct"):
+                if level.get(key) is not None:
+                    m[f"fanout.{ser}.{n}.{key}"] = level[key]
+    sessions = raw.get("sessions") or {}
+    stages = sessions.get("stages") or []
+    if stages:
+        m["sessions.joins_per_s"] = stages[0]["joins_per_s"]
+        m["sessions.rss_before_kib"] = sessions["rss_before_kib"]
+        m["sessions.held"] = sessions["still_open"]
+        for stage in stages:
+            m[f"sessions.{stage['sessions']}.kib_per_session"] = stage["kib_per_session"]
+            m[f"sessions.{stage['sessions']}.rss_kib"] = stage["rss_kib"]
+    echo = raw.get("echo") or {}
+    for key in ("echo_msgs_per_s", "echo_half_per_s", "p50_ms", "p99_ms", "router_cpu_pct"):
+        if echo.get(key) is not None:
+            m[f"echo.{key}"] = echo[key]
+    return m
+
+
+def medians(runs: list[dict]) -> dict:
+    values: dict[str, list[float]] = {}
+    for run in runs:
+        for key, value in metrics(run).items():
+            values.setdefault(key, []).append(value)
+    return {key: statistics.median(vals) for key, vals in values.items()}
+
+
+def table_rows(shape) -> list[tuple[str, str, bool]]:
+    """(label, metric, compare with echo/2)."""
+    rows = []
+    for ser in ("json", "msgpack"):
+        rows += [
+            (f"RPC {ser}: calls/s", f"rpc.{ser}.calls_per_s", True),
+            (f"RPC {ser}: p50 ms", f"rpc.{ser}.p50_ms", False),
+            (f"RPC {ser}: p99 ms", f"rpc.{ser}.p99_ms", False),
+        ]
+    for ser, subs in (("json", shape["fanout_subs"]), ("msgpack", [100])):
+        for n in subs:
+            rows += [
+                (f"fan-out {ser} {n} subs: publishes/s", f"fanout.{ser}.{n}.publishes_per_s", False),
+                (f"fan-out {ser} {n} subs: deliveries/s", f"fanout.{ser}.{n}.deliveries_per_s", False),
+            ]
+    first, *rest = shape["session_stages"]
+    rows.append((f"joins/s ({first} sessions)", "sessions.joins_per_s", False))
+    rows.append(("RSS before, KiB", "sessions.rss_before_kib", False))
+    for n in shape["session_stages"]:
+        rows.append((f"KiB per idle session ({n})", f"sessions.{n}.kib_per_session", False))
+    rows.append(("sessions held at the end", "sessions.held", False))
+    return rows
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def render_table(shape, med: dict) -> str:
+    wampd, crossbar, echo = med.get("wampd", {}), med.get("crossbar", {}), med.get("echo", {})
+    half = echo.get("echo.echo_half_per_s")
+    header = ("scenario", "wampd", "crossbar", "wampd/crossbar", "wampd vs echo/2")
+    lines = [header]
+    for label, key, vs_echo in table_rows(shape):
+        w, c = wampd.get(key), crossbar.get(key)
+        ratio = f"{w / c:.2f}x" if w is not None and c else "-"
+        floor = f"{100 * w / half:.0f}%" if vs_echo and w is not None and half else ""
+        lines.append((label, fmt(w), fmt(c), ratio, floor))
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    out = []
+    for i, row in enumerate(lines):
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(widths[j]) for j, cell in enumerate(row) if j]
+        out.append("| " + " | ".join(cells) + " |")
+        if i == 0:
+            out.append("|" + "|".join("-" * (w + 2) if j == 0 else "-" * (w + 1) + ":" for j, w in enumerate(widths)) + "|")
+    if echo:
+        out.append("")
+        out.append(
+            f"floor (Autobahn echo server, same load): {fmt(echo.get('echo.echo_msgs_per_s'))} messages/s, "
+            f"echo/2 = {fmt(half)}; p50 {fmt(echo.get('echo.p50_ms'))} ms, p99 {fmt(echo.get('echo.p99_ms'))} ms"
+        )
+    return "\n".join(out)
+
+
+# -- setup --------------------------------------------------------------------------
+
+
+def ensure_loadgen(args) -> None:
+    marker = LOADGEN / "node_modules" / ".package-lock.json"
+    lock = LOADGEN / "package-lock.json"
+    if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    say("setup: npm ci in bench/loadgen")
+    subprocess.run(
+        [args.npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=LOADGEN, check=True, timeout=300
+    )
+
+
+def ensure_crossbar(args) -> None:
+    exe = args.crossbar_venv / "bin" / "crossbar"
+    if exe.exists():
+        return
+    venv_python = args.crossbar_venv / "bin" / "python"
+    if not venv_python.exists():
+        say(f"setup: creating the Crossbar virtualenv {args.crossbar_venv}")
+        subprocess.run([args.crossbar_python, "-m", "venv", str(args.crossbar_venv)], check=True, timeout=300)
+    say("setup: pip install crossbar (first run only; a few minutes)")
+    subprocess.run(
+        [str(venv_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "crossbar"],
+        check=True,
+        timeout=1800,
+    )
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def capture(cmd: list[str], **kw) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def checkout_state() -> str:
+    """The short commit, with "+dirty" when router/, listeners/ or twisted/ have changes."""
+    commit = capture(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = bool(capture(["git", "-C", str(ROOT), "status", "--porcelain", "--", "router", "listeners", "twisted"]))
+    return commit + ("+dirty" if dirty else "")
+
+
+def versions(args) -> dict:
+    probe = (
+        "import json, platform, autobahn, twisted, router; print(json.dumps({"
+        "'wampd': router.__version__, 'autobahn': autobahn.__version__, "
+        "'twisted': twisted.__version__, 'python': platform.python_version()}))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out: dict = {}
+    try:
+        out.update(json.loads(capture([args.python, "-c", probe], env=env, cwd=str(ROOT))))
+    except ValueError:
+        pass
+    out["wampd_commit"] = checkout_state()
+    if args.only != "wampd":
+        cb_probe = (
+            "import json, platform, crossbar, autobahn; print(json.dumps({"
+            "'crossbar': crossbar.__version__, 'autobahn': autobahn.__version__, "
+            "'python': platform.python_version()}))"
+        )
+        try:
+            out["crossbar_venv"] = json.loads(capture([str(args.crossbar_venv / "bin" / "python"), "-c", cb_probe]))
+        except ValueError:
+            pass
+    out["node"] = capture([args.node, "--version"])
+    try:
+        out["ws"] = json.loads((LOADGEN / "node_modules" / "ws" / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        pass
+    return out
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "memory_mib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20,
+    }
+
+
+# -- profile (optional) ---------------------------------------------------------------
+
+
+def profile_rpc(args, shape, workdir: Path, log: Path, stamp: str) -> dict:
+    """py-spy on wampd during the JSON RPC scenario; not counted in the figures."""
+    pyspy = shutil.which("py-spy") or str(Path(args.python).parent / "py-spy")
+    if not Path(pyspy).exists():
+        return {"error": "py-spy not found (pip install py-spy)"}
+    server, url = start_wampd(args, workdir)
+    raw = RESULTS / f"{stamp}-rpc-profile.txt"
+    try:
+        seconds = shape["warmup"] + shape["duration"]
+        spy = subprocess.Popen(
+            [pyspy, "record", "--nonblocking", "--format", "raw", "--rate", "250", "--duration",
+             str(int(seconds + 1)), "--pid", str(server.cpu_pid), "--output", str(raw)],
+            stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True,
+        )  # fmt: skip
+        figures = guarded(
+            lambda: loadgen(
+                args,
+                {"scenario": "rpc", "serializer": "json", "url": url, **RPC, "warmup": shape["warmup"],
+                 "duration": shape["duration"], "cpuPid": server.cpu_pid, "timeout": window_timeout(shape)},
+                log,
+            )
+        )  # fmt: skip
+        try:
+            spy.wait(seconds + 30)
+        except subprocess.TimeoutExpired:
+            os.kill(spy.pid, signal.SIGKILL)
+            spy.wait(5)
+    finally:
+        server.stop()
+    return {"rpc_json": figures, "raw_stacks": str(raw.relative_to(ROOT)), **top_functions(raw)}
+
+
+def top_functions(raw: Path, count: int = 20) -> dict:
+    """Self and inclusive sample shares per function from py-spy's raw (collapsed) output."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    by_package: dict[str, int] = {}
+    total = 0
+    try:
+        lines = raw.read_text(errors="replace").splitlines()
+    except OSError:
+        return {"error": f"no profile written to {raw}"}
+    for line in lines:
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        n = int(samples)
+        total += n
+        frames = [_function_name(frame) for frame in stack.split(";")]
+        frames = [f for f in frames if f]
+        if not frames:
+            continue
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        package = _package(frames[-1])
+        by_package[package] = by_package.get(package, 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+
+    def top(counts):
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:count]
+        return [{"function": name, "pct": round(100 * n / total, 1)} for name, n in ranked]
+
+    mine = {name: n for name, n in inclusive.items() if "(router/" in name or "(listeners/" in name}
+    return {
+        "samples": total,
+        "self_by_package": top(by_package),
+        "top_self": top(own),
+        "top_inclusive_wampd": top(mine),
+    }
+
+
+def _package(function: str) -> str:
+    """'name (autobahn/websocket/protocol.py)' -> 'autobahn/websocket'."""
+    path = function.rpartition(" (")[2].rstrip(")")
+    parts = path.split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 else (parts[0] if len(parts) > 1 else path)
+
+
+def _function_name(frame: str) -> str:
+    # py-spy raw frames look like "function (path/to/module.py:123)"
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    path = where.rsplit(":", 1)[0]
+    for marker in ("site-packages/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    else:
+        path = path.replace(str(ROOT) + "/", "")
+    return f"{name} ({path})" if path else name
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--python",
+        help="interpreter for wampd and the echo server (default: this one if it has autobahn, else .venv/bin/python)",
+    )
+    p.add_argument("--repeat", type=int, help="runs per scenario; medians are reported (default 3, 1 with --quick)")
+    p.add_argument("--quick", action="store_true", help="short smoke run: 1 repeat, short windows, fewer sessions")
+    p.add_argument("--only", choices=("wampd", "crossbar"), help="benchmark only this router (the echo floor always runs)")
+    p.add_argument("--duration", type=float, help="measured seconds per window")
+    p.add_argument("--warmup", type=float, help="unmeasured seconds before each window")
+    p.add_argument(
+        "--crossbar-venv",
+        type=Path,
+        default=Path(os.environ.get("BENCH_CROSSBAR_VENV") or DEFAULT_CB_VENV),
+        help="Crossbar virtualenv, created with pip install crossbar if missing "
+        "(default: $BENCH_CROSSBAR_VENV or bench/.crossbar-venv)",
+    )
+    p.add_argument("--crossbar-python", default="python3", help="interpreter that creates the Crossbar venv")
+    p.add_argument("--node", default="node")
+    p.add_argument("--npm", default="npm")
+    p.add_argument("--pin", action="store_true", help="pin servers to CPU 0 and the load generator to CPU 1")
+    p.add_argument("--profile", action="store_true", help="also run py-spy on wampd during one extra JSON RPC run")
+    p.add_argument("--output", type=Path, help="results file (default bench/results/<date>.json)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the load generator's progress")
+    args = p.parse_args(argv)
+    args.crossbar_venv = args.crossbar_venv.resolve()
+    if args.python is None:
+        args.python = sys.executable
+        local = ROOT / ".venv" / "bin" / "python"
+        if not _has_server_deps(sys.executable) and local.exists():
+            args.python = str(local)
+    return args
+
+
+def _has_server_deps(python: str) -> bool:
+    probe = "import autobahn, twisted, msgpack, cbor2"
+    try:
+        return subprocess.run([python, "-c", probe], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    shape = dict(QUICK if args.quick else FULL)
+    for key in ("repeat", "duration", "warmup"):
+        if getattr(args, key) is not None:
+            shape[key] = getattr(args, key)
+    _PIN["enabled"] = args.pin and (os.cpu_count() or 1) >= 2
+    targets = [t for t in ("wampd", "crossbar") if args.only in (None, t)]
+
+    hard = raise_fd_limit()
+    if hard < max(shape["session_stages"]) + 512:
+        capped = hard - 512
+        say(f"warning: RLIMIT_NOFILE hard limit is {hard}; the largest session stage is capped at {capped}")
+        shape["session_stages"] = [min(n, capped) for n in shape["session_stages"]]
+
+    if not _has_server_deps(args.python):
+        say(f"error: {args.python} cannot import wampd's dependencies; pass --python or `pip install .` into it")
+        return 2
+    for tool in (args.node, args.npm):
+        if not shutil.which(tool):
+            say(f"error: {tool} not found")
+            return 2
+    ensure_loadgen(args)
+    if "crossbar" in targets:
+        ensure_crossbar(args)
+
+    versions_at_start = versions(args)
+    started = dt.datetime.now(dt.timezone.utc)
+    stamp = started.strftime("%Y-%m-%dT%H%M%SZ") + ("-quick" if args.quick else "")
+    RESULTS.mkdir(exist_ok=True)
+    output = args.output or RESULTS / f"{stamp}.json"
+    workdir = Path(tempfile.mkdtemp(prefix="wampd-bench-"))
+    log = workdir / "loadgen.log"
+    say(f"logs in {workdir}")
+
+    runs: dict[str, list[dict]] = {"echo": [], **{t: [] for t in targets}}
+    profile = None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for rep in range(shape["repeat"]):
+            say(f"repeat {rep + 1}/{shape['repeat']}")
+            runs["echo"].append({"echo": run_echo(args, shape, workdir, log)})
+            # alternate the order so slow drift of a noisy machine hits both alike
+            for target in targets if rep % 2 == 0 else targets[::-1]:
+                runs[target].append(run_target(args, shape, target, workdir, log))
+        if args.profile and "wampd" in targets:
+            say("profile: py-spy on wampd during JSON RPC (not counted)")
+            profile = profile_rpc(args, shape, workdir, log, stamp)
+    except KeyboardInterrupt:
+        say("interrupted: stopping servers")
+        Server.stop_all()
+        return 130
+    finally:
+        Server.stop_all()
+
+    med = {name: medians(rs) for name, rs in runs.items()}
+    table = render_table(shape, med)
+    elapsed = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+    report = {
+        "date": started.isoformat(timespec="seconds"),
+        "elapsed_s": round(elapsed, 1),
+        "quick": args.quick,
+        "shape": shape,
+        "load": {"rpc": RPC, "fanout": FANOUT, "join_concurrency": JOIN_CONCURRENCY, "pinned": _PIN["enabled"]},
+        "machine": machine(),
+        "versions": versions_at_start,
+        "medians": med,
+        "runs": runs,
+        "table": table,
+    }
+    if profile is not None:
+        report["profile"] = profile
+    commit_at_end = checkout_state()
+    if commit_at_end != versions_at_start.get("wampd_commit") or commit_at_end.endswith("+dirty"):
+        report["warning"] = (
+            f"the checkout was {versions_at_start.get('wampd_commit')} at the start and {commit_at_end} at the end: "
+            "wampd runs from the working tree, so uncommitted or changing code was measured"
+        )
+        say("warning: " + report["warning"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+
+    v = report["versions"]
+    print()
+    print(
+        f"{started:%Y-%m-%d} | {report['machine']['cpus']} CPUs ({report['machine']['cpu_model']}) | "
+        f"wampd {v.get('wampd')} ({v.get('wampd_commit')}), "
+        f"crossbar {v.get('crossbar_venv', {}).get('crossbar', '-')}, autobahn {v.get('autobahn')}, "
+        f"twisted {v.get('twisted')}, python {v.get('python')}, node {v.get('node')} | "
+        f"medians of {shape['repeat']} | {elapsed:.0f}s"
+    )
+    print()
+    print(table)
+    if profile and profile.get("top_self"):
+        print()
+        print(f"py-spy, wampd during JSON RPC ({profile['samples']} samples; stacks in {profile['raw_stacks']}):")
+        print("  self time by package: " + ", ".join(f"{r['function']} {r['pct']}%" for r in profile["self_by_package"][:8]))
+        print("  self time:")
+        for row in profile["top_self"][:15]:
+            print(f"  {row['pct']:5.1f}%  {row['function']}")
+        print("  inclusive, wampd's own functions:")
+        for row in profile["top_inclusive_wampd"][:10]:
+            print(f"  {row['pct']:5.1f}%  {row['function']}")
+    print()
+    print(f"raw results: {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+    errors = [
+        f"{name}[{i}]" + (f".{key}" if key != "error" else "")
+        for name, rs in runs.items()
+        for i, r in enumerate(rs)
+        for key, value in r.items()
+        if key == "error" or (isinstance(value, dict) and "error" in value)
+    ]
+    if errors:
+        say(f"errors in: {', '.join(errors)} (see {workdir})")
+        return 1
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
