@@ -40,7 +40,7 @@ from router.events import (
 )
 from router.uri import Counter
 from router.auth import Accept, Challenge, HelloInfo
-from router.wire import MESSAGE_NAMES, UriError, WireError
+from router.wire import MESSAGE_NAMES, FastCall, FastYield, UriError, WireError
 
 if TYPE_CHECKING:
     from router.core import Router
@@ -607,6 +607,7 @@ _ACTIONS = {
     message.Publish: ("publish", "topic"),
     message.Register: ("register", "procedure"),
     message.Call: ("call", "procedure"),
+    FastCall: ("call", "procedure"),
 }
 
 _JOINED = {
@@ -614,7 +615,9 @@ _JOINED = {
     message.Subscribe: _subscribe,
     message.Unsubscribe: _unsubscribe,
     message.Call: _call,
+    FastCall: _call,
     message.Yield: _yield,
+    FastYield: _yield,
     message.Register: _register,
     message.Unregister: _unregister,
     message.Cancel: _cancel,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 from autobahn.wamp import message
 from autobahn.wamp.exception import InvalidUriError, ProtocolError
@@ -29,6 +30,8 @@ from autobahn.wamp.serializer import Serializer
 
 __all__ = [
     "WireError",
+    "FastCall",
+    "FastYield",
     "UriError",
     "Codec",
     "MESSAGE_NAMES",
@@ -42,6 +45,7 @@ SERIALIZER_IDS = ("json", "msgpack", "cbor")
 RAWSOCKET_IDS = {1: "json", 2: "msgpack", 3: "cbor"}
 
 _CLASSES = Serializer.MESSAGE_TYPE_MAP
+_LOOSE_URI = re.compile(r"^([^\s.#]+\.)*([^\s.#]+)$")  # Autobahn's loose, non-empty check
 MESSAGE_NAMES = {code: cls.__name__.upper() for code, cls in _CLASSES.items()}
 
 # Position of the options/details dict in each client-to-router message.
@@ -55,6 +59,79 @@ _OPTIONS_AT = {
     message.Cancel.MESSAGE_TYPE: 2,
     message.Error.MESSAGE_TYPE: 3,
 }
+
+
+class _Fast:
+    """
+    A CALL or YIELD read straight from its decoded list (the hot path of RPC),
+    with the attributes the dealer uses.  Only plain messages take this path:
+    anything unusual (payload transparency, odd shapes, bad values) goes to
+    Autobahn's full parser, which also produces the precise errors.
+    """
+
+    __slots__ = ("request", "args", "kwargs", "_router_internal")
+    payload = None
+    enc_algo = None
+    enc_key = None
+    enc_serializer = None
+
+
+class FastCall(_Fast):
+    __slots__ = ("procedure",)
+    MESSAGE_TYPE = message.Call.MESSAGE_TYPE
+
+    @property
+    def receive_progress(self):
+        return self._router_internal.get("receive_progress")
+
+
+class FastYield(_Fast):
+    __slots__ = ()
+    MESSAGE_TYPE = message.Yield.MESSAGE_TYPE
+
+    @property
+    def progress(self):
+        return self._router_internal.get("progress")
+
+
+_MAX_ID = 2**53
+_TRANSPARENCY = ("enc_algo", "ppt_scheme", "ppt_serializer", "ppt_cipher", "ppt_keyid")
+_CALL_CODE = message.Call.MESSAGE_TYPE
+_YIELD_CODE = message.Yield.MESSAGE_TYPE
+
+
+def _fast(raw: list, code: int):
+    """A FastCall/FastYield for a plain, valid message; None to use the full parser."""
+    size = len(raw)
+    request = raw[1]
+    options = raw[2]
+    if type(request) is not int or not 0 < request <= _MAX_ID or type(options) is not dict:
+        return None
+    if options and any(key in options for key in _TRANSPARENCY):
+        return None
+    if code == _CALL_CODE:
+        if not 4 <= size <= 6:
+            return None
+        procedure = raw[3]
+        if type(procedure) is not str or _LOOSE_URI.match(procedure) is None:
+            return None
+        msg = FastCall()
+        msg.procedure = procedure
+        at = 4
+    else:
+        if not 3 <= size <= 5:
+            return None
+        msg = FastYield()
+        at = 3
+    args = raw[at] if size > at else None
+    kwargs = raw[at + 1] if size > at + 1 else None
+    if (args is not None and type(args) is not list) or (kwargs is not None and type(kwargs) is not dict):
+        return None
+    msg.request = request
+    msg.args = args
+    msg.kwargs = kwargs
+    msg._router_internal = options
+    return msg
 
 
 class WireError(Exception):
@@ -153,6 +230,10 @@ class Codec:
         if type(raw) is not list or not raw:
             raise WireError("a WAMP message must be a non-empty array")
         code = raw[0]
+        if (code == _CALL_CODE or code == _YIELD_CODE) and type(code) is int and len(raw) > 2:
+            fast = _fast(raw, code)
+            if fast is not None:
+                return fast
         cls = _CLASSES.get(code) if type(code) is int else None
         if cls is None:
             raise WireError(f"unknown WAMP message type {code!r}")
