@@ -278,7 +278,8 @@ class RouterSession:
 
     def _authorize(self, msg, action: tuple[str, str], handler) -> None:
         name, field = action
-        allowed = self._authorizer.authorize(self.info, name, getattr(msg, field))
+        # a pattern (prefix/wildcard SUBSCRIBE or REGISTER) is allowed only if every URI it can match is
+        allowed = self._authorizer.authorize(self.info, name, getattr(msg, field), getattr(msg, "match", None))
         if isinstance(allowed, Deferred):
             self._queue = []
             allowed.addCallback(self._authorized, msg, action, handler)

@@ -191,6 +191,17 @@ class Options(usage.Options):
         self["router_config"] = config
         self["listener_objects"] = self._build_listeners(config)
         self["app_objects"] = self._build_apps(config)
+        self._check_realm_plugins(config)
+
+    def _check_realm_plugins(self, config: RouterConfig) -> None:
+        """Dynamic authenticators/authorizers load now: a bad one is a usage error, not a crash."""
+        from router.auth import build_realm_auth
+
+        for index, realm in enumerate(config.realms):
+            try:
+                build_realm_auth(realm)
+            except ConfigError as exc:
+                raise usage.UsageError(f"--config: {exc.under(f'realm[{index}]')}") from None
 
     def _read_config(self) -> RouterConfig:
         if self["config"] is None:

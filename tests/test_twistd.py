@@ -194,3 +194,16 @@ def test_bad_config_key_is_named(tmp_path):
     text = out.stdout + out.stderr
     assert "ping_intreval" in text, text
     assert "listening on" not in text
+
+
+def test_bad_realm_plugin_is_a_usage_error(tmp_path):
+    config = tmp_path / "wampd.toml"
+    config.write_text(
+        '[[realm]]\nname = "realm1"\nauthorizer = "no.such.module:may"\n'
+        '[[realm.role]]\nname = "anonymous"\npermissions = [ { uri = "com.", match = "prefix", call = true } ]\n'
+    )
+    out = _run(TWISTD + ["wampd", "--config", str(config)])
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "realm[0].authorizer" in text and "no.such.module" in text, text
+    assert "Traceback" not in text and "listening on" not in text

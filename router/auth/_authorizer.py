@@ -25,6 +25,12 @@ Rules, in order:
    non-C{wamp.*} URI.  One configured role ends that.
 4. The dynamic authorizer, if any, decides what no permission matched.
 5. Otherwise: denied.
+
+A pattern-based SUBSCRIBE or REGISTER (C{match} C{prefix} or C{wildcard})
+is allowed only if rules 1 to 5 allow every URI the pattern can match (see
+L{Authorizer.authorize}), so a pattern never reaches past a more specific
+denial or beyond an exact permission, and never into C{wamp.*} where the
+role names no C{wamp} permission.
 """
 
 from __future__ import annotations
@@ -44,9 +50,28 @@ _log = Logger(namespace="wampd.auth")
 
 ACTIONS = ("call", "register", "publish", "subscribe")
 _DISCLOSING = ("call", "publish")
+_PATTERN_MATCHES = ("prefix", "wildcard")
 
-DynamicAuthorizer = Callable[[Any, str, str], Any]
-"""C{authorizer(session, action, uri) -> bool}, sync, a Deferred, or C{async def}."""
+DynamicAuthorizer = Callable[..., Any]
+"""
+C{authorizer(session, action, uri) -> bool}, sync, a Deferred, or C{async
+def}.  One that also takes a C{match} keyword argument is asked about
+pattern-based subscriptions and registrations too, as
+C{authorizer(session, action, pattern, match="prefix" | "wildcard")}.
+"""
+
+
+def _takes_match(function: Callable) -> bool:
+    """Whether C{function} accepts a C{match} keyword argument."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind is inspect.Parameter.VAR_KEYWORD
+        or (p.name == "match" and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+        for p in parameters
+    )
 
 
 class _Permission(Protocol):
@@ -123,6 +148,111 @@ class _PatternIndex:
                     return permission
         return None
 
+    # -- patterns (SUBSCRIBE and REGISTER with match prefix or wildcard) -----------------
+
+    def pattern_verdict(self, action: str, pattern: str, match: str) -> bool | None:
+        """
+        Whether this role may C{action} on every URI that C{pattern} (a
+        C{prefix} or C{wildcard} pattern) can match, by the same precedence
+        as L{lookup} applied to each of those URIs:
+
+          - False: a permission that decides for some of them denies;
+          - True: permissions decide for all of them, and all allow;
+          - None: none denies, but some (or all) of them are decided by no
+            permission (left to the dynamic authorizer, else denied).
+
+        Conservative: a permission that might decide for one of the URIs is
+        counted even when an exact analysis would show it never does.
+        """
+        if match == "wildcard" and "" not in pattern.split("."):
+            permission = self.lookup(pattern)  # no empty component: one URI
+            return None if permission is None else bool(getattr(permission, action))
+        deciding, covered = (
+            self._prefix_pattern(pattern) if match == "prefix" else self._wildcard_pattern(pattern)
+        )
+        if any(not getattr(permission, action) for permission in deciding):
+            return False
+        return True if covered else None
+
+    def _prefix_pattern(self, pattern: str) -> tuple[list[_Permission], bool]:
+        deciding = [p for uri, p in self.exact.items() if uri.startswith(pattern)]
+        covering = None
+        for length in self.prefix_lengths:
+            for uri, permission in self.prefixes[length].items():
+                if pattern.startswith(uri):
+                    if covering is None:
+                        covering = permission  # the longest prefix holding the whole range
+                elif uri.startswith(pattern):
+                    deciding.append(permission)  # decides inside the pattern's range
+        if covering is not None:
+            return deciding + [covering], True
+        # URIs no prefix holds fall to the wildcards (which never hold a whole prefix range)
+        for entries in self.wildcards.values():
+            deciding.extend(p for parts, p in entries if _prefix_meets_wildcard(pattern, parts))
+        return deciding, False
+
+    def _wildcard_pattern(self, pattern: str) -> tuple[list[_Permission], bool]:
+        wants = pattern.split(".")
+        count = len(wants)
+        deciding = []
+        for uri, permission in self.exact.items():
+            parts = uri.split(".")
+            if len(parts) == count and all(not w or w == p for w, p in zip(wants, parts)):
+                deciding.append(permission)
+        # every URI the pattern matches starts with its text up to the first empty component
+        head = []
+        for want in wants:
+            if not want:
+                break
+            head.append(want)
+        literal = ".".join(head) + ("." if len(head) < count else "")
+        covered = False
+        for length in self.prefix_lengths:
+            for uri, permission in self.prefixes[length].items():
+                if literal.startswith(uri):
+                    deciding.append(permission)
+                    covered = True
+                elif _prefix_meets_wildcard(uri, tuple(wants)):
+                    deciding.append(permission)
+            if covered:
+                break  # shorter prefixes never decide: this one holds every URI
+        if covered:
+            return deciding, True
+        for parts, permission in self.wildcards.get(count, ()):
+            if all(not p or not w or p == w for p, w in zip(parts, wants)):
+                deciding.append(permission)
+                if all(not p or p == w for p, w in zip(parts, wants)):
+                    # matches every URI of the pattern: less specific ones never decide
+                    return deciding, True
+        return deciding, False
+
+
+def _prefix_meets_wildcard(prefix: str, parts: tuple[str, ...]) -> bool:
+    """Whether some URI matched by the wildcard C{parts} may start with C{prefix}."""
+    *complete, partial = prefix.split(".")
+    if len(complete) >= len(parts):
+        return False
+    for want, have in zip(parts, complete):
+        if not have or (want and want != have):
+            return False
+    want = parts[len(complete)]
+    return not want or want.startswith(partial)
+
+
+def pattern_overlaps_reserved(pattern: str, match: str) -> bool:
+    """Whether a C{prefix} or C{wildcard} pattern can match C{wamp.*} URIs."""
+    if match == "prefix":
+        return "wamp.".startswith(pattern) or pattern.startswith("wamp.")
+    return pattern.split(".", 1)[0] in ("", "wamp")
+
+
+def _reserved_part(pattern: str, match: str) -> str:
+    """The part of a pattern overlapping C{wamp.*}, as a pattern of the same kind."""
+    if match == "prefix":
+        return pattern if pattern.startswith("wamp.") else "wamp."
+    _, dot, rest = pattern.partition(".")
+    return f"wamp.{rest}" if dot else "wamp"
+
 
 class _RoleIndex:
     __slots__ = ("name", "disclose", "general", "reserved")
@@ -135,6 +265,23 @@ class _RoleIndex:
 
     def lookup(self, uri: str, reserved: bool) -> _Permission | None:
         return (self.reserved if reserved else self.general).lookup(uri)
+
+    def pattern_verdict(self, action: str, pattern: str, match: str) -> bool | None:
+        """
+        L{_PatternIndex.pattern_verdict} over the whole pattern: the general
+        permissions for all of it (conservatively, its wamp.* part too), and
+        the permissions naming C{wamp} for its wamp.* part.
+        """
+        verdicts = []
+        if not (match == "prefix" and pattern.startswith("wamp.")) and not (
+            match == "wildcard" and pattern.split(".", 1)[0] == "wamp"
+        ):
+            verdicts.append(self.general.pattern_verdict(action, pattern, match))
+        if pattern_overlaps_reserved(pattern, match):
+            verdicts.append(self.reserved.pattern_verdict(action, _reserved_part(pattern, match), match))
+        if False in verdicts:
+            return False
+        return None if None in verdicts else True
 
 
 class Authorizer:
@@ -177,8 +324,9 @@ class Authorizer:
         if cache_size < 0:
             raise ValueError("cache_size must be 0 or more")
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[int, str, str], bool] = OrderedDict()
-        self._cached_by_session: dict[int, set[tuple[int, str, str]]] = {}
+        self._cache: OrderedDict[tuple[int, str, str, str | None], bool] = OrderedDict()
+        self._cached_by_session: dict[int, set[tuple[int, str, str, str | None]]] = {}
+        self._dynamic_takes_match = dynamic is not None and _takes_match(dynamic)
 
     def __repr__(self) -> str:
         return (
@@ -192,16 +340,34 @@ class Authorizer:
 
     # -- the entry points -----------------------------------------------------
 
-    def authorize(self, session: Any, action: str, uri: str) -> bool | Deferred:
+    def authorize(self, session: Any, action: str, uri: str, match: str | None = None) -> bool | Deferred:
         """
         Whether C{session} (a L{router.events.SessionInfo}, or anything with
         C{session_id} and C{authrole}) may do C{action} (C{call},
         C{register}, C{publish} or C{subscribe}) on C{uri}.  Returns a bool,
         or a Deferred firing with one (only with a dynamic authorizer; it
         never fails).
+
+        C{match} is the SUBSCRIBE or REGISTER match policy (None or
+        C{"exact"}: C{uri} is one URI).  For C{"prefix"} and C{"wildcard"},
+        C{uri} is a pattern, and it is allowed only when every URI it can
+        match is: a pattern never reaches further than the permissions do
+        (a prefix subscription to C{com.app.} is refused when C{com.app.admin.}
+        is, and one to C{news.x} is not allowed by an exact permission for
+        C{news.x}).  A pattern that can match C{wamp.*} URIs is checked
+        against the permissions naming C{wamp} for that part, and can never
+        be registered.  A dynamic authorizer is asked about a pattern only if
+        it takes a C{match} keyword argument; otherwise such a pattern is
+        denied.
         """
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        if match == "exact" or match is None or action in _DISCLOSING:
+            match = None
+        elif match not in _PATTERN_MATCHES:
+            raise ValueError(f"unknown match policy {match!r}; expected exact, prefix or wildcard")
+        if match is not None:
+            return self._authorize_pattern(session, action, uri, match)
         reserved = uri_is_reserved(uri)
         if reserved and action in ("register", "publish"):
             return False
@@ -214,7 +380,32 @@ class Authorizer:
             return not reserved
         if self.dynamic is None:
             return False
-        return self._ask(session, action, uri)
+        return self._ask(session, action, uri, None)
+
+    def _authorize_pattern(self, session: Any, action: str, pattern: str, match: str) -> bool | Deferred:
+        reserved = pattern_overlaps_reserved(pattern, match)
+        if reserved and action == "register":
+            return False
+        role = self._roles.get(session.authrole)
+        if role is not None:
+            verdict = role.pattern_verdict(action, pattern, match)
+            if verdict is not None:
+                return verdict
+        if self.open_anonymous and session.authrole == "anonymous":
+            return not reserved
+        if self.dynamic is None:
+            return False
+        if not self._dynamic_takes_match:
+            _log.warn(
+                "dynamic authorizer {name} takes no 'match' argument, so it cannot be asked "
+                "about the {match} pattern {uri!r} ({action}): denied",
+                name=self.dynamic_name,
+                match=match,
+                uri=pattern,
+                action=action,
+            )
+            return False
+        return self._ask(session, action, pattern, match)
 
     def disclose(self, session: Any, action: str, uri: str | None = None) -> bool:
         """
@@ -243,8 +434,8 @@ class Authorizer:
 
     # -- the dynamic authorizer -----------------------------------------------
 
-    def _ask(self, session: Any, action: str, uri: str) -> bool | Deferred:
-        key = (session.session_id, action, uri)
+    def _ask(self, session: Any, action: str, uri: str, match: str | None) -> bool | Deferred:
+        key = (session.session_id, action, uri, match)
         if self.cache_size:
             cached = self._cache.get(key)
             if cached is not None:
@@ -279,7 +470,10 @@ class Authorizer:
             return False
 
         try:
-            result = self.dynamic(session, action, uri)  # type: ignore[misc]
+            if match is None:
+                result = self.dynamic(session, action, uri)  # type: ignore[misc]
+            else:
+                result = self.dynamic(session, action, uri, match=match)  # type: ignore[misc]
         except Exception:
             return failed(Failure())
         if inspect.isawaitable(result) and not isinstance(result, Deferred):
@@ -288,7 +482,7 @@ class Authorizer:
             return result.addCallbacks(answer, failed)
         return answer(result)
 
-    def _remember(self, key: tuple[int, str, str], allowed: bool) -> None:
+    def _remember(self, key: tuple[int, str, str, str | None], allowed: bool) -> None:
         if not self.cache_size:
             return
         cache = self._cache
