@@ -105,8 +105,19 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
 
     wampd_session = None
     ping_sent: float | None = None
+    # Autobahn copies its config attributes from the factory at every connection
+    # and pretty-prints them for a debug line whether or not debug is on (about a
+    # third of a join's cost); we copy them ourselves and give it nothing to print.
+    _AUTOBAHN_CONFIG_ATTRS = WampWebSocketServerProtocol.CONFIG_ATTRS
+    CONFIG_ATTRS = ()
     last_heard: float = 0.0
     _drop_reason: str | None = None
+
+    def _connectionMade(self):
+        factory = self.factory
+        for name in self._AUTOBAHN_CONFIG_ATTRS:
+            setattr(self, name, getattr(factory, name))
+        super()._connectionMade()
 
     def onConnect(self, request):
         factory = self.factory
