@@ -319,6 +319,23 @@ class RawSocketProtocol(Protocol):
         self._state = "handshake"  # -> "vetting" -> "open" -> "closed"
         self._max_send = 0
         self.wampd_session = None
+        router = self.factory.router
+        # the 4 handshake bytes must come within the HELLO timeout too (after
+        # them the router's sweep takes over); a timer only while they are due
+        self._handshake_timer = None
+        if router.hello_timeout > 0:
+            self._handshake_timer = router.clock.callLater(router.hello_timeout, self._no_handshake)
+
+    def _no_handshake(self) -> None:
+        self._handshake_timer = None
+        if self._state == "handshake":
+            self._state = "closed"
+            self.transport.abortConnection()
+
+    def _stop_handshake_timer(self) -> None:
+        timer, self._handshake_timer = self._handshake_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
 
     def dataReceived(self, data: bytes) -> None:
         self._buffer += data
@@ -328,6 +345,7 @@ class RawSocketProtocol(Protocol):
             self._handshake()
 
     def _handshake(self) -> None:
+        self._stop_handshake_timer()
         head, self._buffer = self._buffer[:4], self._buffer[4:]
         if head[0] != _RS_MAGIC:
             self._state = "closed"
@@ -413,6 +431,7 @@ class RawSocketProtocol(Protocol):
         self._buffer = buf[at:] if self._state == "open" else b""
 
     def connectionLost(self, reason) -> None:
+        self._stop_handshake_timer()
         self._state = "closed"
         session = self.wampd_session
         if session is not None:

@@ -174,3 +174,19 @@ async def test_client_that_never_says_hello_is_closed(transport):
         assert healthy.is_attached()
         await leave(healthy)
     assert_well_ordered(r.recorder)
+
+
+@pytest_twisted.ensureDeferred
+async def test_rawsocket_without_handshake_bytes_is_closed():
+    """A TCP connection that never sends the RawSocket handshake is dropped after the HELLO timeout."""
+    async with Started(hello_timeout=0.3) as r:
+        lost = Deferred()
+
+        class Mute(Protocol):
+            def connectionLost(self, reason):
+                lost.callback(None)
+
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", r.rs_port).connect(Factory.forProtocol(Mute))
+        await lost.addTimeout(5, reactor)
+        # no session was ever made, so no lifecycle events either
+        assert [e.name for e in r.recorder.events] == ["server_launched"]
