@@ -125,7 +125,7 @@ class RouterSession:
         self.calls: dict[int, Any] = {}  # as caller: CALL request id -> PendingCall
         self.invocations: dict[int, Any] = {}  # as callee: INVOCATION request id -> PendingCall
         self.request_ids = Counter()
-        self.last_seen = connection.opened_at
+        self.last_seen = connection.opened_at  # last message received (the ping sweeper spares busy peers)
         self.testaments: dict | None = None  # scope -> [(topic, args, kwargs, options)]
         self._pending = None  # (realm, hello) while authenticating
         self._challenge = None

@@ -95,7 +95,8 @@ class PingSweeper:
             if sent is not None:
                 if now - sent >= timeout:
                     proto.ping_timed_out(now - sent)
-            elif now - proto.last_heard >= interval:
+            elif now - max(proto.last_heard, proto.wampd_session.last_seen) >= interval:
+                # silent (no message, no pong) for a whole interval: ping it
                 proto.ping_sent = now
                 proto.sendPing(b"wampd")
 
