@@ -218,3 +218,37 @@ async def test_payload_sizes_across_websocket_frame_length_forms(live_router, si
     assert await caller.call("com.example.size", text, blob) == [len(text), blob]
     await leave(caller)
     await leave(callee)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest_twisted.ensureDeferred
+async def test_unix_socket_endpoints(tmp_path, transport):
+    """Both transports on a unix: endpoint, beside a TCP one."""
+    from autobahn.twisted.rawsocket import WampRawSocketClientFactory
+    from autobahn.twisted.websocket import WampWebSocketClientFactory
+    from autobahn.wamp.types import ComponentConfig
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import UNIXClientEndpoint
+
+    from router.config import ListenConfig
+    from tests.conftest import make_service
+    from tests.wamp_clients import Client
+
+    path = str(tmp_path / "wampd.sock")
+    service = make_service(
+        listen=(ListenConfig(f"unix:{path}", transport), ListenConfig("tcp:0:interface=127.0.0.1", "websocket"))
+    )
+    await service.startService()
+    try:
+        session = Client(ComponentConfig("realm1"))
+        if transport == "websocket":
+            factory = WampWebSocketClientFactory(lambda: session, url="ws://localhost/ws")
+        else:
+            factory = WampRawSocketClientFactory(lambda: session)
+        await UNIXClientEndpoint(reactor, path).connect(factory)
+        await session.joined.addTimeout(10, reactor)
+        await session.register(lambda: "over unix", "com.example.unix")
+        assert await session.call("com.example.unix") == "over unix"
+        await leave(session)
+    finally:
+        await service.stopService()
