@@ -88,14 +88,6 @@ class Dispatcher:
             table[kind.name] = tuple(found)
         self._handlers = table
 
-    @property
-    def listeners(self) -> tuple[object, ...]:
-        ordered = sorted(self._listeners, key=lambda item: (-item[0], item[1]))
-        return tuple(obj for _, _, obj in ordered)
-
-    def handles(self, name: str) -> bool:
-        return bool(self._handlers.get(name))
-
     # -- running ------------------------------------------------------------
 
     def emit(self, event: Event, chain: Chain | None = None) -> Deferred | None:

@@ -75,7 +75,6 @@ class RouterService(Service):
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
         self.ports: list = []
         self.endpoints: tuple[EndpointInfo, ...] = ()
-        self._started = None
         self._clean_exit_on_signals = clean_exit_on_signals
 
     def _factory(self, listen):
@@ -114,7 +113,6 @@ class RouterService(Service):
         d = gatherResults(listening, consumeErrors=True)
         d.addCallback(self._launched)
         d.addErrback(self._listen_failed)
-        self._started = d
         return d
 
     def _launched(self, ports):

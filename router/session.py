@@ -103,7 +103,6 @@ class RouterSession:
         "_queue",
         "handshake_since",
         "_closing_reason",
-        "_connected_ok",
         "_lost",
     )
 
@@ -134,7 +133,6 @@ class RouterSession:
         self._queue: list | None = None  # messages held behind a pending (async) authorization
         self.handshake_since = connection.opened_at
         self._closing_reason: str | None = None
-        self._connected_ok = False
         self._lost = False
 
     def __repr__(self) -> str:
@@ -157,12 +155,8 @@ class RouterSession:
             self.reject(refusal.reason, refusal.message)
             return fail(refusal)
         if d is None:
-            self._connected_ok = True
             return None
-        return d.addCallbacks(self._connect_accepted, self._connect_refused)
-
-    def _connect_accepted(self, _):
-        self._connected_ok = True
+        return d.addErrback(self._connect_refused)
 
     def _connect_refused(self, failure):
         failure.trap(Reject)
