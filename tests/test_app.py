@@ -6,7 +6,6 @@ Autobahn sessions against the real router in memory.
 from __future__ import annotations
 
 import pytest
-from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 from twisted.internet.defer import Deferred

@@ -19,7 +19,7 @@ from twisted.internet.protocol import Factory, Protocol
 
 from router.events import Reject
 from tests.conftest import make_service
-from tests.wamp_clients import Client, Recorder, connect, join, leave
+from tests.wamp_clients import Client, Recorder, connect, join, leave, open_websocket, rawsocket_handshake
 
 ENDED = ["client_connected", "session_joining", "session_joined", "session_left", "client_disconnected"]
 
@@ -63,10 +63,6 @@ class Started:
     async def __aexit__(self, *exc):
         if self.service.running:
             await self.service.stopService()
-
-
-async def wait_conn_closed(recorder, client_count_before=0):
-    return await recorder.wait_for(lambda e: e.name == "client_disconnected")
 
 
 @pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
@@ -155,17 +151,8 @@ class _Veto:
 @pytest_twisted.ensureDeferred
 async def test_listener_rejects_websocket_connection_with_403():
     async with Started(listener_objects=[(None, _Veto("connect"))]) as r:
-        session = Client(ComponentConfig("realm1"))
-        factory = WampWebSocketClientFactory(lambda: session, url=r.ws_url)
-        handshake = Deferred()
-
-        class Proto(WampWebSocketClientProtocol):
-            def onClose(self, wasClean, code, reason):
-                handshake.callback(reason)
-
-        factory.protocol = Proto
-        await TCP4ClientEndpoint(reactor, "127.0.0.1", int(r.ws_url.split(":")[2].split("/")[0])).connect(factory)
-        reason = await handshake
+        _, closed = await open_websocket(r.ws_url)
+        reason = await closed
         assert "403" in reason
         closed = await r.recorder.wait_for(lambda e: e.name == "client_disconnected")
         assert r.recorder.names(closed.connection.id) == [
@@ -181,22 +168,8 @@ async def test_listener_rejects_websocket_connection_with_403():
 @pytest_twisted.ensureDeferred
 async def test_listener_rejects_rawsocket_connection():
     async with Started(listener_objects=[(None, _Veto("connect", "limit"))]) as r:
-        got = Deferred()
-
-        class Raw(Protocol):
-            def connectionMade(self):
-                self.data = b""
-                self.transport.write(bytes([0x7F, 0xF1, 0, 0]))
-
-            def dataReceived(self, data):
-                self.data += data
-
-            def connectionLost(self, reason):
-                got.callback(self.data)
-
-        await TCP4ClientEndpoint(reactor, "127.0.0.1", r.rs_port).connect(Factory.forProtocol(Raw))
         # RawSocket handshake error 4: "maximum connection count reached"
-        assert await got == bytes([0x7F, 0x40, 0, 0])
+        assert await rawsocket_handshake(r.rs_port) == bytes([0x7F, 0x40, 0, 0])
         closed = await r.recorder.wait_for(lambda e: e.name == "client_disconnected")
         assert r.recorder.names(closed.connection.id) == ["client_connected", "client_rejected", "client_disconnected"]
         assert [e.reason for e in r.recorder.events if e.name == "client_rejected"] == ["limit"]

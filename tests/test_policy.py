@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from autobahn.twisted.websocket import WampWebSocketClientFactory, WampWebSocketClientProtocol
-from autobahn.wamp.types import ComponentConfig
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -18,50 +16,15 @@ from twisted.internet.protocol import Factory, Protocol
 from router.events import ConnectionInfo
 from router.policy import ConnectionPolicy
 from tests.test_lifecycle import Started, assert_well_ordered
-from tests.wamp_clients import Client, join, leave
-
-
-def _port(url: str) -> int:
-    return int(url.split(":")[2].split("/")[0])
+from tests.wamp_clients import join, leave, open_websocket, port_of, rawsocket_handshake
 
 
 async def _refused(r, transport: str):
-    """Open a connection that the policy refuses; waits until the router dropped it."""
+    """Open a connection that the policy refuses; returns what the router answered before it closed."""
     if transport == "websocket":
-        _, closed = await _ws_handshake(r.ws_url, None)
-        return await closed.addTimeout(5, reactor)
-    lost = Deferred()
-
-    class Raw(Protocol):
-        def connectionMade(self):
-            self.data = b""
-            self.transport.write(bytes([0x7F, 0xF1, 0, 0]))
-
-        def dataReceived(self, data):
-            self.data += data
-
-        def connectionLost(self, reason):
-            lost.callback(self.data)
-
-    await TCP4ClientEndpoint(reactor, "127.0.0.1", r.rs_port).connect(Factory.forProtocol(Raw))
-    return await lost.addTimeout(5, reactor)
-
-
-async def _ws_handshake(url: str, origin: str | None):
-    """Open a WebSocket with this Origin; returns (joined session or None, close reason)."""
-    session = Client(ComponentConfig("realm1"))
-    closed = Deferred()
-
-    class Proto(WampWebSocketClientProtocol):
-        def onClose(self, wasClean, code, reason):
-            super().onClose(wasClean, code, reason)
-            if not closed.called:
-                closed.callback(reason)
-
-    factory = WampWebSocketClientFactory(lambda: session, url=url, origin=origin)
-    factory.protocol = Proto
-    await TCP4ClientEndpoint(reactor, "127.0.0.1", _port(url)).connect(factory)
-    return session, closed
+        _, closed = await open_websocket(r.ws_url)
+        return await closed
+    return await rawsocket_handshake(r.rs_port)
 
 
 def test_policy_unit_rules():
@@ -89,12 +52,12 @@ def test_policy_unit_rules():
 @pytest_twisted.ensureDeferred
 async def test_origin_not_allowed_gets_403_and_a_rejected_event():
     async with Started(allowed_origins=("https://*.example.com",)) as r:
-        bad, closed = await _ws_handshake(r.ws_url, "https://evil.example.org")
+        bad, closed = await open_websocket(r.ws_url, "https://evil.example.org")
         reason = await closed
         assert "403" in reason
         rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
         assert rejected.reason == "origin" and "evil.example.org" in rejected.message
-        good, _ = await _ws_handshake(r.ws_url, "https://app.example.com")
+        good, _ = await open_websocket(r.ws_url, "https://app.example.com")
         await good.joined
         await leave(good)
         await r.recorder.wait_for(lambda e: e.name == "client_disconnected" and e.session is not None)
@@ -166,7 +129,7 @@ async def test_client_that_never_says_hello_is_closed(transport):
 
             factory = WebSocketClientFactory(url=r.ws_url, protocols=["wamp.2.json"])
             factory.protocol = Silent
-            await TCP4ClientEndpoint(reactor, "127.0.0.1", _port(r.ws_url)).connect(factory)
+            await TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(r.ws_url)).connect(factory)
         healthy = await join(r.ws_url)  # joins in time and is not touched
         await lost.addTimeout(5, reactor)
         rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")

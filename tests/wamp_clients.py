@@ -168,3 +168,51 @@ async def join(address, transport="websocket", serializer="json", realm="realm1"
 async def leave(session):
     session.leave()
     await session.disconnected
+
+
+def port_of(url: str) -> int:
+    return int(url.split(":")[2].split("/")[0])
+
+
+async def open_websocket(url: str, origin: str | None = None):
+    """
+    Open a WAMP WebSocket (optionally with an Origin header); returns the
+    client session and a Deferred firing with the close reason (bounded).
+    """
+    from autobahn.twisted.websocket import WampWebSocketClientProtocol
+
+    session = Client(ComponentConfig("realm1"))
+    closed = Deferred()
+
+    class Proto(WampWebSocketClientProtocol):
+        def onClose(self, wasClean, code, reason):
+            super().onClose(wasClean, code, reason)
+            if not closed.called:
+                closed.callback(reason)
+
+    factory = WampWebSocketClientFactory(lambda: session, url=url, origin=origin)
+    factory.protocol = Proto
+    factory.noisy = False
+    await TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(url)).connect(factory)
+    return session, closed.addTimeout(10, reactor)
+
+
+async def rawsocket_handshake(port: int, octet: int = 0xF1) -> bytes:
+    """Send a RawSocket handshake (JSON, 2**24 by default); returns all bytes got until the router closed."""
+    from twisted.internet.protocol import Factory, Protocol
+
+    lost = Deferred()
+
+    class Raw(Protocol):
+        def connectionMade(self):
+            self.data = b""
+            self.transport.write(bytes([0x7F, octet, 0, 0]))
+
+        def dataReceived(self, data):
+            self.data += data
+
+        def connectionLost(self, reason):
+            lost.callback(self.data)
+
+    await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(Factory.forProtocol(Raw))
+    return await lost.addTimeout(10, reactor)
