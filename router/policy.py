@@ -5,8 +5,10 @@ listener can veto it), each refusal a ``client_rejected`` with its reason:
 * ``origin``: allowed WebSocket origins, exact (``https://app.example.com``)
   or with ``*`` matching within the host (``https://*.example.com``).  Off
   when the list is empty (the zero-config start).  A client that sends no
-  Origin header (any non-browser client) is not an origin risk and passes:
-  the check protects browsers' users from other sites' pages.
+  Origin header (any non-browser client: Autobahn-Python, node, curl) is not
+  an origin risk and passes: the check protects browsers' users from other
+  sites' pages, and every browser sends Origin on a WebSocket handshake.
+  Patterns are checked when the policy is built (:func:`origin_pattern`).
 * ``address``: deny and allow lists of CIDR networks (IPv4 and IPv6; an
   IPv4-mapped IPv6 peer is checked as IPv4).  Deny wins; a non-empty allow
   list admits only its networks.  Unix-socket peers have no address and pass.
@@ -29,11 +31,55 @@ from router.events import ConnectionInfo, Reject
 __all__ = ["ConnectionPolicy", "origin_pattern"]
 
 
+# scheme "://" host [":" port]: what a browser sends in Origin (RFC 6454), lower-cased.
+# The host is a name or an IPv4 address, or an IPv6 address in brackets; "*" may
+# stand for any run of characters within the host (never a ":" or "/"), and the
+# whole port may be "*".
+_ORIGIN_SYNTAX = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*)://"
+    r"(?P<host>\[[0-9a-f:.*]+\]|[a-z0-9*](?:[a-z0-9*.-]*[a-z0-9*])?)"
+    r"(?::(?P<port>[0-9]{1,5}|\*))?"
+)
+
+
 def origin_pattern(pattern: str) -> re.Pattern:
-    """``https://*.example.com`` -> a regex where ``*`` matches within the host."""
-    if not isinstance(pattern, str) or not pattern or pattern.count("://") > 1:
-        raise ValueError(f"bad origin pattern {pattern!r}")
-    return re.compile("^" + re.escape(pattern.lower()).replace(r"\*", r"[^/:]*") + "$")
+    """
+    Compile one ``allowed_origins`` entry into a regex over lower-cased Origin values.
+
+    An entry is ``scheme://host[:port]`` as browsers send it (``https://app.example.com``,
+    ``http://localhost:3000``), with ``*`` allowed in the host (``https://*.example.com``:
+    any run of characters within the host) or as the whole port (``http://localhost:*``),
+    or the literal ``null`` (the Origin of sandboxed frames and ``file:`` pages).  No path,
+    query, fragment, user name or trailing ``/``: a browser's Origin never has them, so
+    such an entry could never match.  Anything else raises ValueError saying what is wrong.
+    """
+    if not isinstance(pattern, str):
+        raise ValueError(f"must be a string, got {pattern!r}")
+    text = pattern.lower()
+    if text == "null":
+        return re.compile("^null$")
+    if not text:
+        raise ValueError("must not be empty; use scheme://host[:port], e.g. https://app.example.com")
+    found = _ORIGIN_SYNTAX.fullmatch(text)
+    if found is None:
+        hint = ""
+        if "://" not in text:
+            hint = " (it has no scheme://)"
+        elif not text.split("://", 1)[1]:
+            hint = " (it has no host)"
+        elif "/" in text.split("://", 1)[1]:
+            hint = " (an origin has no path, not even a trailing '/')"
+        elif any(c in text for c in "?#@ "):
+            hint = " (an origin has no query, fragment, user name or spaces)"
+        raise ValueError(
+            f"{pattern!r} is not an origin pattern{hint}: use scheme://host[:port] "
+            "(e.g. https://app.example.com, https://*.example.com, http://localhost:*) or null"
+        )
+    port = found.group("port")
+    if port is not None and port != "*" and not 0 < int(port) <= 65535:
+        raise ValueError(f"{pattern!r} is not an origin pattern: port {port} is not between 1 and 65535")
+    regex = re.escape(text).replace(r"\*", r"[^/:]*")
+    return re.compile("^" + regex + "$")
 
 
 def _networks(cidrs, what: str):
@@ -86,7 +132,7 @@ class ConnectionPolicy:
                 if self._allow and not any(address in net for net in self._allow):
                     return Reject(f"address {host} is not allowed", "address")
         origin = connection.origin
-        if self._origins and origin is not None:
+        if self._origins and origin:  # no Origin header (None, or "" from Autobahn): not a browser
             if not any(p.match(origin.lower()) for p in self._origins):
                 return Reject(f"origin {origin} is not allowed", "origin")
         if self.max_connections and total > self.max_connections:

@@ -148,7 +148,7 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
             host=_peer_host(self.transport),
             serializer=serializer,
             endpoint=factory.endpoint,
-            origin=request.origin,
+            origin=request.origin or None,  # Autobahn gives "" when there is no Origin header
             path=request.path,
             headers=dict(request.headers),
         )

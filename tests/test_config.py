@@ -519,6 +519,10 @@ def test_parse_listen_reports_against_a_given_key():
     "text,key",
     [
         ('[router]\nallowed_origins = ["https://a.example.com", ""]\n', "router.allowed_origins[1]"),
+        ('[router]\nallowed_origins = ["not a url"]\n', "router.allowed_origins[0]"),
+        ('[router]\nallowed_origins = ["https://a.example.com/"]\n', "router.allowed_origins[0]"),
+        ('[router]\nallowed_origins = ["https://a.example.com/app"]\n', "router.allowed_origins[0]"),
+        ('[router]\nallowed_origins = ["a.example.com"]\n', "router.allowed_origins[0]"),
         ('[router]\nallow_addresses = ["10.0.0.0/8", "not-a-net"]\n', "router.allow_addresses"),
         ('[router]\ndeny_addresses = "10.0.0.1"\n', "router.deny_addresses"),
         ("[router]\nmax_connections = -1\n", "router.max_connections"),

@@ -6,6 +6,8 @@ its reason, and nothing left behind.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -37,6 +39,7 @@ def test_policy_unit_rules():
     assert p.refusal(conn(origin="https://evil.com"), 1, 1).reason == "origin"
     assert p.refusal(conn(origin="https://example.com.evil.com"), 1, 1).reason == "origin"
     assert p.refusal(conn(origin=None), 1, 1) is None  # non-browser clients send none
+    assert p.refusal(conn(origin=""), 1, 1) is None  # ... which Autobahn reports as ""
     q = ConnectionPolicy(allow_addresses=("10.0.0.0/8", "::1/128"), deny_addresses=("10.6.0.0/16",))
     assert q.refusal(conn("10.1.2.3"), 1, 1) is None
     assert q.refusal(conn("10.6.1.1"), 1, 1).reason == "address"
@@ -47,6 +50,77 @@ def test_policy_unit_rules():
     assert limits.refusal(conn(), 2, 1) is None
     assert limits.refusal(conn(), 3, 1).reason == "limit"
     assert limits.refusal(conn(), 2, 2).reason == "limit"
+
+
+def test_origin_patterns_are_checked_when_configured():
+    """An allowed_origins entry must be scheme://host[:port] (with * in the host or as the port) or null."""
+    from router.policy import origin_pattern
+
+    good = {
+        "http://good.example.com": ("http://good.example.com", "http://evil.example.com"),
+        "https://*.example.com": ("https://a.b.example.com", "https://example.com.evil.org"),
+        "http://localhost:*": ("http://localhost:5173", "http://localhost.evil.org"),
+        "http://[::1]:8080": ("http://[::1]:8080", "http://[::1]:8081"),
+        "null": ("null", "http://null"),
+    }
+    for pattern, (matches, other) in good.items():
+        regex = origin_pattern(pattern)
+        assert regex.match(matches) and not regex.match(other), pattern
+    bad = {
+        "not a url": "has no scheme://",
+        "good.example.com": "has no scheme://",
+        "https://": "has no host",
+        "https://app.example.com/": "no path, not even a trailing '/'",
+        "https://app.example.com/app": "no path",
+        "https://app.example.com?x=1": "no query",
+        "https://user@app.example.com": "user name",
+        "https://app.example.com:99999": "port 99999 is not between 1 and 65535",
+        "": "must not be empty",
+    }
+    for pattern, reason in bad.items():
+        with pytest.raises(ValueError, match=re.escape(reason)):
+            origin_pattern(pattern)
+
+
+@pytest_twisted.ensureDeferred
+async def test_readme_python_client_sends_no_origin_and_joins_where_origins_are_restricted():
+    """
+    With allowed_origins set, the README's autobahn-python Component (which
+    sends no Origin header; Autobahn reports it as "") joins and works, while
+    a browser-style Origin that is not allowed still gets HTTP 403.
+    """
+    from autobahn.twisted.component import Component
+
+    async with Started(allowed_origins=("http://good.example.com",)) as r:
+        component = Component(transports=r.ws_url, realm="realm1")
+        answered = Deferred()
+
+        @component.on_join
+        async def joined(session, details):
+            await session.register(lambda a, b: a + b, "com.example.add")
+            answered.callback(await session.call("com.example.add", 2, 3))
+            session.leave()
+
+        done = component.start(reactor)
+        try:
+            assert await answered.addTimeout(10, reactor) == 5
+            await done.addTimeout(10, reactor)
+        finally:
+            if not done.called:
+                await component.stop()
+        connected = await r.recorder.wait_for(lambda e: e.name == "client_connected")
+        assert connected.connection.origin is None
+        assert not [e for e in r.recorder.events if e.name == "client_rejected"]
+
+        _, closed = await open_websocket(r.ws_url, "http://evil.example.com")
+        assert "403" in await closed
+        rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
+        assert (rejected.reason, rejected.message) == ("origin", "origin http://evil.example.com is not allowed")
+        good, _ = await open_websocket(r.ws_url, "http://good.example.com")
+        await good.joined
+        await leave(good)
+        await r.recorder.wait_disconnected(rejected.connection.id)
+    assert_well_ordered(r.recorder)
 
 
 @pytest_twisted.ensureDeferred

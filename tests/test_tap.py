@@ -573,6 +573,17 @@ def test_no_default_listener_over_config_file(tmp_path):
         (("--ping-timeout", "nan"), "--ping-timeout: must be a finite number, got nan"),
         (("--listener-timeout", "-2"), "--listener-timeout: must be greater than 0, got -2.0"),
         (("--shutdown-timeout", "x"), "--shutdown-timeout: must be a number, got 'x'"),
+        (
+            ("--allowed-origin", "not a url"),
+            "--allowed-origin: 'not a url' is not an origin pattern (it has no scheme://): use scheme://host[:port] "
+            "(e.g. https://app.example.com, https://*.example.com, http://localhost:*) or null",
+        ),
+        (
+            ("--allowed-origin", "https://ok.example.com", "--allowed-origin", "https://app.example.com/"),
+            "--allowed-origin: 'https://app.example.com/' is not an origin pattern (an origin has no path, not even "
+            "a trailing '/'): use scheme://host[:port] (e.g. https://app.example.com, https://*.example.com, "
+            "http://localhost:*) or null",
+        ),
     ],
 )
 def test_bad_command_line(argv, message):

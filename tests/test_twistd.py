@@ -174,6 +174,7 @@ def test_twistd_help_lists_wampd():
         (["--realm", "wamp.reserved"], "wamp.reserved"),
         (["--listener", "no.such.module:Thing"], "no.such.module"),
         (["--max-message-size", "-5"], "max-message-size"),
+        (["--allowed-origin", "not a url"], "--allowed-origin: 'not a url' is not an origin pattern"),
         (["--config", "/nonexistent/wampd.toml"], "/nonexistent/wampd.toml"),
     ],
 )
