@@ -12,6 +12,13 @@ and from routing.
   them in the order they happened even when some handlers are slow.
 * For vetoable events a :class:`~router.events.Reject` stops the run and is
   passed to the caller; anywhere else it is logged and ignored.
+* Vetoes fail closed: a ``client_connected`` or ``session_joining`` handler
+  that raises anything else, fails its Deferred or coroutine, or times out
+  refuses the client as a ``Reject`` with reason ``listener`` would (HTTP 403,
+  or ABORT ``wamp.error.authorization_failed``), logged with the listener's
+  name.  A ban list whose database is down must not admit everyone.  The
+  refusal's message names the listener and the event, never the exception
+  (which may hold a database address or worse): that goes to the log only.
 
 When no listener handles an event, emitting it costs a dict look-up: no
 Deferred is created.
@@ -31,6 +38,13 @@ from router.events import EVENT_TYPES, Event, Reject
 __all__ = ["Dispatcher", "Chain", "listener_name"]
 
 _log = Logger(namespace="wampd.dispatcher")
+
+LISTENER_FAILED = "wamp.error.authorization_failed"
+"""
+The ABORT reason for a join refused because a ``session_joining`` handler
+failed or timed out: the spec's URI for "the authorization operation itself
+failed", as opposed to a decision (``wamp.error.not_authorized``).
+"""
 
 
 def listener_name(listener: object) -> str:
@@ -162,11 +176,9 @@ class Dispatcher:
                 self._ignored_reject(name, event)
                 continue
             except Exception:
-                _log.failure(
-                    "listener {listener} failed handling {event_name}",
-                    listener=name,
-                    event_name=event.name,
-                )
+                failure = self._handler_failed(Failure(), name, event)
+                if failure is not None:
+                    return failure
                 continue
             if inspect.isawaitable(result) and not isinstance(result, Deferred):
                 result = ensureDeferred(result)
@@ -204,7 +216,33 @@ class Dispatcher:
             return None
         from twisted.internet.defer import TimeoutError as DeferTimeout
 
-        if failure.check(DeferTimeout):
+        timed_out = failure.check(DeferTimeout) is not None
+        if event.vetoable:
+            # fail closed: a veto that could not be decided refuses
+            if timed_out:
+                _log.error(
+                    "listener {listener} did not answer {event_name} within {timeout}s; "
+                    "it was cancelled and the client is refused (fail closed)",
+                    listener=name,
+                    event_name=event.name,
+                    timeout=self.timeout,
+                )
+            else:
+                _log.failure(
+                    "listener {listener} failed handling {event_name}; the client is refused (fail closed)",
+                    failure=failure,
+                    listener=name,
+                    event_name=event.name,
+                )
+            what = "did not answer in time" if timed_out else "failed"
+            return Failure(
+                Reject(
+                    f"listener {name} {what} on {event.name}; refused",
+                    reason="listener",
+                    uri=LISTENER_FAILED,
+                )
+            )
+        if timed_out:
             _log.error(
                 "listener {listener} did not answer {event_name} within {timeout}s; "
                 "it was cancelled and the other listeners went on",

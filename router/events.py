@@ -6,7 +6,8 @@ A listener implements ``on_<name>(event)`` for the events it cares about, where
 ``on_session_joined``, ...).  Two events can be vetoed by raising :class:`Reject`
 from the handler: ``client_connected`` (the client gets HTTP 403, or a closed
 RawSocket) and ``session_joining`` (the client gets ABORT instead of WELCOME).
-Either refusal fires ``client_rejected``.
+Either refusal fires ``client_rejected``.  A veto handler that raises anything
+else, or times out, refuses too (fail closed; see :mod:`router.dispatcher`).
 
 Per connection the order is always::
 

@@ -40,6 +40,8 @@ def assert_well_ordered(recorder: Recorder) -> None:
         if "client_rejected" in body:
             assert body[-1] == "client_rejected", (conn_id, names)
             body = body[:-1]
+            if body[-1:] == ["session_joining"]:  # a join refused before WELCOME
+                body = body[:-1]
         # the rest is (joining -> joined -> left)*
         while body:
             assert body[:3] == ["session_joining", "session_joined", "session_left"], (conn_id, names)
@@ -334,10 +336,10 @@ class _Raises:
     name = "raiser"
     priority = 10
 
-    def on_client_connected(self, event):
+    def on_session_joined(self, event):
         raise RuntimeError("listener bug")
 
-    def on_session_joined(self, event):
+    def on_client_disconnected(self, event):
         raise RuntimeError("listener bug")
 
 
@@ -368,6 +370,66 @@ async def test_failing_and_hanging_listeners_do_not_stop_routing_or_others():
         await leave(c)
         await r.recorder.wait_for(lambda e: e.name == "client_disconnected")
         assert hanger.cancelled == 1
+    assert_well_ordered(r.recorder)
+
+
+class _BanListDown:
+    """A ban list whose database is down: both of its vetoes raise something other than Reject."""
+
+    name = "tests.banlist"
+
+    def __init__(self, at: str) -> None:
+        self.at = at
+
+    def on_client_connected(self, event):
+        if self.at == "connect":
+            raise ConnectionError("ban database is down")
+
+    async def on_session_joining(self, event):
+        if self.at == "join":
+            raise ConnectionError("ban database is down")
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+@pytest_twisted.ensureDeferred
+async def test_a_connect_veto_that_raises_refuses_the_connection(transport):
+    """A client_connected handler that raises refuses (fail closed): HTTP 403 or a RawSocket handshake error."""
+    async with Started(listener_objects=[(None, _BanListDown("connect"))]) as r:
+        if transport == "websocket":
+            _, closed = await open_websocket(r.ws_url)
+            reason = await closed
+            assert "403" in reason and "ConnectionError" not in reason and "database" not in reason
+        else:
+            assert await rawsocket_handshake(r.rs_port) == bytes([0x7F, 0x00, 0, 0])
+        rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
+        assert (rejected.reason, rejected.message) == (
+            "listener",
+            "listener tests.banlist failed on client_connected; refused",
+        )
+        await r.recorder.wait_disconnected(rejected.connection.id)
+        assert r.service.router.connections == ()
+    assert_well_ordered(r.recorder)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+@pytest_twisted.ensureDeferred
+async def test_a_join_veto_that_raises_refuses_the_session(transport):
+    """A session_joining coroutine that raises refuses the join: ABORT wamp.error.authorization_failed, no WELCOME."""
+    async with Started(listener_objects=[(None, _BanListDown("join"))]) as r:
+        c = await connect(r.ws_url if transport == "websocket" else r.rs_port, transport)
+        with pytest.raises(RuntimeError, match="wamp.error.authorization_failed"):
+            await c.joined
+        await c.disconnected
+        rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
+        assert (rejected.reason, rejected.realm) == ("listener", "realm1")
+        closed = await r.recorder.wait_disconnected(rejected.connection.id)
+        assert r.recorder.names(closed.connection.id) == [
+            "client_connected",
+            "session_joining",
+            "client_rejected",
+            "client_disconnected",
+        ]
+        assert r.service.router.realms["realm1"].sessions == {}
     assert_well_ordered(r.recorder)
 
 

@@ -14,6 +14,8 @@ from router.events import Reject
 from router.testing import MemoryRouter
 from tests.wamp_clients import Recorder
 
+ENDED = ["client_connected", "session_joining", "session_joined", "session_left", "client_disconnected"]
+
 
 def test_join_call_and_events_in_memory():
     recorder = Recorder()
@@ -35,23 +37,159 @@ def test_join_call_and_events_in_memory():
     assert reasons == ["wamp.close.transport_lost", "wamp.close.transport_lost"]
 
 
-def test_a_hanging_listener_is_timed_out_by_the_clock():
+def test_a_hanging_non_veto_listener_is_timed_out_by_the_clock():
+    """A session_joined handler that never answers is cancelled after listener_timeout; later events still flow."""
     hung = []
 
     class Hangs:
-        def on_session_joining(self, event):
-            d = Deferred()
-            hung.append(d)
+        def on_session_joined(self, event):
+            d = Deferred(lambda _: hung.append("cancelled"))
             return d
 
     recorder = Recorder()
-    memory = MemoryRouter(listeners=[Hangs(), recorder], listener_timeout=2.0)
+    memory = MemoryRouter(listeners=[recorder, Hangs()], listener_timeout=2.0)
     client = memory.join()
-    assert not client.is_attached()  # WELCOME waits for the listener
+    assert client.is_attached()  # session_joined never holds up the join
+    memory.disconnect(client)
+    assert [e.name for e in recorder.events][-1] == "session_joined"  # the rest wait for the slow handler
     memory.clock.advance(2.0)
-    memory.flush()
-    assert client.is_attached()  # the hung listener was cancelled and the join went on
-    assert [e.name for e in recorder.events][-2:] == ["session_joining", "session_joined"]
+    assert hung == ["cancelled"]
+    assert [e.name for e in recorder.events][-2:] == ["session_left", "client_disconnected"]
+
+
+@pytest.fixture
+def dispatcher_log():
+    """Log events of the listener dispatcher, as they are emitted."""
+    from twisted.logger import globalLogPublisher
+
+    seen = []
+
+    def observe(event):
+        if event.get("log_namespace") == "wampd.dispatcher":
+            seen.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield seen
+    globalLogPublisher.removeObserver(observe)
+
+
+class _BrokenVeto:
+    """A ban list whose database is down: its veto raises, fails later, or never answers."""
+
+    name = "tests.banlist"
+
+    def __init__(self, event: str, how: str) -> None:
+        self.how = how
+        self.pending: list[Deferred] = []
+        setattr(self, "on_" + event, self._check)
+
+    def _check(self, event):
+        how = self.how
+        if how == "sync":
+            raise ConnectionError("ban database is down")
+        if how == "deferred":
+            d = Deferred()
+            self.pending.append(d)  # fails after the handler returned
+            return d
+        if how == "coroutine":
+
+            async def check():
+                raise ConnectionError("ban database is down")
+
+            return check()
+        d = Deferred()  # "timeout": never answers
+        self.pending.append(d)
+        return d
+
+    def settle(self, memory: MemoryRouter) -> None:
+        """Let a late failure or the listener timeout happen."""
+        if self.how == "deferred":
+            self.pending[0].errback(ConnectionError("ban database is down"))
+        elif self.how == "timeout":
+            memory.clock.advance(2.0)
+        memory.flush()
+
+
+@pytest.mark.parametrize("how", ["sync", "deferred", "coroutine", "timeout"])
+def test_a_failing_join_veto_refuses_the_session(how, dispatcher_log):
+    """
+    A session_joining handler that raises something other than Reject, fails
+    its Deferred or coroutine, or times out refuses the join (fail closed):
+    ABORT wamp.error.authorization_failed, client_rejected reason listener,
+    logged once with the listener's name; nothing is left in the realm.
+    """
+    recorder = Recorder()
+    broken = _BrokenVeto("session_joining", how)
+    memory = MemoryRouter(listeners=[recorder, broken], listener_timeout=2.0)
+    left = []
+
+    class Watch(ApplicationSession):
+        def onLeave(self, details):
+            left.append((details.reason, details.message))
+
+    client = memory.join(Watch)
+    broken.settle(memory)
+    assert not client.is_attached()
+    what = "did not answer in time" if how == "timeout" else "failed"
+    assert left == [("wamp.error.authorization_failed", f"listener tests.banlist {what} on session_joining; refused")]
+    rejected = [e for e in recorder.events if e.name == "client_rejected"]
+    assert [(e.reason, e.realm) for e in rejected] == [("listener", "realm1")]
+    assert "session_joined" not in [e.name for e in recorder.events]
+    assert memory.router.realms["realm1"].sessions == {}
+    logged = [e for e in dispatcher_log if e.get("listener") == "tests.banlist"]
+    assert len(logged) == 1 and logged[0]["event_name"] == "session_joining"
+    assert "refused (fail closed)" in logged[0]["log_format"]
+
+
+@pytest.mark.parametrize("how", ["sync", "deferred", "coroutine", "timeout"])
+def test_a_failing_connect_veto_refuses_the_connection(how, dispatcher_log):
+    """
+    A client_connected handler that cannot answer refuses the connection
+    (RawSocket handshake error, no HELLO answered), with client_rejected
+    reason listener and then client_disconnected.
+    """
+    recorder = Recorder()
+    broken = _BrokenVeto("client_connected", how)
+    memory = MemoryRouter(listeners=[recorder, broken], listener_timeout=2.0)
+    client = memory.join()
+    broken.settle(memory)
+    assert not client.is_attached()
+    assert [e.name for e in recorder.events] == ["client_connected", "client_rejected", "client_disconnected"]
+    rejected = recorder.events[1]
+    what = "did not answer in time" if how == "timeout" else "failed"
+    assert (rejected.reason, rejected.message) == ("listener", f"listener tests.banlist {what} on client_connected; refused")
+    assert memory.router.connections == ()
+    assert len([e for e in dispatcher_log if e.get("listener") == "tests.banlist"]) == 1
+
+
+def test_a_failing_non_veto_listener_changes_nothing(dispatcher_log):
+    """A listener raising on session_joined, session_left or client_disconnected is logged; the session works."""
+
+    class Raises:
+        name = "tests.raiser"
+
+        def on_session_joined(self, event):
+            raise RuntimeError("listener bug")
+
+        async def on_session_left(self, event):
+            raise RuntimeError("listener bug")
+
+        def on_client_disconnected(self, event):
+            raise Reject("too late to refuse")
+
+    recorder = Recorder()
+    memory = MemoryRouter(listeners=[Raises(), recorder])
+    client = memory.join()
+    assert client.is_attached()
+    memory.result(client.register(lambda: 1, "com.example.one"))
+    assert memory.result(client.call("com.example.one")) == 1
+    memory.disconnect(client)
+    assert [e.name for e in recorder.events] == ENDED
+    assert {e["event_name"] for e in dispatcher_log if e.get("listener") == "tests.raiser"} == {
+        "session_joined",
+        "session_left",
+        "client_disconnected",
+    }
 
 
 def test_async_veto_before_welcome():
