@@ -33,6 +33,7 @@ The TOML layout::
     authenticator = "mypkg.auth:check"       # dynamic authenticator (optional)
     authorizer = "mypkg.auth:may"            # dynamic authorizer (optional)
     authorizer_cache = 1000                  # answers kept (0: none)
+    authorizer_timeout = 10.0                # seconds for one answer, then denied
 
     [[realm.principal]]
     authid = "alice"
@@ -145,6 +146,7 @@ _REALM_KEYS = (
     "authenticator",
     "authorizer",
     "authorizer_cache",
+    "authorizer_timeout",
 )
 _AUTH_KEYS = ("method", "transports", "role")
 _PRINCIPAL_KEYS = (
@@ -634,6 +636,11 @@ class RealmConfig:
     """A dynamic authorizer plugin: C{"pkg.mod:attr"} or an entry-point name."""
     authorizer_cache: int = 0
     """How many dynamic authorizer answers to keep (per session, action and URI); 0: none."""
+    authorizer_timeout: float = 10.0
+    """
+    Seconds the dynamic authorizer may take for one answer; after that the
+    action is denied (fail closed) and the session's later messages go on.
+    """
 
     def __post_init__(self) -> None:
         _check_str("name", self.name)
@@ -672,6 +679,11 @@ class RealmConfig:
             )
         if self.authorizer_cache and self.authorizer is None:
             raise ConfigError("authorizer_cache", "only applies together with an authorizer")
+        object.__setattr__(
+            self,
+            "authorizer_timeout",
+            _check_number("authorizer_timeout", self.authorizer_timeout, allow_zero=False),
+        )
 
         role_names: dict[str, int] = {}
         for index, role in enumerate(roles):
@@ -1058,7 +1070,7 @@ def _parse_realm_table(where: str, table: Mapping, base_dir: str | None = None) 
             _parse_role_table(path, item)
             for path, item in _tables(table, "role", allow_empty=True, where=where)
         )
-    for key in ("authenticator", "authorizer", "authorizer_cache"):
+    for key in ("authenticator", "authorizer", "authorizer_cache", "authorizer_timeout"):
         if key in table:
             kwargs[key] = table[key]
     try:

@@ -24,6 +24,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from autobahn.wamp import message
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from router.events import SessionInfo
 from router.uri import is_valid_uri
@@ -36,8 +39,19 @@ if TYPE_CHECKING:
 
 __all__ = ["Meta", "MetaError", "session_details"]
 
+_log = Logger(namespace="wampd.meta")
+
 _CALL = message.Call.MESSAGE_TYPE
 _SCOPES = ("destroyed", "detached")
+
+
+class _Departed:
+    """A session that left, as the publisher of its testaments: only its identity is left."""
+
+    __slots__ = ("info",)
+
+    def __init__(self, info: SessionInfo) -> None:
+        self.info = info
 
 
 class MetaError(Exception):
@@ -179,25 +193,75 @@ class Meta:
         self._publish("wamp.registration.on_delete", session.session_id, reg.id)
 
     def publish_testaments(self, session: RouterSession) -> None:
-        """The session is going: publish what it left, detached scope first, then destroyed."""
+        """
+        The session is going: publish what it left, detached scope first, then
+        destroyed, each as a publish by that session.  Each topic is authorized
+        again now, freshly (a dynamic authorizer is asked even if it has a
+        cached answer: it may have changed its mind since the testament was
+        added), and fails closed: a denial, an authorizer that raises or does
+        not answer within the realm's ``authorizer_timeout`` means that
+        testament is not published, logged once per departure.  When some
+        answer is asynchronous, all of the session's testaments wait for all
+        answers and go out in their order (after ``wamp.session.on_leave``).
+        """
         testaments = session.testaments
         if not testaments:
             return
         session.testaments = None
-        broker = self.realm.broker
+        info = session.info
+        decided = []
+        waiting = False
         for scope in ("detached", "destroyed"):
             for topic, args, kwargs, options in testaments.get(scope, ()):
-                from router.broker import _compile_filters
+                allowed = session.may("publish", topic, fresh=True)
+                if isinstance(allowed, Deferred):
+                    waiting = True
+                    allowed.addErrback(lambda failure: False)  # never fails; if it did: denied
+                disclose = options.get("disclose_me") is True or session.discloses("publish", topic)
+                decided.append((allowed, topic, args, kwargs, options, disclose))
+        if not waiting:
+            self._deliver_testaments(info, decided)
+            return
+        answers = gatherResults(
+            [item[0] if isinstance(item[0], Deferred) else succeed(item[0]) for item in decided]
+        )
+        answers.addCallback(
+            lambda results: self._deliver_testaments(
+                info, [(allowed, *item[1:]) for allowed, item in zip(results, decided)]
+            )
+        )
+        answers.addErrback(lambda failure: _log.failure("testaments of session {session} were lost", failure, session=info.session_id))
 
-                broker.deliver(
-                    topic,
-                    args,
-                    kwargs,
-                    publisher=session,
-                    exclude_me=True,
-                    disclose=options.get("disclose_me") is True,
-                    filters=_compile_filters(options),
-                )
+    def _deliver_testaments(self, info: SessionInfo, decided: list) -> None:
+        from router.broker import _compile_filters
+
+        broker = self.realm.broker
+        departed = _Departed(info)  # the session is gone; only its identity remains
+        refused = []
+        for allowed, topic, args, kwargs, options, disclose in decided:
+            if allowed is not True:
+                refused.append(topic)
+                continue
+            broker.deliver(
+                topic,
+                args,
+                kwargs,
+                publisher=departed,
+                exclude_me=True,
+                disclose=disclose,
+                filters=_compile_filters(options),
+            )
+        if refused:
+            _log.warn(
+                "{count} testament(s) of session {session} (authid {authid}, role {authrole}) on realm "
+                "{realm} not published: role may not publish on {topics}",
+                count=len(refused),
+                session=info.session_id,
+                authid=info.authid,
+                authrole=info.authrole,
+                realm=self.realm.name,
+                topics=", ".join(repr(t) for t in refused),
+            )
 
     # -- meta procedures -----------------------------------------------------------
 
@@ -216,6 +280,24 @@ class Meta:
             caller.send_error(
                 _CALL, request, "wamp.error.invalid_argument", f"bad arguments for {msg.procedure}: {exc}"
             )
+            return
+        if isinstance(result, Deferred):  # waits for a dynamic authorizer (add_testament)
+            session_id = caller.session_id
+
+            def answer(outcome):
+                if caller.session_id != session_id:
+                    return None  # the caller left meanwhile: nobody to answer
+                if isinstance(outcome, Failure):
+                    if outcome.check(MetaError):
+                        caller.send_error(_CALL, request, outcome.value.uri, outcome.value.text)
+                    else:
+                        _log.failure("meta procedure {name} failed", outcome, name=msg.procedure)
+                        caller.send_error(_CALL, request, "wamp.error.runtime_error", f"{msg.procedure} failed")
+                    return None
+                caller.send(message.Result(request, args=None if outcome is _NOTHING else [outcome]))
+                return None
+
+            result.addBoth(answer)
             return
         caller.send(message.Result(request, args=None if result is _NOTHING else [result]))
 
@@ -291,9 +373,30 @@ class Meta:
         scope = kwargs.get("scope", "destroyed")
         if scope not in _SCOPES:
             raise ValueError(f"scope must be one of {_SCOPES}")
+        testament = (topic, t_args, t_kwargs, options)
+        # a testament is a publish by this session: its role must be allowed to publish there
+        allowed = caller.may("publish", topic)
+        if isinstance(allowed, Deferred):
+            session_id = caller.session_id
+            return allowed.addCallback(
+                lambda answer: self._testament_allowed(caller, session_id, answer, scope, testament)
+            )
+        return self._testament_allowed(caller, caller.session_id, allowed, scope, testament)
+
+    @staticmethod
+    def _testament_allowed(caller, session_id, allowed, scope: str, testament: tuple):
+        topic = testament[0]
+        if allowed is not True:
+            role = caller.info.authrole if caller.info is not None else "?"
+            raise MetaError(
+                "wamp.error.not_authorized",
+                f"role {role!r} may not publish {topic!r}, so it cannot leave a testament there",
+            )
+        if caller.session_id != session_id or caller.state != "joined":
+            return _NOTHING  # left while the authorizer decided: nothing to keep
         if caller.testaments is None:
             caller.testaments = {}
-        caller.testaments.setdefault(scope, []).append((topic, t_args, t_kwargs, options))
+        caller.testaments.setdefault(scope, []).append(testament)
         return _NOTHING
 
     def _flush_testaments(self, caller, args, kwargs):

@@ -23,7 +23,7 @@ class Realm:
         from router.config import RealmConfig
 
         self.config = config if config is not None else RealmConfig(name)
-        self.authenticator, self.authorizer = build_realm_auth(self.config)
+        self.authenticator, self.authorizer = build_realm_auth(self.config, router.clock)
         self.name = name
         self.router = router
         self.sessions: dict[int, RouterSession] = {}

@@ -304,6 +304,19 @@ class RouterSession:
         else:
             self.send_error(msg.MESSAGE_TYPE, msg.request, "wamp.error.not_authorized", text)
 
+    def may(self, action: str, uri: str, *, fresh: bool = False) -> bool | Deferred:
+        """
+        Whether this joined session's role may ``action`` on ``uri``, as if it
+        sent the message itself: True or False, or a Deferred of one (a
+        dynamic authorizer; it never fails, and denies on error or timeout).
+        ``fresh`` asks a dynamic authorizer again even when it has a cached
+        answer (testaments are checked again as the session leaves).
+        """
+        authorizer = self._authorizer
+        if authorizer is None:
+            return True  # an open realm's anonymous session: no checks, as for its own messages
+        return authorizer.authorize(self.info, action, uri, fresh=fresh)
+
     def discloses(self, action: str, uri: str) -> bool:
         """Whether the realm's roles disclose this session's identity for ``action`` on ``uri``."""
         authorizer = self._authorizer

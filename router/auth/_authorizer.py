@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.internet.defer import TimeoutError as DeferTimeout
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -299,7 +300,9 @@ class Authorizer:
     else, an exception or a failed Deferred denies and is logged (fail
     closed).  With C{cache_size} > 0, its answers (not its failures) are
     kept per (session ID, action, URI), least recently used first out;
-    L{forget} drops a session's answers when it leaves.
+    L{forget} drops a session's answers when it leaves.  An answer that has
+    not come after C{timeout} seconds (on C{clock}, the router's; without a
+    clock, no limit) is cancelled and denies (fail closed).
     """
 
     def __init__(
@@ -310,6 +313,8 @@ class Authorizer:
         open_anonymous: bool | None = None,
         cache_size: int = 0,
         dynamic_name: str | None = None,
+        timeout: float = 10.0,
+        clock: Any = None,
     ) -> None:
         self._roles: dict[str, _RoleIndex] = {}
         for role in roles:
@@ -324,6 +329,8 @@ class Authorizer:
         if cache_size < 0:
             raise ValueError("cache_size must be 0 or more")
         self.cache_size = cache_size
+        self.timeout = timeout
+        self.clock = clock
         self._cache: OrderedDict[tuple[int, str, str, str | None], bool] = OrderedDict()
         self._cached_by_session: dict[int, set[tuple[int, str, str, str | None]]] = {}
         self._dynamic_takes_match = dynamic is not None and _takes_match(dynamic)
@@ -340,7 +347,9 @@ class Authorizer:
 
     # -- the entry points -----------------------------------------------------
 
-    def authorize(self, session: Any, action: str, uri: str, match: str | None = None) -> bool | Deferred:
+    def authorize(
+        self, session: Any, action: str, uri: str, match: str | None = None, *, fresh: bool = False
+    ) -> bool | Deferred:
         """
         Whether C{session} (a L{router.events.SessionInfo}, or anything with
         C{session_id} and C{authrole}) may do C{action} (C{call},
@@ -359,6 +368,10 @@ class Authorizer:
         be registered.  A dynamic authorizer is asked about a pattern only if
         it takes a C{match} keyword argument; otherwise such a pattern is
         denied.
+
+        With C{fresh}, the dynamic authorizer is asked even when its answer
+        is cached, and the answer is not kept (a testament, checked again
+        as its session leaves).
         """
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
@@ -380,7 +393,7 @@ class Authorizer:
             return not reserved
         if self.dynamic is None:
             return False
-        return self._ask(session, action, uri, None)
+        return self._ask(session, action, uri, None, fresh)
 
     def _authorize_pattern(self, session: Any, action: str, pattern: str, match: str) -> bool | Deferred:
         reserved = pattern_overlaps_reserved(pattern, match)
@@ -434,15 +447,27 @@ class Authorizer:
 
     # -- the dynamic authorizer -----------------------------------------------
 
-    def _ask(self, session: Any, action: str, uri: str, match: str | None) -> bool | Deferred:
+    def _ask(self, session: Any, action: str, uri: str, match: str | None, fresh: bool = False) -> bool | Deferred:
         key = (session.session_id, action, uri, match)
-        if self.cache_size:
+        if self.cache_size and not fresh:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
 
         def failed(failure: Failure) -> bool:
+            if failure.check(DeferTimeout):
+                _log.error(
+                    "dynamic authorizer {name} did not answer {action} {uri} for session "
+                    "{session_id} (role {role}) within {timeout}s: denied",
+                    name=self.dynamic_name,
+                    action=action,
+                    uri=uri,
+                    session_id=session.session_id,
+                    role=session.authrole,
+                    timeout=self.timeout,
+                )
+                return False
             _log.failure(
                 "dynamic authorizer {name} failed on {action} {uri} for session "
                 "{session_id} (role {role}): denied",
@@ -457,7 +482,8 @@ class Authorizer:
 
         def answer(result: object) -> bool:
             if result is True or result is False:
-                self._remember(key, result)
+                if not fresh:
+                    self._remember(key, result)
                 return result
             _log.error(
                 "dynamic authorizer {name} returned {result!r} on {action} {uri}; "
@@ -479,6 +505,8 @@ class Authorizer:
         if inspect.isawaitable(result) and not isinstance(result, Deferred):
             result = Deferred.fromCoroutine(result)  # type: ignore[arg-type]
         if isinstance(result, Deferred):
+            if self.clock is not None and self.timeout > 0 and not result.called:
+                result.addTimeout(self.timeout, self.clock)
             return result.addCallbacks(answer, failed)
         return answer(result)
 

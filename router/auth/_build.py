@@ -44,10 +44,11 @@ def load_callable(spec: str, group: str, key: str) -> Any:
     return obj
 
 
-def build_realm_auth(realm: RealmConfig) -> tuple[RealmAuthenticator, Authorizer]:
+def build_realm_auth(realm: RealmConfig, clock: Any = None) -> tuple[RealmAuthenticator, Authorizer]:
     """
     The authenticator and the authorizer of one configured realm, with its
-    dynamic plugins loaded.
+    dynamic plugins loaded.  C{clock} (the router's) times the dynamic
+    authorizer's answers (C{authorizer_timeout}).
 
     @raise ConfigError: when a plugin cannot be loaded; its key is
         C{authenticator} or C{authorizer}, put it under the realm's path
@@ -98,5 +99,7 @@ def build_realm_auth(realm: RealmConfig) -> tuple[RealmAuthenticator, Authorizer
         open_anonymous=realm.is_open,
         cache_size=realm.authorizer_cache,
         dynamic_name=realm.authorizer,
+        timeout=realm.authorizer_timeout,
+        clock=clock,
     )
     return authenticator, authorizer
