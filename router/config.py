@@ -133,6 +133,10 @@ _ROUTER_KEYS = (
     "deny_addresses",
     "max_connections",
     "max_connections_per_address",
+    "auth_fail_window",
+    "auth_fail_limit_authid",
+    "auth_fail_limit_address",
+    "auth_fail_tracked",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)
@@ -906,6 +910,24 @@ class RouterConfig:
     """Open connections in total; 0 is unlimited."""
     max_connections_per_address: int = 0
     """Open connections from one address; 0 is unlimited."""
+    auth_fail_window: float = 60.0
+    """
+    Seconds over which failed authentications are counted (from the first
+    failure of a key); see L{router.auth.LoginLimiter}.
+    """
+    auth_fail_limit_authid: int = 10
+    """
+    Failed authentications of one authid (per realm) within the window, after
+    which its attempts are refused (ABORT, reason C{rate_limited}) until the
+    window is over; 0 turns this limit off.
+    """
+    auth_fail_limit_address: int = 50
+    """
+    Failed authentications from one address (IPv6: its /64) within the window,
+    after which its attempts are refused; 0 turns this limit off.
+    """
+    auth_fail_tracked: int = 10000
+    """The most addresses, and the most authids, whose failures are tracked at once (the oldest go first)."""
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -930,6 +952,14 @@ class RouterConfig:
         object.__setattr__(
             self, "hello_timeout", _check_number("hello_timeout", self.hello_timeout, allow_zero=True)
         )
+        object.__setattr__(
+            self, "auth_fail_window", _check_number("auth_fail_window", self.auth_fail_window, allow_zero=False)
+        )
+        for name in ("auth_fail_limit_authid", "auth_fail_limit_address"):
+            if _check_int(name, getattr(self, name)) < 0:
+                raise ConfigError(name, f"must be 0 (off) or more, got {getattr(self, name)}")
+        if _check_int("auth_fail_tracked", self.auth_fail_tracked) < 1:
+            raise ConfigError("auth_fail_tracked", f"must be 1 or more, got {self.auth_fail_tracked}")
         from router.policy import ConnectionPolicy, origin_pattern
 
         for index, pattern in enumerate(self.allowed_origins):

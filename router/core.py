@@ -12,6 +12,7 @@ from autobahn.wamp import role
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 
+from router.auth import LoginLimiter
 from router.dispatcher import Dispatcher
 from router.events import ConnectionInfo, Reject, ServerStopping
 from router.policy import ConnectionPolicy
@@ -66,10 +67,13 @@ class Router:
         seed: int | None = None,
         policy: ConnectionPolicy | None = None,
         hello_timeout: float = 10.0,
+        login_limiter: LoginLimiter | None = None,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
+        # failed authentications per address and authid (router.auth.LoginLimiter; on by default)
+        self.login_limiter = login_limiter if login_limiter is not None else LoginLimiter(clock)
         self.policy = policy if policy is not None else ConnectionPolicy()
         self.hello_timeout = hello_timeout
         self._per_host: dict[str, int] = {}

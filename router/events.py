@@ -53,6 +53,7 @@ REJECT_REASONS = frozenset(
         "limit",
         "protocol",
         "listener",
+        "rate_limited",
     }
 )
 

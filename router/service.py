@@ -25,6 +25,7 @@ from twisted.internet.defer import DeferredList, gatherResults, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
+from router.auth import LoginLimiter
 from router.config import ListenerConfig, RouterConfig
 from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
@@ -69,6 +70,13 @@ class RouterService(Service):
                 max_connections_per_address=config.max_connections_per_address,
             ),
             hello_timeout=config.hello_timeout,
+            login_limiter=LoginLimiter(
+                reactor,
+                per_authid=config.auth_fail_limit_authid,
+                per_address=config.auth_fail_limit_address,
+                window=config.auth_fail_window,
+                max_tracked=config.auth_fail_tracked,
+            ),
         )
         for app in apps:
             self.router.install_app(app)

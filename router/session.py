@@ -39,7 +39,7 @@ from router.events import (
     SessionLeft,
 )
 from router.uri import Counter
-from router.auth import Accept, Challenge, HelloInfo
+from router.auth import AUTHENTICATION_FAILED, NO_AUTH_METHOD, Accept, Challenge, HelloInfo
 from router.wire import MESSAGE_NAMES, FastCall, FastYield, UriError, WireError
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ CLOSED = "closed"
 
 TRANSPORT_LOST = "wamp.close.transport_lost"
 PROTOCOL_VIOLATION = "wamp.error.protocol_violation"
+RATE_LIMITED_TEXT = "authentication failed: too many failed attempts; try again later"
 
 # Message types that carry a request the router answers with ERROR.
 _ANSWERABLE = {
@@ -346,6 +347,12 @@ class RouterSession:
             self.reject("realm", text, hello.realm, hello.authid)
             self.abort("wamp.error.no_such_realm", text)
             return
+        limiter = self.router.login_limiter
+        if limiter.enabled:
+            why = limiter.refusal(realm.name, hello.authid, self.connection.host)
+            if why is not None:  # before any credential is looked at, known authid or not
+                self._rate_limited(realm.name, hello.authid, why)
+                return
         self.roles = _announced_roles(hello)
         self.state = AUTHENTICATING
         # allocated first: wampcra puts it in the challenge
@@ -357,6 +364,16 @@ class RouterSession:
     def _on_authenticate(self, msg: message.Authenticate) -> None:
         realm, hello = self._pending
         challenge, self._challenge = self._challenge, None
+        limiter = self.router.login_limiter
+        if limiter.enabled:
+            # checked again: attempts started in parallel must not all get their secret checked
+            why = limiter.refusal(realm.name, hello.authid, self.connection.host)
+            if why is not None:
+                self._pending = None
+                self.session_id = None
+                self.state = AWAIT_HELLO
+                self._rate_limited(realm.name, hello.authid, why)
+                return
         self.state = AUTHENTICATING
         self._authenticated(realm.authenticator.verify(challenge, msg.signature, msg.extra or {}))
 
@@ -376,6 +393,8 @@ class RouterSession:
         if not isinstance(outcome, Accept):
             text = getattr(outcome, "message", "authentication failed")
             uri = getattr(outcome, "uri", "wamp.error.not_authorized")
+            if uri != NO_AUTH_METHOD:  # a refused credential (not a method the realm lacks): counted
+                self.router.login_limiter.failed(realm.name, hello.authid, self.connection.host)
             self._pending = None
             self.session_id = None
             self.state = AWAIT_HELLO
@@ -384,6 +403,8 @@ class RouterSession:
             return
         self._pending = None
         self.state = JOINING
+        if outcome.authmethod != "anonymous":
+            self.router.login_limiter.succeeded(realm.name, outcome.authid)
         now = self.router.clock.seconds()
         info = SessionInfo(
             session_id=self.session_id,
@@ -403,6 +424,11 @@ class RouterSession:
             self._welcome(realm)
         else:
             d.addCallbacks(lambda _: self._welcome(realm), self._join_refused)
+
+    def _rate_limited(self, realm: str, authid: str | None, why: str) -> None:
+        """ABORT an attempt over the failed-login limit: the same answer whether the authid exists or not."""
+        self.reject("rate_limited", why, realm, authid)
+        self.abort(AUTHENTICATION_FAILED, RATE_LIMITED_TEXT)
 
     def _join_refused(self, failure) -> None:
         failure.trap(Reject)

@@ -38,6 +38,10 @@ _NUMBER_OPTIONS = (
     ("hello-timeout", "hello_timeout", float, "a number"),
     ("max-connections", "max_connections", int, "an integer"),
     ("max-connections-per-address", "max_connections_per_address", int, "an integer"),
+    ("auth-fail-window", "auth_fail_window", float, "a number"),
+    ("auth-fail-limit-authid", "auth_fail_limit_authid", int, "an integer"),
+    ("auth-fail-limit-address", "auth_fail_limit_address", int, "an integer"),
+    ("auth-fail-tracked", "auth_fail_tracked", int, "an integer"),
 )
 # repeatable option -> RouterConfig field (values added to the config file's)
 _LIST_OPTIONS = (
@@ -77,6 +81,20 @@ class Options(usage.Options):
         ("hello-timeout", None, None, "Seconds a connection may take to join (HELLO to WELCOME); 0 disables [default: 10]."),
         ("max-connections", None, None, "Most open connections in total; 0 is unlimited [default: 0]."),
         ("max-connections-per-address", None, None, "Most open connections from one address; 0 is unlimited [default: 0]."),
+        ("auth-fail-window", None, None, "Seconds over which failed authentications are counted [default: 60]."),
+        (
+            "auth-fail-limit-authid",
+            None,
+            None,
+            "Failed authentications of one authid per window before its attempts are refused; 0 is off [default: 10].",
+        ),
+        (
+            "auth-fail-limit-address",
+            None,
+            None,
+            "Failed authentications from one address per window before its attempts are refused; 0 is off [default: 50].",
+        ),
+        ("auth-fail-tracked", None, None, "Most addresses, and most authids, tracked for failed authentications [default: 10000]."),
         (
             "http-secret",
             None,

@@ -55,13 +55,18 @@ class MemoryRouter:
         listener_timeout: float = 5.0,
         max_message_size: int = 1048576,
         apps: Iterable[object] = (),
+        login_limits: dict | None = None,
     ) -> None:
         self.clock = clock if clock is not None else Clock()
+        from router.auth import LoginLimiter
+
         self.router = Router(
             realms=realms,
             listeners=[(listener, None) for listener in listeners],
             listener_timeout=listener_timeout,
             clock=self.clock,
+            # the failed-login limit on self.clock: login_limits=dict(per_authid=3, window=60.0, ...)
+            login_limiter=LoginLimiter(self.clock, **(login_limits or {})),
         )
         for app in apps:
             self.router.install_app(app)

@@ -219,11 +219,19 @@ def test_unknown_keys(text, key):
 
 def test_unknown_key_suggests_the_right_one():
     error = config_error("[router]\nping_intervall = 1\n")
+    from router.config import _ROUTER_KEYS
+
+    assert _ROUTER_KEYS[:12] == (
+        "max_message_size", "ping_interval", "ping_timeout", "listener_timeout", "shutdown_timeout",
+        "default_listener", "hello_timeout", "allowed_origins", "allow_addresses", "deny_addresses",
+        "max_connections", "max_connections_per_address",
+    )
+    assert {"auth_fail_window", "auth_fail_limit_authid", "auth_fail_limit_address", "auth_fail_tracked"} <= set(
+        _ROUTER_KEYS
+    )
     assert str(error) == (
-        "router.ping_intervall: unknown key; expected one of: max_message_size, "
-        "ping_interval, ping_timeout, listener_timeout, shutdown_timeout, "
-        "default_listener, hello_timeout, allowed_origins, allow_addresses, deny_addresses, "
-        "max_connections, max_connections_per_address (did you mean 'ping_interval'?)"
+        f"router.ping_intervall: unknown key; expected one of: {', '.join(_ROUTER_KEYS)} "
+        "(did you mean 'ping_interval'?)"
     )
 
 
@@ -527,6 +535,10 @@ def test_parse_listen_reports_against_a_given_key():
         ('[router]\ndeny_addresses = "10.0.0.1"\n', "router.deny_addresses"),
         ("[router]\nmax_connections = -1\n", "router.max_connections"),
         ("[router]\nhello_timeout = -2\n", "router.hello_timeout"),
+        ("[router]\nauth_fail_window = 0\n", "router.auth_fail_window"),
+        ("[router]\nauth_fail_limit_authid = -1\n", "router.auth_fail_limit_authid"),
+        ('[router]\nauth_fail_limit_address = "50"\n', "router.auth_fail_limit_address"),
+        ("[router]\nauth_fail_tracked = 0\n", "router.auth_fail_tracked"),
     ],
 )
 def test_policy_keys_are_validated(text, key):

@@ -458,8 +458,14 @@ def test_numbers():
         "--ping-timeout", "2.5",
         "--listener-timeout", "1",
         "--shutdown-timeout", "0.5",
+        "--auth-fail-window", "30",
+        "--auth-fail-limit-authid", "0",
+        "--auth-fail-limit-address", "200",
+        "--auth-fail-tracked", "500",
     )
     config = options["router_config"]
+    assert (config.auth_fail_window, config.auth_fail_limit_authid) == (30.0, 0)
+    assert (config.auth_fail_limit_address, config.auth_fail_tracked) == (200, 500)
     assert config.max_message_size == 2048
     assert config.ping_interval == 0.0
     assert config.ping_timeout == 2.5
@@ -573,6 +579,10 @@ def test_no_default_listener_over_config_file(tmp_path):
         (("--ping-timeout", "nan"), "--ping-timeout: must be a finite number, got nan"),
         (("--listener-timeout", "-2"), "--listener-timeout: must be greater than 0, got -2.0"),
         (("--shutdown-timeout", "x"), "--shutdown-timeout: must be a number, got 'x'"),
+        (("--auth-fail-window", "0"), "--auth-fail-window: must be greater than 0, got 0.0"),
+        (("--auth-fail-limit-authid", "-1"), "--auth-fail-limit-authid: must be 0 (off) or more, got -1"),
+        (("--auth-fail-limit-address", "many"), "--auth-fail-limit-address: must be an integer, got 'many'"),
+        (("--auth-fail-tracked", "0"), "--auth-fail-tracked: must be 1 or more, got 0"),
         (
             ("--allowed-origin", "not a url"),
             "--allowed-origin: 'not a url' is not an origin pattern (it has no scheme://): use scheme://host[:port] "

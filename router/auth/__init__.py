@@ -27,6 +27,7 @@ from router.auth._build import (
     load_callable,
 )
 from router.auth._crypto import derive_key, wampcra_signature
+from router.auth._limiter import LoginLimiter
 from router.auth._types import (
     AUTHENTICATION_FAILED,
     NO_AUTH_METHOD,
@@ -52,6 +53,7 @@ __all__ = [
     "DynamicAuthenticator",
     "DynamicAuthorizer",
     "HelloInfo",
+    "LoginLimiter",
     "NOT_AUTHORIZED",
     "NO_AUTH_METHOD",
     "Principal",
