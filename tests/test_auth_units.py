@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import string
 import tomllib
 
 import pytest
@@ -290,6 +291,47 @@ def test_wampcra_decoys_imitate_every_kind_of_principal():
         kinds.setdefault(kind, 0)
         kinds[kind] += 1
     assert set(kinds) == {("user", None, None, False), ("admin", 100, 16, True)}
+
+
+def test_wampcra_decoy_salts_have_the_shape_of_the_real_ones():
+    """
+    A salted decoy's salt has the length and alphabet of the salt of the
+    principal it imitates (here: URL-safe text, lower-case hex, padded
+    base64), with that principal's iterations and keylen, and never changes
+    for one authid; unsalted decoys still appear.
+    """
+    salts = {"pepper-and-salt": (100, 16), "9f86d081884c7d65": (2000, 32), "c2FsdHk=": (500, 24)}
+    principals = [Principal("peter", "user", secret="secret123")] + [
+        Principal(f"salty{index}", "user", secret="k", salt=salt, iterations=iterations, keylen=keylen)
+        for index, (salt, (iterations, keylen)) in enumerate(salts.items())
+    ]
+    authenticator = RealmAuthenticator("realm1", {"wampcra": ALL}, principals)
+    alphabets = {
+        "pepper-and-salt": set(string.ascii_letters + string.digits + "-_"),
+        "9f86d081884c7d65": set("0123456789abcdef"),
+        "c2FsdHk=": set(string.ascii_letters + string.digits),
+    }
+    seen = set()
+    for index in range(80):
+        authid = f"nobody{index}"
+        extra = dict(authenticator.start(hello("wampcra", authid=authid)).extra)
+        extra.pop("challenge")
+        again = dict(authenticator.start(hello("wampcra", authid=authid)).extra)
+        again.pop("challenge")
+        assert extra == again, authid
+        if "salt" not in extra:
+            seen.add(None)
+            continue
+        decoy = extra["salt"]
+        [model] = [
+            real for real, shape in salts.items()
+            if shape == (extra["iterations"], extra["keylen"]) and len(real) == len(decoy)
+        ]
+        body = model.rstrip("=")
+        assert decoy.endswith(model[len(body):]) and set(decoy[: len(body)]) <= alphabets[model], (decoy, model)
+        assert decoy not in salts
+        seen.add(model)
+    assert seen == {None, *salts}
 
 
 def test_wampcra_salted():

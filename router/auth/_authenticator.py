@@ -78,6 +78,22 @@ class _Pending:
     used: bool = False  # a challenge answers one AUTHENTICATE only
 
 
+_HEX_LOWER = "0123456789abcdef"
+_HEX_UPPER = "0123456789ABCDEF"
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_BASE64 = _ALNUM + "+/"
+_BASE64_URL = _ALNUM + "-_"
+
+
+def _salt_alphabet(salt: str) -> str:
+    """The smallest usual alphabet C{salt} is written in (what its decoys are written in)."""
+    chars = set(salt)
+    for alphabet in (_HEX_LOWER, _HEX_UPPER, _ALNUM, _BASE64, _BASE64_URL):
+        if chars <= set(alphabet):
+            return alphabet
+    return _BASE64_URL
+
+
 class RealmAuthenticator:
     """
     Per realm: which methods are allowed on which transports, with which
@@ -310,10 +326,7 @@ class RealmAuthenticator:
                 role, provider = model.role, model.authprovider
             else:  # no static wampcra principal: as the dynamic authenticator's would be
                 role, provider = "user", "dynamic" if self.dynamic is not None else "static"
-            salt = None
-            if model is not None and model.salt:
-                mac = hmac.new(self._decoy_key, authid.encode("utf-8"), hashlib.sha256)
-                salt = base64.b64encode(mac.digest()[:12]).decode("ascii")
+            salt = self._decoy_salt(model, authid) if model is not None and model.salt else None
             iterations, keylen = (model.iterations, model.keylen) if model else (1000, 32)
         text = wampcra_challenge(
             authid,
@@ -327,6 +340,28 @@ class RealmAuthenticator:
         if salt is not None:
             extra.update(salt=salt, iterations=iterations, keylen=keylen)
         return Challenge("wampcra", extra, _Pending(self, "wampcra", hello, principal, text))
+
+    def _decoy_salt(self, model: Principal, authid: str) -> str:
+        """
+        The decoy salt for the unknown C{authid}: the same on every attempt (a
+        real one does not change), and of the same length and alphabet (hex,
+        base64 with its padding, URL-safe base64, or letters and digits) as
+        the salt of the principal it imitates, so its shape does not give it
+        away either.  It comes from a key drawn when the router starts, so it
+        changes across restarts; deriving it from the realm's secrets instead
+        would hand out an offline oracle for weak ones.
+        """
+        real = model.salt or ""
+        body = real.rstrip("=")
+        padding = real[len(body):]
+        alphabet = _salt_alphabet(body)
+        stream = b""
+        block = 0
+        while len(stream) < len(body):
+            message = b"salt\0%d\0" % block + authid.encode("utf-8")
+            stream += hmac.new(self._decoy_key, message, hashlib.sha256).digest()
+            block += 1
+        return "".join(alphabet[byte % len(alphabet)] for byte in stream[: len(body)]) + padding
 
     def _decoy_model(self, authid: str) -> Principal | None:
         """
