@@ -16,6 +16,9 @@ The TOML layout::
     listener_timeout = 5.0
     shutdown_timeout = 3.0
     default_listener = true
+    auth_fail_limit_authid = 10     # failed logins per authid per window (0: off)
+    auth_fail_limit_address = 50    # failed logins per address per window (0: off)
+    auth_fail_window = 60.0
 
     [[listen]]
     endpoint = "tcp:8080:interface=127.0.0.1"

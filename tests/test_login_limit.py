@@ -153,6 +153,22 @@ def test_the_limiter_is_bounded_and_swept_without_timers():
     clock.advance(60)
     limiter.failed("realm1", "late", "10.0.0.2")
     assert limiter.tracked == 2  # everything expired was swept
+    huge = "x" * 100_000  # a client-chosen authid is kept as a digest, and still counted as itself
+    for _ in range(5):
+        limiter.failed("realm1", huge, None)
+    assert limiter.refusal("realm1", huge, None) is not None
+    assert limiter.refusal("realm1", huge + "y", None) is None
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(50):  # 5 MB of authids, each dropped by the caller at once, as a HELLO's is
+            limiter.failed("realm1", f"{index:06d}" + huge, None)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, grown  # the limiter keeps digests, not copies of what clients sent
     assert clock.getDelayedCalls() == []
 
 

@@ -15,13 +15,16 @@ times starts afresh; it proves that authid's secret, so it cannot help
 against anyone else's), but not its address's counter: one valid account
 must not reset the budget of an address guessing at others.
 
-Memory is bounded by C{max_tracked} keys of each kind: entries sit in the
+Memory is bounded by C{max_tracked} keys of each kind (an authid longer than
+128 characters is kept as its SHA-256 digest, so a key is small whatever the
+client sent): entries sit in the
 order their window started, expired ones are dropped from the front on each
 new failure (no timer per key), and beyond the cap the oldest one goes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections import OrderedDict
 from typing import Any
@@ -41,6 +44,13 @@ def _address_key(host: str) -> str:
             return str(mapped)
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
+
+
+def _authid_key(realm: str, authid: str) -> tuple:
+    """The key an authid is counted under; a long one (the client chooses it) by its digest, so keys stay small."""
+    if len(authid) > 128:
+        return (realm, hashlib.sha256(authid.encode("utf-8", "surrogatepass")).digest())
+    return (realm, authid)
 
 
 class _Window:
@@ -136,7 +146,7 @@ class LoginLimiter:
                     f"{self.window:g}s; refused for {full[1]:.0f}s more"
                 )
         if self._authids is not None and authid is not None and self._authids.entries:
-            full = self._authids.full((realm, authid), now)
+            full = self._authids.full(_authid_key(realm, authid), now)
             if full is not None:
                 return (
                     f"too many failed authentication attempts for authid {authid!r}: {full[0]} within "
@@ -150,9 +160,9 @@ class LoginLimiter:
         if self._addresses is not None and host is not None:
             self._addresses.count(_address_key(host), now)
         if self._authids is not None and authid is not None:
-            self._authids.count((realm, authid), now)
+            self._authids.count(_authid_key(realm, authid), now)
 
     def succeeded(self, realm: str, authid: str) -> None:
         """``authid`` proved its secret: its own counter starts afresh (the address's does not)."""
         if self._authids is not None:
-            self._authids.clear((realm, authid))
+            self._authids.clear(_authid_key(realm, authid))
