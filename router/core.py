@@ -77,7 +77,7 @@ class Router:
         self._hello_sweep = None
         self.dispatcher = Dispatcher(listeners, listener_timeout, clock)
         self.global_ids = GlobalIds(seed)
-        self.scope_ids = Counter()
+        self.seeded = seed is not None  # realms seed their ID generators from it too (repeatable tests)
         self.roles = ROUTER_ROLES
         self.agent = f"wampd-{VERSION}"
         self.realms: dict[str, Realm] = {}

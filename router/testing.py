@@ -55,6 +55,7 @@ class MemoryRouter:
         listener_timeout: float = 5.0,
         max_message_size: int = 1048576,
         apps: Iterable[object] = (),
+        seed: int | None = None,
     ) -> None:
         self.clock = clock if clock is not None else Clock()
         self.router = Router(
@@ -62,6 +63,7 @@ class MemoryRouter:
             listeners=[(listener, None) for listener in listeners],
             listener_timeout=listener_timeout,
             clock=self.clock,
+            seed=seed,  # a seed makes every ID the router draws repeatable
         )
         for app in apps:
             self.router.install_app(app)
