@@ -302,6 +302,9 @@ class Router:
         return d
 
     def _close_all(self, reason: str, timeout: float) -> Deferred:
+        # calls in flight end first: their callers get ERROR canceled before our GOODBYE
+        for realm in self.realms.values():
+            realm.dealer.cancel_all("the router is shutting down")
         for session in self.connections:
             if session.state == "joined":
                 session.goodbye(reason, "the router is shutting down")

@@ -427,6 +427,20 @@ class Dealer:
                 pending.timer.cancel()
             pending.timer = None
 
+    def cancel_all(self, text: str) -> None:
+        """
+        Shutdown: every call in flight in this realm ends now with ERROR
+        ``wamp.error.canceled`` to its caller (and INTERRUPT to a callee that
+        can hear it), so that callers get it before the router's GOODBYE.
+        """
+        realm = self.realm
+        for callee in (realm.internal, *realm.sessions.values()):
+            for pending in list(callee.invocations.values()):
+                self._finish(pending)
+                pending.caller.send_error(_CALL, pending.call_request, "wamp.error.canceled", text)
+                if _supports_canceling(callee):
+                    callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))
+
     # -- session cleanup ---------------------------------------------------------
 
     def remove_session(self, session: RouterSession) -> None:

@@ -388,3 +388,34 @@ async def test_shutdown_says_goodbye_to_everyone():
     first_stop = names.index("server_stopping")
     assert all(n in ("session_left", "client_disconnected") for n in names[first_stop + 1 :])
     assert_well_ordered(r.recorder)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+@pytest_twisted.ensureDeferred
+async def test_shutdown_cancels_calls_in_flight_before_goodbye(transport):
+    """A call pending at shutdown gets ERROR wamp.error.canceled first, then the router's GOODBYE."""
+    from autobahn.wamp import message
+    from autobahn.wamp.exception import ApplicationError
+
+    r = Started()
+    async with r:
+        address = r.ws_url if transport == "websocket" else r.rs_port
+        callee = await join(address, transport)
+        never, invoked = Deferred(), Deferred()
+
+        def slow():
+            invoked.callback(None)
+            return never
+
+        await callee.register(slow, "com.example.slow")
+        caller = await join(address, transport)
+        failed = []
+        caller.call("com.example.slow").addErrback(failed.append)
+        await invoked.addTimeout(5, reactor)  # the call is in flight in the router
+        await r.service.stopService()
+        await caller.left
+    kinds = [type(m) for m in caller.inbox if type(m) in (message.Error, message.Goodbye)]
+    assert kinds == [message.Error, message.Goodbye], caller.inbox
+    assert isinstance(failed[0].value, ApplicationError) and failed[0].value.error == "wamp.error.canceled"
+    assert_well_ordered(r.recorder)
+
