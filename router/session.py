@@ -158,6 +158,13 @@ class RouterSession:
             return None
         return d.addErrback(self._connect_refused)
 
+    def refused_at_accept(self, refusal: Reject) -> None:
+        """Refused when accepted (a connection limit): ``client_connected``, then ``client_rejected``."""
+        d = self.router.dispatcher.emit(ClientConnected(self.connection), self.chain)
+        if d is not None:  # listeners are told it connected; their say does not matter
+            d.addErrback(lambda failure: failure.trap(Reject))
+        self.reject(refusal.reason, refusal.message)
+
     def _connect_refused(self, failure):
         failure.trap(Reject)
         reject = failure.value
