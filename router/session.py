@@ -104,6 +104,7 @@ class RouterSession:
         "handshake_since",
         "_closing_reason",
         "_lost",
+        "_said_goodbye",
     )
 
     def __init__(self, router: Router, peer: Any, connection: ConnectionInfo, codec) -> None:
@@ -134,6 +135,7 @@ class RouterSession:
         self.handshake_since = connection.opened_at
         self._closing_reason: str | None = None
         self._lost = False
+        self._said_goodbye = False  # the last session ended with a GOODBYE exchange
 
     def __repr__(self) -> str:
         return f"<RouterSession conn={self.connection.id} session={self.session_id} {self.state}>"
@@ -176,13 +178,28 @@ class RouterSession:
             ClientRejected(reason, text, self.connection, realm, authid), self.chain
         )
 
-    def lost(self, was_clean: bool, code: int | None = None, reason: str | None = None) -> None:
-        """The transport is gone (any way at all). Exactly once per connection."""
+    def lost(self, orderly: bool, code: int | None = None, reason: str | None = None) -> None:
+        """
+        The transport is gone (any way at all). Exactly once per connection.
+
+        ``orderly``: WebSocket, the close handshake completed; RawSocket, TCP
+        closed without an error.  ``client_disconnected.was_clean`` says
+        whether the WAMP session ended properly: with a session still joined
+        it is clean only if the WebSocket close handshake completed (a
+        RawSocket peer that drops TCP while joined is not clean); otherwise
+        it is clean when the last session ended with a GOODBYE exchange (in
+        either direction), or when the transport closed in order.
+        """
         if self._lost:
             return
         self._lost = True
         if self.state in (JOINED, CLOSING):
+            was_clean = orderly and self.connection.transport == "websocket"
             self._leave(self._closing_reason or TRANSPORT_LOST)
+            if not was_clean and reason is None:
+                reason = "the connection closed while a session was joined, without GOODBYE"
+        else:
+            was_clean = orderly or self._said_goodbye
         self.state = CLOSED
         now = self.router.clock.seconds()
         self.router.dispatcher.emit(
@@ -259,6 +276,7 @@ class RouterSession:
         if state is CLOSING:
             # after our GOODBYE only the peer's GOODBYE (or ABORT) matters
             if type(msg) in (message.Goodbye, message.Abort):
+                self._said_goodbye = type(msg) is message.Goodbye
                 self._leave(self._closing_reason or msg.reason)
                 self.state = AWAIT_HELLO
                 self.peer.close()
@@ -415,6 +433,7 @@ class RouterSession:
             self.info = None
             return
         self.state = JOINED
+        self._said_goodbye = False
         self.realm = realm
         info = self.info
         self.last_info = info
@@ -443,6 +462,7 @@ class RouterSession:
 
     def _on_goodbye(self, msg: message.Goodbye) -> None:
         self.send(message.Goodbye(reason="wamp.close.goodbye_and_out"))
+        self._said_goodbye = True
         self._leave(msg.reason)
         self.state = AWAIT_HELLO
         self.router.awaiting_hello(self)
@@ -513,7 +533,10 @@ class RouterSession:
         self.peer.close()
 
     def _report_error(self, exc: Exception, msg) -> None:
-        name = MESSAGE_NAMES.get(msg.MESSAGE_TYPE) if msg is not None else None
+        # the offending message's type: from the message, or (one Autobahn refused to
+        # parse, e.g. a client-sent WELCOME) from the type code the payload carried
+        code = msg.MESSAGE_TYPE if msg is not None else getattr(exc, "message_type", None)
+        name = MESSAGE_NAMES.get(code) if type(code) is int else None
         self.router.dispatcher.emit(
             ClientError(self.connection, self.info or self.last_info, exc, name), self.chain
         )
