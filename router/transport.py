@@ -6,7 +6,14 @@ Both hand the router parsed messages through a
 :class:`~router.session.RouterSession` and act as its *peer*
 (``send_bytes``, ``close``, ``abort``).  Policy lives here:
 
-* the WebSocket path (``/ws`` by default; other paths get HTTP 404);
+* connection limits, counted from ``connectionMade`` (``Router.admit``):
+  one over a limit is closed at once, nothing it sent read (WebSocket: 503,
+  RawSocket: handshake error 4), and the transport handshake must be done
+  within the HELLO timeout (the router's sweep);
+* the WebSocket path (``/ws`` by default; other paths get HTTP 404); a plain
+  HTTP request gets 404 (426 on the WebSocket path), a WebSocket version other
+  than 13 gets 426 with ``Sec-WebSocket-Version: 13``, and no answer carries
+  a ``Server`` header;
 * subprotocols ``wamp.2.json``, ``wamp.2.msgpack``, ``wamp.2.cbor`` (a client
   that offers none gets JSON, one that offers only unknown ones gets HTTP 400);
 * a maximum message size for what clients send: WebSocket closes with 1009,
