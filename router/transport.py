@@ -156,8 +156,9 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
 
     def connectionLost(self, reason=None):
         try:
-            if self._refused_at_accept:
-                self.wampd_session.lost(False, None, "refused when accepted: over a connection limit")
+            if self._refused_at_accept:  # Autobahn never saw it: report it as RawSocket does
+                orderly = reason is None or reason.check(ConnectionDone) is not None
+                self.wampd_session.lost(orderly, None, None if orderly else reason.getErrorMessage())
             else:
                 super().connectionLost(reason)
         finally:

@@ -214,3 +214,16 @@ async def test_websocket_opening_handshake_is_bounded_by_the_hello_timeout():
         await lost
         assert reactor.seconds() - started < 3
         assert r.service.router.open_connections == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_shutdown_closes_connections_still_in_their_handshake():
+    """At shutdown, connections that never finished their WebSocket or RawSocket handshake are closed too."""
+    r = Started()
+    async with r:
+        silent = [await _mute(port_of(r.ws_url)), await _mute(r.rs_port)]
+        assert r.service.router.open_connections == 2
+        await r.service.stopService()
+        for _, lost in silent:
+            await lost
+        assert r.service.router.open_connections == 0
