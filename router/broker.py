@@ -180,7 +180,7 @@ class Broker:
         created = sub is None
         if created:
             router = self.realm.router
-            sub = Subscription(router.scope_ids.next(), topic, match, router.clock.seconds())
+            sub = Subscription(self.realm.scope_ids.next(self._by_id), topic, match, router.clock.seconds())
             self._index.add(topic, match, sub)
             self._by_id[sub.id] = sub
         added = session not in sub.subscribers

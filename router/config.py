@@ -902,7 +902,11 @@ class RouterConfig:
     apps: tuple[AppConfig, ...] = ()
     http: HttpConfig | None = None
     hello_timeout: float = 10.0
-    """Seconds a connection may take to join (HELLO to WELCOME); 0 disables."""
+    """
+    Seconds a connection may take to finish its WebSocket upgrade request or
+    RawSocket handshake, and again to join (HELLO to WELCOME); 0 disables
+    (the WebSocket upgrade request then still has 10 s).
+    """
     allowed_origins: tuple[str, ...] = ()
     """Allowed WebSocket origins (exact or with *); empty allows any."""
     allow_addresses: tuple[str, ...] = ()
@@ -910,9 +914,9 @@ class RouterConfig:
     deny_addresses: tuple[str, ...] = ()
     """CIDR networks refused."""
     max_connections: int = 0
-    """Open connections in total; 0 is unlimited."""
+    """Open connections in total, counted from accept (handshake done or not); 0 is unlimited."""
     max_connections_per_address: int = 0
-    """Open connections from one address; 0 is unlimited."""
+    """Open connections from one address, counted from accept; 0 is unlimited."""
     auth_fail_window: float = 60.0
     """
     Seconds over which failed authentications are counted (from the first

@@ -76,12 +76,14 @@ class Router:
         self.login_limiter = login_limiter if login_limiter is not None else LoginLimiter(clock)
         self.policy = policy if policy is not None else ConnectionPolicy()
         self.hello_timeout = hello_timeout
-        self._per_host: dict[str, int] = {}
+        self._sockets: dict[Any, str | None] = {}  # every accepted connection open now -> its host
+        self._per_host: dict[str, int] = {}  # accepted connections open now, per host
         self._handshaking: dict[int, RouterSession] = {}  # connections not (or no longer) joined
+        self._unopened: dict[Any, float] = {}  # admitted, transport handshake not done -> accepted at
         self._hello_sweep = None
         self.dispatcher = Dispatcher(listeners, listener_timeout, clock)
         self.global_ids = GlobalIds(seed)
-        self.scope_ids = Counter()
+        self.seeded = seed is not None  # realms seed their ID generators from it too (repeatable tests)
         self.roles = ROUTER_ROLES
         self.agent = f"wampd-{VERSION}"
         self.realms: dict[str, Realm] = {}
@@ -202,7 +204,8 @@ class Router:
         path: str | None = None,
         headers: dict | None = None,
     ) -> RouterSession:
-        """A transport accepted a connection: build its session (not yet opened)."""
+        """A transport finished its handshake: build the connection's session (not yet opened)."""
+        self._unopened.pop(peer, None)
         info = ConnectionInfo(
             id=self._connection_ids.next(),
             transport=transport,
@@ -215,30 +218,84 @@ class Router:
             path=path,
             headers=headers or {},
         )
-        return RouterSession(self, peer, info, self.codec(serializer))
+        codec = self.codec(serializer) if serializer is not None else None
+        return RouterSession(self, peer, info, codec)
+
+    # -- counting connections: from accept to close ------------------------------
+
+    def admit(self, peer: Any, host: str | None) -> Reject | None:
+        """
+        A transport accepted a TCP or Unix connection (``connectionMade``):
+        count it toward ``max_connections`` and ``max_connections_per_address``
+        now, before any handshake, and say whether it is over a limit (the
+        transport then closes it at once, see :meth:`refused_at_accept`).
+        Every admitted peer is released (:meth:`release`) exactly once, when it closes.
+        """
+        self._sockets[peer] = host
+        if self.hello_timeout > 0:
+            # its WebSocket/RawSocket handshake must be done within the HELLO timeout too
+            self._unopened[peer] = self.clock.seconds()
+            self._start_hello_sweep()
+        from_host = 0
+        if host is not None:
+            from_host = self._per_host[host] = self._per_host.get(host, 0) + 1
+        policy = self.policy
+        if not policy.has_limits:
+            return None
+        return policy.over_limit(host, len(self._sockets), from_host)
+
+    def release(self, peer: Any) -> None:
+        """An admitted connection closed (``connectionLost``)."""
+        self._unopened.pop(peer, None)
+        if peer not in self._sockets:
+            return
+        host = self._sockets.pop(peer)
+        if host is not None:
+            left = self._per_host.get(host, 1) - 1
+            if left:
+                self._per_host[host] = left
+            else:
+                self._per_host.pop(host, None)
+        self._maybe_idle()
+
+    def refused_at_accept(
+        self, peer: Any, refusal: Reject, *, transport: str, peer_address: str, host: str | None, endpoint: str
+    ) -> RouterSession:
+        """
+        The session of a connection refused by :meth:`admit`, for its events
+        only: ``client_connected`` and ``client_rejected`` fire now (its
+        ``serializer``, ``origin`` and ``path`` are None: nothing was read), and
+        ``client_disconnected`` when the transport reports it closed
+        (``session.lost``).
+        """
+        session = self.connect(
+            peer, transport=transport, peer_address=peer_address, host=host, serializer=None, endpoint=endpoint
+        )
+        session.refused_at_accept(refusal)
+        return session
+
+    @property
+    def open_connections(self) -> int:
+        """Accepted connections open now, handshake done or not (what ``max_connections`` counts)."""
+        return len(self._sockets)
 
     def track(self, session: RouterSession) -> Reject | None:
-        """Count a new connection in; returns why the policy refuses it, if it does."""
+        """A connection's session opens; returns why the policy refuses it (address, origin), if it does."""
         conn = session.connection
         self._connections[conn.id] = session
-        host = conn.host
-        if host is not None:
-            self._per_host[host] = self._per_host.get(host, 0) + 1
         self.awaiting_hello(session)
         if self.policy.is_open:
             return None
-        return self.policy.refusal(conn, len(self._connections), self._per_host.get(host, 0))
+        return self.policy.refusal(conn)
 
     def untrack(self, session: RouterSession) -> None:
         conn = session.connection
-        if self._connections.pop(conn.id, None) is not None and conn.host is not None:
-            left = self._per_host.get(conn.host, 1) - 1
-            if left:
-                self._per_host[conn.host] = left
-            else:
-                self._per_host.pop(conn.host, None)
+        self._connections.pop(conn.id, None)
         self._handshaking.pop(conn.id, None)
-        if not self._connections and self._idle:
+        self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        if self._idle and not self._connections and not self._sockets:
             waiting, self._idle = self._idle, []
             for d in waiting:
                 d.callback(None)
@@ -251,6 +308,9 @@ class Router:
             return
         session.handshake_since = self.clock.seconds()
         self._handshaking[session.connection.id] = session
+        self._start_hello_sweep()
+
+    def _start_hello_sweep(self) -> None:
         if self._hello_sweep is None:
             from twisted.internet.task import LoopingCall
 
@@ -267,7 +327,11 @@ class Router:
         for session in [s for s in self._handshaking.values() if now - s.handshake_since >= limit]:
             self._handshaking.pop(session.connection.id, None)
             session.handshake_timed_out(limit)
-        if not self._handshaking and self._hello_sweep is not None:
+        # connections whose WebSocket upgrade request or RawSocket handshake is not done: dropped
+        for peer in [p for p, since in self._unopened.items() if now - since >= limit]:
+            self._unopened.pop(peer, None)
+            peer.abort()
+        if not self._handshaking and not self._unopened and self._hello_sweep is not None:
             self._hello_sweep.stop()
             self._hello_sweep = None
 
@@ -276,7 +340,7 @@ class Router:
         return tuple(self._connections.values())
 
     def _all_closed(self) -> Deferred:
-        if not self._connections:
+        if not self._connections and not self._sockets:
             return succeed(None)
         d = Deferred()
         self._idle.append(d)
@@ -306,11 +370,17 @@ class Router:
         return d
 
     def _close_all(self, reason: str, timeout: float) -> Deferred:
+        # calls in flight end first: their callers get ERROR canceled before our GOODBYE
+        for realm in self.realms.values():
+            realm.dealer.cancel_all("the router is shutting down")
         for session in self.connections:
             if session.state == "joined":
                 session.goodbye(reason, "the router is shutting down")
             else:
                 session.peer.close()
+        for peer in list(self._sockets):
+            if getattr(peer, "wampd_session", None) is None:  # still in its WebSocket/RawSocket handshake
+                peer.close()
         done = self._all_closed()
         if done.called:
             return done
@@ -325,3 +395,6 @@ class Router:
                 conn=session.connection.id,
             )
             session.peer.abort()
+        for peer in list(self._sockets):
+            if getattr(peer, "wampd_session", None) is None:
+                peer.abort()

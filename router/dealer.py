@@ -209,7 +209,7 @@ class Dealer:
     def _attach(self, session, procedure: str, match: str, invoke: str, reg: Registration | None) -> Registration:
         if reg is None:
             router = self.realm.router
-            reg = Registration(router.scope_ids.next(), procedure, match, invoke, router.clock.seconds())
+            reg = Registration(self.realm.scope_ids.next(self._by_id), procedure, match, invoke, router.clock.seconds())
             self._index.add(procedure, match, reg)
             self._by_id[reg.id] = reg
         reg.callees.append(session)
@@ -426,6 +426,20 @@ class Dealer:
             if pending.timer.active():
                 pending.timer.cancel()
             pending.timer = None
+
+    def cancel_all(self, text: str) -> None:
+        """
+        Shutdown: every call in flight in this realm ends now with ERROR
+        ``wamp.error.canceled`` to its caller (and INTERRUPT to a callee that
+        can hear it), so that callers get it before the router's GOODBYE.
+        """
+        realm = self.realm
+        for callee in (realm.internal, *realm.sessions.values()):
+            for pending in list(callee.invocations.values()):
+                self._finish(pending)
+                pending.caller.send_error(_CALL, pending.call_request, "wamp.error.canceled", text)
+                if _supports_canceling(callee):
+                    callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))
 
     # -- session cleanup ---------------------------------------------------------
 

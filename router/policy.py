@@ -13,7 +13,11 @@ listener can veto it), each refusal a ``client_rejected`` with its reason:
   IPv4-mapped IPv6 peer is checked as IPv4).  Deny wins; a non-empty allow
   list admits only its networks.  Unix-socket peers have no address and pass.
 * ``limit``: at most ``max_connections`` open connections in total and
-  ``max_connections_per_address`` from one address (0: unlimited).
+  ``max_connections_per_address`` from one address (0: unlimited).  Every
+  accepted TCP or Unix connection counts from the moment it is accepted,
+  whether or not its WebSocket or RawSocket handshake is done, and one over a
+  limit is closed at once, before anything it sent is read
+  (:meth:`ConnectionPolicy.over_limit`, called by ``Router.admit``).
 
 The HELLO timeout (a connection that does not finish joining in time is
 closed, reason ``protocol``) lives in :class:`router.core.Router`, swept by one
@@ -115,8 +119,16 @@ class ConnectionPolicy:
             or self.max_connections_per_address
         )
 
-    def refusal(self, connection: ConnectionInfo, total: int, from_host: int) -> Reject | None:
-        """Why this connection may not stay (``total``/``from_host`` include it), or None."""
+    @property
+    def has_limits(self) -> bool:
+        return bool(self.max_connections or self.max_connections_per_address)
+
+    def refusal(self, connection: ConnectionInfo, total: int = 0, from_host: int = 0) -> Reject | None:
+        """
+        Why this connection may not stay (``total``/``from_host`` include it), or
+        None.  The router checks the limits when it accepts a connection
+        (:meth:`over_limit`) and the rest here, with counts of 0.
+        """
         host = connection.host
         if host is not None and (self._allow or self._deny):
             try:
@@ -135,6 +147,10 @@ class ConnectionPolicy:
         if self._origins and origin:  # no Origin header (None, or "" from Autobahn): not a browser
             if not any(p.match(origin.lower()) for p in self._origins):
                 return Reject(f"origin {origin} is not allowed", "origin")
+        return self.over_limit(host, total, from_host)
+
+    def over_limit(self, host: str | None, total: int, from_host: int) -> Reject | None:
+        """The ``limit`` refusal for a new connection (the counts include it), or None."""
         if self.max_connections and total > self.max_connections:
             return Reject(f"the router is at its limit of {self.max_connections} connections", "limit")
         if self.max_connections_per_address and host is not None and from_host > self.max_connections_per_address:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from router.broker import Broker
 from router.dealer import Dealer
 from router.meta import Meta
+from router.uri import ScopeIds
 
 if TYPE_CHECKING:
     from router.core import Router
@@ -27,6 +28,8 @@ class Realm:
         self.name = name
         self.router = router
         self.sessions: dict[int, RouterSession] = {}
+        # router-scope IDs (subscriptions, registrations), drawn per realm (router.uri.ScopeIds)
+        self.scope_ids = ScopeIds(router.global_ids.next() if router.seeded else None)
         self.broker = Broker(self)
         self.dealer = Dealer(self)
         self.meta = Meta(self)

@@ -105,6 +105,7 @@ class RouterSession:
         "handshake_since",
         "_closing_reason",
         "_lost",
+        "_said_goodbye",
     )
 
     def __init__(self, router: Router, peer: Any, connection: ConnectionInfo, codec) -> None:
@@ -135,6 +136,7 @@ class RouterSession:
         self.handshake_since = connection.opened_at
         self._closing_reason: str | None = None
         self._lost = False
+        self._said_goodbye = False  # the last session ended with a GOODBYE exchange
 
     def __repr__(self) -> str:
         return f"<RouterSession conn={self.connection.id} session={self.session_id} {self.state}>"
@@ -159,6 +161,13 @@ class RouterSession:
             return None
         return d.addErrback(self._connect_refused)
 
+    def refused_at_accept(self, refusal: Reject) -> None:
+        """Refused when accepted (a connection limit): ``client_connected``, then ``client_rejected``."""
+        d = self.router.dispatcher.emit(ClientConnected(self.connection), self.chain)
+        if d is not None:  # listeners are told it connected; their say does not matter
+            d.addErrback(lambda failure: failure.trap(Reject))
+        self.reject(refusal.reason, refusal.message)
+
     def _connect_refused(self, failure):
         failure.trap(Reject)
         reject = failure.value
@@ -170,13 +179,28 @@ class RouterSession:
             ClientRejected(reason, text, self.connection, realm, authid), self.chain
         )
 
-    def lost(self, was_clean: bool, code: int | None = None, reason: str | None = None) -> None:
-        """The transport is gone (any way at all). Exactly once per connection."""
+    def lost(self, orderly: bool, code: int | None = None, reason: str | None = None) -> None:
+        """
+        The transport is gone (any way at all). Exactly once per connection.
+
+        ``orderly``: WebSocket, the close handshake completed; RawSocket, TCP
+        closed without an error.  ``client_disconnected.was_clean`` says
+        whether the WAMP session ended properly: with a session still joined
+        it is clean only if the WebSocket close handshake completed (a
+        RawSocket peer that drops TCP while joined is not clean); otherwise
+        it is clean when the last session ended with a GOODBYE exchange (in
+        either direction), or when the transport closed in order.
+        """
         if self._lost:
             return
         self._lost = True
         if self.state in (JOINED, CLOSING):
+            was_clean = orderly and self.connection.transport == "websocket"
             self._leave(self._closing_reason or TRANSPORT_LOST)
+            if not was_clean and reason is None:
+                reason = "the connection closed while a session was joined, without GOODBYE"
+        else:
+            was_clean = orderly or self._said_goodbye
         self.state = CLOSED
         now = self.router.clock.seconds()
         self.router.dispatcher.emit(
@@ -253,6 +277,7 @@ class RouterSession:
         if state is CLOSING:
             # after our GOODBYE only the peer's GOODBYE (or ABORT) matters
             if type(msg) in (message.Goodbye, message.Abort):
+                self._said_goodbye = type(msg) is message.Goodbye
                 self._leave(self._closing_reason or msg.reason)
                 self.state = AWAIT_HELLO
                 self.peer.close()
@@ -447,6 +472,7 @@ class RouterSession:
             self.info = None
             return
         self.state = JOINED
+        self._said_goodbye = False
         self.realm = realm
         info = self.info
         self.last_info = info
@@ -475,6 +501,7 @@ class RouterSession:
 
     def _on_goodbye(self, msg: message.Goodbye) -> None:
         self.send(message.Goodbye(reason="wamp.close.goodbye_and_out"))
+        self._said_goodbye = True
         self._leave(msg.reason)
         self.state = AWAIT_HELLO
         self.router.awaiting_hello(self)
@@ -545,7 +572,10 @@ class RouterSession:
         self.peer.close()
 
     def _report_error(self, exc: Exception, msg) -> None:
-        name = MESSAGE_NAMES.get(msg.MESSAGE_TYPE) if msg is not None else None
+        # the offending message's type: from the message, or (one Autobahn refused to
+        # parse, e.g. a client-sent WELCOME) from the type code the payload carried
+        code = msg.MESSAGE_TYPE if msg is not None else getattr(exc, "message_type", None)
+        name = MESSAGE_NAMES.get(code) if type(code) is int else None
         self.router.dispatcher.emit(
             ClientError(self.connection, self.info or self.last_info, exc, name), self.chain
         )

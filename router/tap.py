@@ -78,9 +78,9 @@ class Options(usage.Options):
             "Serve the HTTP push endpoint (POST /publish, POST /call) on this "
             "Twisted endpoint string, e.g. tcp:8081:interface=127.0.0.1. Needs --http-secret.",
         ),
-        ("hello-timeout", None, None, "Seconds a connection may take to join (HELLO to WELCOME); 0 disables [default: 10]."),
-        ("max-connections", None, None, "Most open connections in total; 0 is unlimited [default: 0]."),
-        ("max-connections-per-address", None, None, "Most open connections from one address; 0 is unlimited [default: 0]."),
+        ("hello-timeout", None, None, "Seconds a connection may take for its transport handshake, and to join (HELLO to WELCOME); 0 disables [default: 10]."),
+        ("max-connections", None, None, "Most open connections in total, counted from accept; 0 is unlimited [default: 0]."),
+        ("max-connections-per-address", None, None, "Most open connections from one address, counted from accept; 0 is unlimited [default: 0]."),
         ("auth-fail-window", None, None, "Seconds over which failed authentications are counted [default: 60]."),
         (
             "auth-fail-limit-authid",

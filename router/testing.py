@@ -56,6 +56,7 @@ class MemoryRouter:
         max_message_size: int = 1048576,
         apps: Iterable[object] = (),
         login_limits: dict | None = None,
+        seed: int | None = None,
     ) -> None:
         self.clock = clock if clock is not None else Clock()
         from router.auth import LoginLimiter
@@ -67,6 +68,7 @@ class MemoryRouter:
             clock=self.clock,
             # the failed-login limit on self.clock: login_limits=dict(per_authid=3, window=60.0, ...)
             login_limiter=LoginLimiter(self.clock, **(login_limits or {})),
+            seed=seed,  # a seed makes every ID the router draws repeatable
         )
         for app in apps:
             self.router.install_app(app)

@@ -6,7 +6,14 @@ Both hand the router parsed messages through a
 :class:`~router.session.RouterSession` and act as its *peer*
 (``send_bytes``, ``close``, ``abort``).  Policy lives here:
 
-* the WebSocket path (``/ws`` by default; other paths get HTTP 404);
+* connection limits, counted from ``connectionMade`` (``Router.admit``):
+  one over a limit is closed at once, nothing it sent read (WebSocket: 503,
+  RawSocket: handshake error 4), and the transport handshake must be done
+  within the HELLO timeout (the router's sweep);
+* the WebSocket path (``/ws`` by default; other paths get HTTP 404); a plain
+  HTTP request gets 404 (426 on the WebSocket path), a WebSocket version other
+  than 13 gets 426 with ``Sec-WebSocket-Version: 13``, and no answer carries
+  a ``Server`` header;
 * subprotocols ``wamp.2.json``, ``wamp.2.msgpack``, ``wamp.2.cbor`` (a client
   that offers none gets JSON, one that offers only unknown ones gets HTTP 400);
 * a maximum message size for what clients send: WebSocket closes with 1009,
@@ -49,6 +56,9 @@ _HEADER16 = struct.Struct("!BBH")
 _HEADER64 = struct.Struct("!BBQ")
 
 _SUBPROTOCOLS = {"wamp.2.json": "json", "wamp.2.msgpack": "msgpack", "wamp.2.cbor": "cbor"}
+
+# the whole answer to a WebSocket connection refused when accepted (over a limit)
+_HTTP_503 = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
 def _peer_host(transport) -> str | None:
@@ -114,11 +124,45 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
     last_heard: float = 0.0
     _drop_reason: str | None = None
 
+    _refused_at_accept = False
+
+    def connectionMade(self):
+        # counted from here (router.admit), not from the upgrade request: a
+        # connection over a limit is answered 503 and closed before anything
+        # it sent is read, and Autobahn never sees it
+        router = self.factory.router
+        host = _peer_host(self.transport)
+        refusal = router.admit(self, host)
+        if refusal is None:
+            super().connectionMade()
+            return
+        self._refused_at_accept = True
+        self.wampd_session = router.refused_at_accept(
+            self,
+            refusal,
+            transport="websocket",
+            peer_address=_describe(self.transport.getPeer()),
+            host=host,
+            endpoint=self.factory.endpoint,
+        )
+        self.transport.write(_HTTP_503)
+        self.transport.loseConnection()
+
     def _connectionMade(self):
         factory = self.factory
         for name in self._AUTOBAHN_CONFIG_ATTRS:
             setattr(self, name, getattr(factory, name))
         super()._connectionMade()
+
+    def connectionLost(self, reason=None):
+        try:
+            if self._refused_at_accept:  # Autobahn never saw it: report it as RawSocket does
+                orderly = reason is None or reason.check(ConnectionDone) is not None
+                self.wampd_session.lost(orderly, None, None if orderly else reason.getErrorMessage())
+            else:
+                super().connectionLost(reason)
+        finally:
+            self.factory.router.release(self)
 
     def onConnect(self, request):
         factory = self.factory
@@ -157,6 +201,28 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
         if d is None:
             return chosen
         return d.addCallbacks(lambda _: chosen, self._refused)
+
+    def failHandshake(self, reason, code=400, responseHeaders=None):
+        """
+        Autobahn refuses a handshake request: answer as RFC 6455 and RFC 9110 say.
+
+        * Another WebSocket version than 13: 426 Upgrade Required with
+          ``Sec-WebSocket-Version: 13`` (RFC 6455 4.2.2 and 4.4).
+        * A plain HTTP request (no ``Upgrade`` header): 404 Not Found outside
+          the WebSocket path (no page is served anywhere), 426 Upgrade Required
+          on it, naming the upgrade it needs.
+        """
+        headers = getattr(self, "http_headers", None) or {}
+        if responseHeaders and any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders):
+            code, responseHeaders = 426, [("Sec-WebSocket-Version", "13")]
+        elif code == 426 and "upgrade" not in headers:
+            wanted = self.factory.path
+            if wanted is not None and getattr(self, "http_request_path", None) != wanted:
+                code, reason, responseHeaders = 404, "Not Found", None
+            else:
+                reason = "Upgrade Required: this is a WAMP WebSocket endpoint"
+                responseHeaders = [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]
+        super().failHandshake(reason, code, responseHeaders)
 
     @staticmethod
     def _refused(failure):
@@ -288,16 +354,22 @@ class WebSocketFactory(WampWebSocketServerFactory):
     ) -> None:
         serializers = [JsonSerializer(), MsgPackSerializer(), CBORSerializer()]
         super().__init__(lambda: None, serializers=serializers, url=url)
+        self.server = None  # no Server header: HTTP answers do not name the software or its version
         self.router = router
         self.sweeper = sweeper
         self.path = path
         self.endpoint = endpoint
         self.setProtocolOptions(
+            versions=[13],  # RFC 6455 only; others get 426 (WebSocketProtocol.failHandshake)
+            webStatus=False,  # no status page: a plain HTTP request gets 404 or 426
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
             autoPingInterval=0,
             failByDrop=False,
-            openHandshakeTimeout=10,
+            # the HTTP upgrade request must arrive within the HELLO timeout, which the
+            # router's sweep checks (Autobahn's own timer rounds to whole seconds);
+            # Autobahn's, 10 s, only when the HELLO timeout is off
+            openHandshakeTimeout=0 if router.hello_timeout > 0 else 10.0,
             closeHandshakeTimeout=2,
         )
 
@@ -321,22 +393,22 @@ class RawSocketProtocol(Protocol):
         self._max_send = 0
         self.wampd_session = None
         router = self.factory.router
-        # the 4 handshake bytes must come within the HELLO timeout too (after
-        # them the router's sweep takes over); a timer only while they are due
-        self._handshake_timer = None
-        if router.hello_timeout > 0:
-            self._handshake_timer = router.clock.callLater(router.hello_timeout, self._no_handshake)
-
-    def _no_handshake(self) -> None:
-        self._handshake_timer = None
-        if self._state == "handshake":
+        peer = self.transport.getPeer()
+        host = getattr(peer, "host", None)
+        refusal = router.admit(self, host)
+        if refusal is not None:
+            # over a limit: the spec's "maximum connection count reached" and
+            # close, before the client's handshake is even read
             self._state = "closed"
-            self.transport.abortConnection()
-
-    def _stop_handshake_timer(self) -> None:
-        timer, self._handshake_timer = self._handshake_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+            self.wampd_session = router.refused_at_accept(
+                self, refusal, transport="rawsocket", peer_address=_describe(peer), host=host,
+                endpoint=self.factory.endpoint,
+            )
+            self.transport.write(bytes([_RS_MAGIC, _RS_ERR_LIMIT << 4, 0, 0]))
+            self.transport.loseConnection()
+            return
+        # the 4 handshake bytes must come within the HELLO timeout: the router's
+        # sweep (Router.admit) aborts the connection when they do not
 
     def dataReceived(self, data: bytes) -> None:
         self._buffer += data
@@ -346,7 +418,6 @@ class RawSocketProtocol(Protocol):
             self._handshake()
 
     def _handshake(self) -> None:
-        self._stop_handshake_timer()
         head, self._buffer = self._buffer[:4], self._buffer[4:]
         if head[0] != _RS_MAGIC:
             self._state = "closed"
@@ -432,12 +503,14 @@ class RawSocketProtocol(Protocol):
         self._buffer = buf[at:] if self._state == "open" else b""
 
     def connectionLost(self, reason) -> None:
-        self._stop_handshake_timer()
         self._state = "closed"
         session = self.wampd_session
-        if session is not None:
-            clean = reason.check(ConnectionDone) is not None
-            session.lost(clean, None, None if clean else reason.getErrorMessage())
+        try:
+            if session is not None:
+                clean = reason.check(ConnectionDone) is not None
+                session.lost(clean, None, None if clean else reason.getErrorMessage())
+        finally:
+            self.factory.router.release(self)
 
     # -- the peer interface the session uses --------------------------------
 

@@ -3,8 +3,10 @@ WAMP URI checks and identifiers.
 
 IDs follow the spec's scopes (basic profile, "IDs"): global-scope IDs (sessions,
 publications) are drawn at random from [1, 2**53]; router-scope IDs
-(subscriptions, registrations) and session-scope IDs (requests the router
-sends to one peer) count up from 1.
+(subscriptions, registrations) are drawn at random from [1, 2**53] too, by a
+generator of their realm's own (:class:`ScopeIds`), so that the IDs a session
+sees tell it nothing about how busy other realms are; session-scope IDs
+(requests the router sends to one peer) count up from 1.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 
-__all__ = ["MAX_ID", "is_valid_uri", "is_valid_realm", "GlobalIds", "Counter"]
+__all__ = ["MAX_ID", "is_valid_uri", "is_valid_realm", "GlobalIds", "ScopeIds", "Counter"]
 
 MAX_ID = 2**53
 
@@ -40,6 +42,29 @@ class GlobalIds:
 
     def next(self) -> int:
         return self._rand.randint(1, MAX_ID)
+
+
+class ScopeIds:
+    """
+    Random router-scope IDs in [1, 2**53] for one realm's subscriptions or
+    registrations: ``next(live)`` draws until the ID is not a key of ``live``
+    (the realm's live IDs of that kind), which with 2**53 values almost never
+    takes a second draw.  Each realm has its own generator, so one realm's
+    IDs (even many of them, enough to model the generator) say nothing about
+    another realm's activity.
+    """
+
+    __slots__ = ("_bits",)
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._bits = random.Random(seed).getrandbits
+
+    def next(self, live) -> int:
+        bits = self._bits
+        while True:
+            candidate = bits(53) + 1  # uniform over [1, 2**53]
+            if candidate not in live:
+                return candidate
 
 
 class Counter:

@@ -137,6 +137,10 @@ def _fast(raw: list, code: int):
 class WireError(Exception):
     """A payload that is not a well-formed WAMP message (protocol violation)."""
 
+    def __init__(self, text: str, message_type: int | None = None) -> None:
+        super().__init__(text)
+        self.message_type = message_type  # the payload's WAMP type code, when it had a known one
+
 
 class UriError(Exception):
     """A well-formed message whose URI is invalid (answered with ERROR invalid_uri)."""
@@ -243,9 +247,9 @@ class Codec:
             request = raw[1] if len(raw) > 1 else None
             raise UriError(str(exc), code, request) from None
         except ProtocolError as exc:
-            raise WireError(str(exc)) from None
+            raise WireError(str(exc), code) from None
         except Exception as exc:  # Autobahn's parsers raise assorted errors
-            raise WireError(f"malformed {MESSAGE_NAMES[code]}: {exc}") from None
+            raise WireError(f"malformed {MESSAGE_NAMES[code]}: {exc}", code) from None
         at = _OPTIONS_AT.get(code)
         if at is not None:
             msg._router_internal = raw[at]

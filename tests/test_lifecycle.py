@@ -450,3 +450,83 @@ async def test_shutdown_says_goodbye_to_everyone():
     first_stop = names.index("server_stopping")
     assert all(n in ("session_left", "client_disconnected") for n in names[first_stop + 1 :])
     assert_well_ordered(r.recorder)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+@pytest_twisted.ensureDeferred
+async def test_shutdown_cancels_calls_in_flight_before_goodbye(transport):
+    """A call pending at shutdown gets ERROR wamp.error.canceled first, then the router's GOODBYE."""
+    from autobahn.wamp import message
+    from autobahn.wamp.exception import ApplicationError
+
+    r = Started()
+    async with r:
+        address = r.ws_url if transport == "websocket" else r.rs_port
+        callee = await join(address, transport)
+        never, invoked = Deferred(), Deferred()
+
+        def slow():
+            invoked.callback(None)
+            return never
+
+        await callee.register(slow, "com.example.slow")
+        caller = await join(address, transport)
+        failed = []
+        caller.call("com.example.slow").addErrback(failed.append)
+        await invoked.addTimeout(5, reactor)  # the call is in flight in the router
+        await r.service.stopService()
+        await caller.left
+    kinds = [type(m) for m in caller.inbox if type(m) in (message.Error, message.Goodbye)]
+    assert kinds == [message.Error, message.Goodbye], caller.inbox
+    assert isinstance(failed[0].value, ApplicationError) and failed[0].value.error == "wamp.error.canceled"
+    assert_well_ordered(r.recorder)
+
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+@pytest_twisted.ensureDeferred
+async def test_tcp_close_while_joined_is_not_clean(transport):
+    """A peer that closes TCP in order (FIN) while its session is joined, without GOODBYE: was_clean is False."""
+    async with Started() as r:
+        c = await join(r.ws_url if transport == "websocket" else r.rs_port, transport)
+        c.wire.transport.loseConnection()  # a FIN, no GOODBYE, no WebSocket close frame
+        closed = await r.recorder.wait_for(lambda e: e.name == "client_disconnected")
+        assert closed.was_clean is False, closed
+        assert closed.reason
+        left = [e for e in r.recorder.events if e.name == "session_left"][0]
+        assert left.reason == "wamp.close.transport_lost"
+    assert_well_ordered(r.recorder)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+@pytest_twisted.ensureDeferred
+async def test_goodbye_at_shutdown_is_clean(transport):
+    """The router's GOODBYE at shutdown, answered by the client's GOODBYE, ends the connection cleanly."""
+    r = Started()
+    async with r:
+        c = await join(r.ws_url if transport == "websocket" else r.rs_port, transport)
+        await r.service.stopService()
+        assert (await c.left).reason == "wamp.close.system_shutdown"
+    closed = [e for e in r.recorder.events if e.name == "client_disconnected"]
+    assert [e.was_clean for e in closed] == [True], closed
+    assert_well_ordered(r.recorder)
+
+
+@pytest.mark.parametrize("joined", [False, True], ids=["before-hello", "joined"])
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+@pytest_twisted.ensureDeferred
+async def test_client_sent_welcome_is_named_in_client_error(transport, joined):
+    """A WELCOME from a client (which Autobahn's parser refuses) gets ABORT, and client_error names it."""
+    from tests.raw_client import ABORT, connect_raw
+
+    async with Started() as r:
+        peer = await connect_raw(r.ws_url if transport == "websocket" else r.rs_port, transport)
+        if joined:
+            assert (await peer.hello({"caller": {}}))[0] == 2
+        peer.send([2, 12345, {}])
+        abort = await peer.wait_for(lambda m: m[0] == ABORT)
+        assert abort[2] == "wamp.error.protocol_violation"
+        error = await r.recorder.wait_for(lambda e: e.name == "client_error")
+        assert error.message_type == "WELCOME", error
+        await peer.closed
+    assert_well_ordered(r.recorder)

@@ -161,7 +161,7 @@ async def test_connection_limits():
         first = await join(r.ws_url)
         second = await join(r.rs_port, "rawsocket")
         answer = await _refused(r, "websocket")  # third from 127.0.0.1: over the per-address limit
-        assert "403" in answer
+        assert "503" in answer
         rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
         assert rejected.reason == "limit" and "127.0.0.1" in rejected.message
         await r.recorder.wait_disconnected(rejected.connection.id)
@@ -227,3 +227,77 @@ async def test_rawsocket_without_handshake_bytes_is_closed():
         await lost.addTimeout(5, reactor)
         # no session was ever made, so no lifecycle events either
         assert [e.name for e in r.recorder.events] == ["server_launched"]
+
+
+class _Mute(Protocol):
+    """A TCP connection that sends nothing (a handshake never started); ``lost`` fires when it closes."""
+
+    def connectionMade(self):
+        self.factory.opened.append(self)
+
+    def connectionLost(self, reason):
+        self.factory.lost.callback(None)
+
+
+async def _mute(port: int):
+    factory = Factory.forProtocol(_Mute)
+    factory.opened, factory.lost = [], Deferred()
+    proto = await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
+    return proto, factory.lost.addTimeout(5, reactor)
+
+
+@pytest.mark.parametrize("limit", ["max_connections", "max_connections_per_address"])
+@pytest_twisted.ensureDeferred
+async def test_connections_count_from_accept_not_from_the_handshake(limit):
+    """
+    Connections that have not finished (or begun) their WebSocket or RawSocket
+    handshake count toward the limits: with the limit reached by silent ones,
+    the next connection on either transport is refused at once (503, or the
+    RawSocket "maximum connection count reached" error), client_rejected
+    reason limit; once they go, a client joins.
+    """
+    async with Started(**{limit: 3}) as r:
+        ws_port = port_of(r.ws_url)
+        silent = [await _mute(ws_port), await _mute(ws_port), await _mute(r.rs_port)]
+        assert r.service.router.open_connections == 3
+        ws_answer = await _refused(r, "websocket")
+        assert "503" in ws_answer
+        rs_answer = await _refused(r, "rawsocket")
+        assert rs_answer == bytes([0x7F, 0x40, 0, 0])  # error 4: maximum connection count reached
+        rejected = [e for e in r.recorder.events if e.name == "client_rejected"]
+        assert [e.reason for e in rejected] == ["limit", "limit"]
+        for e in rejected:
+            await r.recorder.wait_disconnected(e.connection.id)
+        for proto, lost in silent:
+            proto.transport.loseConnection()
+            await lost
+        client = await join(r.ws_url)
+        await leave(client)
+        await r.recorder.wait_for(lambda e: e.name == "client_disconnected" and e.session is not None)
+        assert r.service.router.open_connections == 0
+    assert_well_ordered(r.recorder)
+
+
+@pytest_twisted.ensureDeferred
+async def test_websocket_opening_handshake_is_bounded_by_the_hello_timeout():
+    """A connection that never completes its HTTP upgrade request is dropped after hello_timeout."""
+    async with Started(hello_timeout=0.3) as r:
+        proto, lost = await _mute(port_of(r.ws_url))
+        proto.transport.write(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+        started = reactor.seconds()
+        await lost
+        assert reactor.seconds() - started < 3
+        assert r.service.router.open_connections == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_shutdown_closes_connections_still_in_their_handshake():
+    """At shutdown, connections that never finished their WebSocket or RawSocket handshake are closed too."""
+    r = Started()
+    async with r:
+        silent = [await _mute(port_of(r.ws_url)), await _mute(r.rs_port)]
+        assert r.service.router.open_connections == 2
+        await r.service.stopService()
+        for _, lost in silent:
+            await lost
+        assert r.service.router.open_connections == 0

@@ -1,0 +1,58 @@
+"""
+Router-scope IDs (subscriptions, registrations): random in [1, 2**53], drawn
+per realm, so that the IDs one realm's sessions get say nothing about the
+activity in another realm, and never equal to a live ID of the same kind.
+"""
+
+from __future__ import annotations
+
+import random
+
+from autobahn.twisted.wamp import ApplicationSession
+
+from router.testing import MemoryRouter
+from router.uri import MAX_ID, ScopeIds
+
+
+def _ids_in_realm1(busy_realm2: bool) -> list[int]:
+    """Subscription and registration IDs a realm1 session gets, with or without work in realm2 in between."""
+    memory = MemoryRouter(realms=("realm1", "realm2"), seed=7)
+    mine = memory.join(ApplicationSession, realm="realm1")
+    ids = [
+        memory.result(mine.subscribe(lambda *a: None, "com.example.one")).id,
+        memory.result(mine.register(lambda: None, "com.example.one")).id,
+    ]
+    if busy_realm2:
+        other = memory.join(ApplicationSession, realm="realm2")
+        for n in range(20):
+            memory.result(other.subscribe(lambda *a: None, f"com.example.t{n}"))
+            memory.result(other.register(lambda: None, f"com.example.p{n}"))
+    ids.append(memory.result(mine.subscribe(lambda *a: None, "com.example.two")).id)
+    ids.append(memory.result(mine.register(lambda: None, "com.example.two")).id)
+    return ids
+
+
+def test_ids_do_not_reveal_another_realms_activity():
+    """realm1's subscription/registration IDs are the same whether or not realm2 created 40 meanwhile."""
+    quiet = _ids_in_realm1(busy_realm2=False)
+    busy = _ids_in_realm1(busy_realm2=True)
+    assert busy == quiet
+    assert len(set(quiet)) == 4
+
+
+def test_ids_are_random_over_the_whole_range():
+    """50 subscriptions get distinct IDs spread over [1, 2**53], not a count from 1."""
+    memory = MemoryRouter()
+    client = memory.join(ApplicationSession)
+    ids = [memory.result(client.subscribe(lambda *a: None, f"com.example.t{n}")).id for n in range(50)]
+    assert len(set(ids)) == 50
+    assert all(1 <= i <= MAX_ID for i in ids)
+    assert max(ids) > 2**45 and sorted(ids) != list(range(min(ids), min(ids) + 50))
+
+
+def test_scope_id_never_repeats_a_live_one():
+    """A draw that hits a live ID of the realm is drawn again."""
+    first = random.Random(3).getrandbits(53) + 1
+    second = ScopeIds(3).next({first: object()})
+    assert second != first and 1 <= second <= MAX_ID
+    assert ScopeIds(3).next({}) == first
