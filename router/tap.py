@@ -343,9 +343,13 @@ def makeService(options: Options) -> Any:
     """The router service for parsed L{Options}."""
     from router.service import RouterService
 
+    # twistd's own options (``-n``) are the parent of ours; twist has no daemon mode
+    parent = getattr(options, "parent", None)
+    daemon = parent is not None and "nodaemon" in parent and not parent["nodaemon"]
     return RouterService(
         options["router_config"],
         listeners=options["listener_objects"],
-        clean_exit_on_signals=True,
+        standalone=True,
         apps=options["app_objects"],
+        daemon=daemon,
     )
