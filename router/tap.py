@@ -9,6 +9,7 @@ is a usage error rather than a failure at startup.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any
 
 from twisted.python import usage
@@ -131,6 +132,26 @@ class Options(usage.Options):
             f"({DEFAULT_LISTENER}).",
         ),
     )
+
+    def parseOptions(self, options=None) -> None:
+        """
+        Under twistd, a usage error is printed with the usage and exits 1 here.
+
+        twistd catches the UsageError itself, but before Twisted 26.10 it
+        printed it and exited with status 0, so a supervisor or script took a
+        typo for success. ``twist`` (and direct use) get the UsageError as usual.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as exc:
+            from twisted.application.app import ServerOptions
+
+            parent = getattr(self, "parent", None)
+            if not isinstance(parent, ServerOptions):
+                raise
+            print(parent)
+            print(f"{' '.join(sys.argv[0:2])}: {exc}")
+            raise SystemExit(1) from None
 
     def __init__(self) -> None:
         super().__init__()

@@ -175,6 +175,7 @@ def test_twistd_help_lists_wampd():
         (["--listener", "no.such.module:Thing"], "no.such.module"),
         (["--max-message-size", "-5"], "max-message-size"),
         (["--config", "/nonexistent/wampd.toml"], "/nonexistent/wampd.toml"),
+        (["--no-such-option"], "--no-such-option"),
     ],
 )
 def test_bad_options_name_the_problem_and_start_nothing(args, expected):
