@@ -147,7 +147,11 @@ class RouterService(Service):
             self._install_signal_handlers()
             if not self.reactor.running:
                 self.reactor.callWhenRunning(self._install_signal_handlers)
-        wanted = [(f"{listen.transport}:{listen.endpoint}", listen.endpoint, self._factory(listen)) for listen in self.config.listen]
+        # (the endpoint as an error message names it, the endpoint string, the factory)
+        wanted = [
+            (f"{listen.transport}:{listen.endpoint}", listen.endpoint, self._factory(listen))
+            for listen in self.config.listen
+        ]
         http = getattr(self.config, "http", None)
         if http is not None:
             from router.http import push_site
