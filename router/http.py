@@ -303,7 +303,8 @@ class _PushChannel(http.HTTPChannel):
     in the same way as soon as it passes the limit.
 
     The checks in ``render`` stay: they are what a :class:`PushResource`
-    mounted in another Site relies on.
+    mounted in another Site relies on.  The push Site speaks HTTP/1.1 only
+    (no HTTP/2 over TLS ALPN), which is what push clients use.
     """
 
     refused = False
