@@ -10,7 +10,13 @@ events and call procedures with one POST.
       -> 200 {"args": [5], "kwargs": {}}
 
 Every request must carry ``Authorization: Bearer <secret>`` (the configured
-shared secret, compared in constant time).  ``realm`` may be left out when the
+shared secret, compared in constant time).  The secret and the size are
+checked as soon as the headers are in, before any of the body is read: a
+request without the secret gets 401, and one whose ``Content-Length`` is over
+``max_body`` gets 413, at once, and the connection is closed.  A body without
+a length (chunked) is counted as it arrives and cut off with 413 as soon as
+it passes ``max_body``.  An unauthenticated client learns nothing else, not
+even which paths exist.  ``realm`` may be left out when the
 router has exactly one realm.  The body is JSON in UTF-8, whatever the
 Content-Type says (so ``curl -d '{...}'`` works).
 
@@ -50,7 +56,7 @@ import hmac
 import json
 
 from autobahn.wamp.exception import ApplicationError
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from router.app import Result
 from router.uri import is_valid_uri
@@ -117,15 +123,28 @@ class PushResource(resource.Resource):
     # -- pieces --------------------------------------------------------------
 
     def _check_secret(self, request) -> None:
-        given = request.getHeader(b"authorization") or b""
-        scheme, _, token = given.strip().partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self._secret):
+        self.check_headers(request.requestHeaders, None)
+
+    def check_headers(self, headers, length: int | None) -> None:
+        """
+        What can be refused from the headers alone: raises the problem (401
+        for a missing or wrong secret, 413 for a Content-Length over the
+        limit); ``length`` is None when the body has no announced length.
+        """
+        values = headers.getRawHeaders(b"authorization") or [b""]
+        scheme, _, token = values[0].strip().partition(b" ")
+        if len(values) != 1 or scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self._secret):
             raise _Problem(401, "wamp.error.not_authorized", "missing or wrong 'Authorization: Bearer <secret>'")
+        if length is not None and length > self.max_body:
+            raise self.too_large()
+
+    def too_large(self) -> _Problem:
+        return _Problem(413, "wamp.error.invalid_argument", f"body is larger than {self.max_body} bytes")
 
     def _body(self, request) -> dict:
         data = request.content.read(self.max_body + 1)
         if len(data) > self.max_body:
-            raise _Problem(413, "wamp.error.invalid_argument", f"body is larger than {self.max_body} bytes")
+            raise self.too_large()
         try:
             body = json.loads(data, parse_constant=_no_constants)
         except ValueError as exc:  # also UnicodeDecodeError
@@ -262,8 +281,89 @@ def _bytes(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+_REASONS = {401: b"Unauthorized", 413: b"Content Too Large"}
+
+
+class _PushChannel(http.HTTPChannel):
+    """
+    An HTTP/1.1 channel that refuses a push request on its headers.
+
+    twisted.web reads a request's whole body (into memory, or a temporary
+    file past 100 KB) before the resource sees the request, so a check in
+    ``render`` comes after the upload.  The channel is the one place that has
+    the headers and the announced length before any body byte is read:
+    ``allHeadersReceived`` is called right after the blank line ending the
+    headers.  A refusal there writes the error response itself and closes
+    the connection (as twisted.web does with its own 400), so it never asks
+    the client to continue (``Expect: 100-continue``), and the request never
+    reaches ``render``.  Closing the connection stops the reading; what was
+    already read in the same packet is dropped here (``rawDataReceived``,
+    ``allContentReceived``), never buffered.  A body with no announced
+    length is counted as it arrives by :class:`_PushRequest`, which refuses
+    in the same way as soon as it passes the limit.
+
+    The checks in ``render`` stay: they are what a :class:`PushResource`
+    mounted in another Site relies on.  The push Site speaks HTTP/1.1 only
+    (no HTTP/2 over TLS ALPN), which is what push clients use.
+    """
+
+    refused = False
+
+    def allHeadersReceived(self):
+        resource = self.site.resource
+        try:
+            resource.check_headers(self.requests[-1].requestHeaders, self.length)
+        except _Problem as problem:
+            self.refuse(problem)
+            return
+        super().allHeadersReceived()
+
+    def rawDataReceived(self, data):
+        if not self.refused:
+            super().rawDataReceived(data)
+
+    def allContentReceived(self):
+        if not self.refused:
+            super().allContentReceived()
+
+    def refuse(self, problem: _Problem) -> None:
+        """Answer ``problem`` now and close the connection, reading no more of the request."""
+        self.refused = True
+        body = json.dumps({"error": problem.uri, "message": problem.text}).encode()
+        head = [
+            b"HTTP/1.1 %d %s" % (problem.status, _REASONS.get(problem.status, b"Error")),
+            b"Content-Type: application/json",
+            b"Cache-Control: no-store",
+            b"Content-Length: %d" % len(body),
+            b"Connection: close",
+        ]
+        if problem.status == 401:
+            head.append(b'WWW-Authenticate: Bearer realm="wampd"')
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.loseConnection()
+
+
+class _PushRequest(server.Request):
+    """A request whose body is counted as it arrives and cut off past ``max_body``."""
+
+    _received = 0
+
+    def handleContentChunk(self, data):
+        channel = self.channel
+        if channel.refused:
+            return
+        self._received += len(data)
+        resource = channel.site.resource
+        if self._received > resource.max_body:
+            channel.refuse(resource.too_large())
+            return
+        super().handleContentChunk(data)
+
+
 def push_site(router, secret: str, max_body: int = 65536) -> server.Site:
     site = server.Site(PushResource(router, secret, max_body))
+    site.protocol = _PushChannel
+    site.requestFactory = _PushRequest
     site.noisy = False
     site.displayTracebacks = False
     return site

@@ -14,14 +14,27 @@ Starting listens on every endpoint, then fires ``server_launched``.  Stopping
 fires ``server_stopping``, stops listening, sends GOODBYE
 ``wamp.close.system_shutdown`` to every session, waits for them to go (at
 most ``shutdown_timeout`` seconds) and for every listener to finish.
+
+Starting is all or nothing: if any endpoint can't listen (port taken, no such
+socket directory, bad certificate), the endpoints that did start listening are
+stopped again, ``server_launched`` does not fire, and the Deferred returned by
+``startService`` fails with :class:`ListenError`, which names the endpoint and
+the reason.  ``server_stopping`` then never fires either: it pairs with
+``server_launched``, so a listener that set something up at launch is told to
+tear it down only when there is something to tear down.  Under twistd or twist
+(``standalone=True``) a failed start exits the process with status 1 and the
+message, before the reactor runs.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
+import errno
+import os
+
 from twisted.application.service import Service
-from twisted.internet.defer import DeferredList, gatherResults, maybeDeferred
+from twisted.internet.defer import DeferredList, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
@@ -32,12 +45,43 @@ from router.events import EndpointInfo, ServerLaunched
 from router.policy import ConnectionPolicy
 from router.transport import PingSweeper, RawSocketFactory, WebSocketFactory
 
-__all__ = ["RouterService"]
+__all__ = ["ListenError", "RouterService"]
 
 _log = Logger(namespace="wampd.service")
 
 
+class ListenError(Exception):
+    """One or more endpoints could not listen; the router did not start."""
+
+    def __init__(self, failures: list[tuple[str, str]]) -> None:
+        self.failures = failures  # (endpoint as configured, reason)
+        super().__init__(
+            "; ".join(f"could not listen on {endpoint}: {reason}" for endpoint, reason in failures)
+        )
+
+
+def _reason(failure) -> str:
+    """The cause of a failed listen, without Twisted's "Couldn't listen on ..." wrapping."""
+    exc = failure.value
+    cause = getattr(exc, "socketError", None) or exc
+    if isinstance(cause, OSError) and cause.errno in errno.errorcode and cause.strerror:
+        # not str(cause): for a unix socket it may name Twisted's lock file
+        return f"{cause.strerror} ({errno.errorcode[cause.errno]})"
+    return str(cause) or type(cause).__name__
+
+
 class RouterService(Service):
+    """
+    The router, its endpoints and its ping sweeper as one Twisted service.
+
+    ``standalone`` is for the service that is the whole process (``twistd
+    wampd`` and ``twist wampd`` set it): SIGTERM, SIGINT and SIGHUP then shut
+    down gracefully and exit with status 0, and an endpoint that can't listen
+    exits the process with status 1 instead of leaving a half-started router.
+    ``daemon`` says that twistd daemonized (no ``-n``): a failed start then
+    raises :class:`ListenError` for twistd to report to the parent process.
+    """
+
     name = "wampd"
 
     def __init__(
@@ -45,8 +89,9 @@ class RouterService(Service):
         config: RouterConfig | None = None,
         listeners: Iterable[tuple[ListenerConfig | None, object]] = (),
         reactor: Any = None,
-        clean_exit_on_signals: bool = False,
+        standalone: bool = False,
         apps: Iterable[object] = (),
+        daemon: bool = False,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -83,7 +128,9 @@ class RouterService(Service):
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
         self.ports: list = []
         self.endpoints: tuple[EndpointInfo, ...] = ()
-        self._clean_exit_on_signals = clean_exit_on_signals
+        self._standalone = standalone
+        self._daemon = daemon
+        self._launched_event = False
 
     def _factory(self, listen):
         cfg = self.config
@@ -102,14 +149,15 @@ class RouterService(Service):
     def startService(self):
         super().startService()
         _check_accelerators()
-        if self._clean_exit_on_signals:
+        if self._standalone:
             # now (twistd starts services with the reactor running, its handlers
             # in place), and again once running in case we were started earlier
             self._install_signal_handlers()
             if not self.reactor.running:
                 self.reactor.callWhenRunning(self._install_signal_handlers)
-        listening = [
-            serverFromString(self.reactor, listen.endpoint).listen(self._factory(listen))
+        # (the endpoint as an error message names it, the endpoint string, the factory)
+        wanted = [
+            (f"{listen.transport}:{listen.endpoint}", listen.endpoint, self._factory(listen))
             for listen in self.config.listen
         ]
         http = getattr(self.config, "http", None)
@@ -117,11 +165,62 @@ class RouterService(Service):
             from router.http import push_site
 
             site = push_site(self.router, http.secret, http.max_body)
-            listening.append(serverFromString(self.reactor, http.endpoint).listen(site))
-        d = gatherResults(listening, consumeErrors=True)
+            wanted.append((f"http:{http.endpoint}", http.endpoint, site))
+        listening = []
+        for shown, endpoint, factory in wanted:
+            d = maybeDeferred(_listen, self.reactor, endpoint, factory)
+            listening.append(d.addErrback(lambda failure, shown=shown: _Failed(shown, _reason(failure))))
+        d = DeferredList(listening)
+        d.addCallback(self._all_listening)
         d.addCallback(self._launched)
-        d.addErrback(self._listen_failed)
+        if self._standalone:
+            # Every endpoint Twisted ships listens synchronously, and twistd and
+            # twist start this service before the reactor runs: a failure is
+            # known by now, and the honest answer is to exit with status 1 at
+            # once (nothing has been announced, there is no reactor to stop).
+            # SystemExit is what reaches the runner: one raised from a reactor
+            # callback would only be logged.
+            failed = []
+            d.addErrback(lambda failure: failed.append(failure) if failure.check(ListenError) else failure)
+            if failed:
+                if self._daemon:
+                    # twistd without -n: its waiting parent process hears of
+                    # an Exception (and says so), but never of a SystemExit.
+                    raise failed[0].value
+                # The reason is logged already (critical: twist shows it on
+                # stderr even before its logging starts); no second copy,
+                # and no traceback.
+                raise SystemExit(1)
+            # An endpoint plugin that listens later can only stop the reactor.
+            d.addErrback(self._failed_late)
         return d
+
+    def _failed_late(self, failure):
+        if failure.check(ListenError) and self.reactor.running:
+            self.reactor.stop()
+        return failure
+
+    def _all_listening(self, results):
+        """All endpoints' ports, or (after stopping those that listen) a ListenError."""
+        ports = [value for _, value in results if not isinstance(value, _Failed)]
+        failed = [(value.endpoint, value.reason) for _, value in results if isinstance(value, _Failed)]
+        if not failed:
+            return ports
+        error = ListenError(failed)
+        _log.critical("wampd did not start: {error}", error=str(error))
+        stopped = [maybeDeferred(port.stopListening) for port in ports]
+        self.running = 0
+        if self._standalone and not self.reactor.running:
+            # The process exits before the reactor runs, so Twisted's own
+            # clean-up of a unix socket file never happens: remove ours.
+            for port in ports:
+                _remove_socket_file(port)
+            raise error
+
+        def fail(_):
+            raise error
+
+        return DeferredList(stopped).addCallback(fail)
 
     def _launched(self, ports):
         self.ports = list(ports)
@@ -148,6 +247,7 @@ class RouterService(Service):
         self.endpoints = tuple(infos + infos_http)
         self.sweeper.start()
         self.router.start_periodics()
+        self._launched_event = True
         launched = self.router.dispatcher.emit(
             ServerLaunched(self.endpoints, tuple(self.router.realms), self.reactor, self.router)
         )
@@ -155,35 +255,35 @@ class RouterService(Service):
 
     def _install_signal_handlers(self) -> None:
         """
-        SIGTERM and SIGINT stop the reactor (and so this service, gracefully)
-        without twistd re-raising the signal afterwards: a graceful shutdown
-        exits with status 0, which is what process supervisors expect.
+        SIGTERM, SIGINT and SIGHUP stop the reactor (and so this service,
+        gracefully) without twistd re-raising the signal afterwards: a
+        graceful shutdown exits with status 0, which is what process
+        supervisors expect.
+
+        SIGHUP is usually "reload the configuration"; wampd cannot reload yet,
+        and the default action (die at once, exit 129, no GOODBYE and no
+        lifecycle events) is the worst answer, so until it can, SIGHUP takes
+        the same orderly path as SIGTERM.
         """
         import signal
 
         def stop(signum, frame):
             self.reactor.callFromThread(self._stop_reactor, signal.Signals(signum).name)
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, stop)
 
     def _stop_reactor(self, name: str) -> None:
         _log.info("received {signal}: shutting down gracefully", signal=name)
         if self.reactor.running:
             self.reactor.stop()
 
-    def _listen_failed(self, failure):
-        first = getattr(failure.value, "subFailure", failure)
-        _log.critical("wampd could not listen: {error}", error=first.getErrorMessage())
-        for d in self.ports:
-            d.stopListening()
-        if self.reactor.running:
-            self.reactor.stop()
-        return first
-
     def stopService(self):
         super().stopService()
         self.sweeper.stop()
+        if not self._launched_event:
+            # never launched (a listen failed): nothing to announce or close
+            return self._stop_listening()
         return self.router.shutdown(
             "wamp.close.system_shutdown",
             self.config.shutdown_timeout,
@@ -193,6 +293,28 @@ class RouterService(Service):
     def _stop_listening(self):
         ports, self.ports = self.ports, []
         return DeferredList([maybeDeferred(port.stopListening) for port in ports])
+
+
+def _listen(reactor, endpoint: str, factory):
+    return serverFromString(reactor, endpoint).listen(factory)
+
+
+class _Failed:
+    """A listen that failed, kept in the DeferredList as a value."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        self.endpoint, self.reason = endpoint, reason
+
+
+def _remove_socket_file(port) -> None:
+    name = getattr(port.getHost(), "name", None)
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    if name and not name.startswith("\0") and os.path.exists(name):
+        try:
+            os.unlink(name)
+        except OSError:
+            pass
 
 
 def _check_accelerators() -> None:

@@ -9,6 +9,7 @@ is a usage error rather than a failure at startup.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any
 
 from twisted.python import usage
@@ -149,6 +150,26 @@ class Options(usage.Options):
             f"({DEFAULT_LISTENER}).",
         ),
     )
+
+    def parseOptions(self, options=None) -> None:
+        """
+        Under twistd, a usage error is printed with the usage and exits 1 here.
+
+        twistd catches the UsageError itself, but before Twisted 26.10 it
+        printed it and exited with status 0, so a supervisor or script took a
+        typo for success. ``twist`` (and direct use) get the UsageError as usual.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as exc:
+            from twisted.application.app import ServerOptions
+
+            parent = getattr(self, "parent", None)
+            if not isinstance(parent, ServerOptions):
+                raise
+            print(parent)
+            print(f"{' '.join(sys.argv[0:2])}: {exc}")
+            raise SystemExit(1) from None
 
     def __init__(self) -> None:
         super().__init__()
@@ -361,9 +382,13 @@ def makeService(options: Options) -> Any:
     """The router service for parsed L{Options}."""
     from router.service import RouterService
 
+    # twistd's own options (``-n``) are the parent of ours; twist has no daemon mode
+    parent = getattr(options, "parent", None)
+    daemon = parent is not None and "nodaemon" in parent and not parent["nodaemon"]
     return RouterService(
         options["router_config"],
         listeners=options["listener_objects"],
-        clean_exit_on_signals=True,
+        standalone=True,
         apps=options["app_objects"],
+        daemon=daemon,
     )

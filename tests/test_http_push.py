@@ -384,3 +384,107 @@ def test_push_site_needs_a_secret():
 
     with pytest.raises(ValueError, match="secret"):
         PushResource(router=None, secret="")
+
+
+# -- refusing before the body is read (issue 9, item 16) --------------------------
+
+
+class _RawHttp(Protocol):
+    """
+    A hand-written HTTP/1.1 request over a real socket: the test decides how
+    much of the body to send, and sees every byte the router answers until
+    it closes the connection.
+    """
+
+    def __init__(self, head: bytes, first: bytes):
+        self.head, self.first = head, first
+        self.received = []
+        self.closed = Deferred()
+
+    def connectionMade(self):
+        self.transport.write(self.head + self.first)
+
+    def dataReceived(self, data):
+        self.received.append(data)
+
+    def connectionLost(self, reason):
+        self.closed.callback(b"".join(self.received))
+
+
+async def raw_request(r, path, headers, first=b""):
+    """Send the request line, ``headers`` and ``first`` body bytes; return (status, headers, body) once the router closes."""
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    port = int(r.http_url.rsplit(":", 1)[1])
+    head = b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n"
+    proto = _RawHttp(head, first)
+    await bounded(connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), proto))
+    raw = await bounded(proto.closed)
+    top, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = top.split(b"\r\n")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in lines)}
+    return int(status_line.split()[1]), fields, body
+
+
+BEARER = b"Authorization: Bearer " + SECRET.encode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unauthenticated_upload_is_refused_on_its_headers():
+    """
+    A 50 MB POST without the secret gets 401 and a closed connection after
+    the client has sent 64 KiB of it: the router answers on the headers, it
+    does not wait for (or buffer) the body. With Expect: 100-continue the
+    client is never told to go on.
+    """
+    async with Pushing() as r:
+        for extra in ([], [b"Expect: 100-continue"]):
+            sent = b"x" * 65536 if not extra else b""
+            status, fields, body = await raw_request(
+                r, b"/publish", [b"Content-Length: 52428800", b"Content-Type: application/json", *extra], sent
+            )
+            assert status == 401, body
+            assert json.loads(body)["error"] == "wamp.error.not_authorized"
+            assert fields[b"www-authenticate"] == b'Bearer realm="wampd"'
+            assert fields[b"connection"] == b"close"
+            assert b"100 Continue" not in body
+        # a wrong secret and an unknown path are refused the same way, before the body
+        for path, auth in ((b"/call", b"Authorization: Bearer wrong"), (b"/nope", b"Authorization: Basic czNjcmV0")):
+            status, _, _ = await raw_request(r, path, [b"Content-Length: 52428800", auth], b"{")
+            assert status == 401
+
+
+@pytest_twisted.ensureDeferred
+async def test_oversize_content_length_is_refused_at_once():
+    """An authenticated POST announcing more than max_body gets 413 before any body byte is sent."""
+    async with Pushing() as r:
+        status, fields, body = await raw_request(r, b"/publish", [BEARER, b"Content-Length: %d" % (MAX_BODY + 1)])
+        assert status == 413, body
+        assert json.loads(body) == {"error": "wamp.error.invalid_argument", "message": f"body is larger than {MAX_BODY} bytes"}
+        assert fields[b"connection"] == b"close"
+
+
+@pytest_twisted.ensureDeferred
+async def test_chunked_body_is_cut_off_past_max_body():
+    """
+    A chunked body with no announced length is refused with 413 as soon as
+    it passes max_body, without waiting for its end (the test never sends
+    the last chunk); a chunked body within the limit is published.
+    """
+    async with Pushing() as r:
+        c = await r.client()
+        news = await subscribed(c, "com.example.news")
+        chunk = b"y" * 700
+        frames = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 2  # 1,400 bytes > 1,024, and no final 0-chunk
+        status, _, body = await raw_request(r, b"/publish", [BEARER, b"Transfer-Encoding: chunked"], frames)
+        assert status == 413, body
+        assert json.loads(body)["error"] == "wamp.error.invalid_argument"
+
+        payload = json.dumps({"realm": "realm1", "topic": "com.example.news", "args": ["chunked"]}).encode()
+        half = len(payload) // 2
+        frames = b"".join(b"%x\r\n" % len(part) + part + b"\r\n" for part in (payload[:half], payload[half:])) + b"0\r\n\r\n"
+        status, _, body = await raw_request(
+            r, b"/publish", [BEARER, b"Transfer-Encoding: chunked", b"Connection: close"], frames
+        )
+        assert status == 200, body
+        assert [e[0] for e in await news.wait(1)] == [["chunked"]]

@@ -176,6 +176,7 @@ def test_twistd_help_lists_wampd():
         (["--max-message-size", "-5"], "max-message-size"),
         (["--allowed-origin", "not a url"], "--allowed-origin: 'not a url' is not an origin pattern"),
         (["--config", "/nonexistent/wampd.toml"], "/nonexistent/wampd.toml"),
+        (["--no-such-option"], "--no-such-option"),
     ],
 )
 def test_bad_options_name_the_problem_and_start_nothing(args, expected):
@@ -207,3 +208,119 @@ def test_bad_realm_plugin_is_a_usage_error(tmp_path):
     assert out.returncode != 0
     assert "realm[0].authorizer" in text and "no.such.module" in text, text
     assert "Traceback" not in text and "listening on" not in text
+
+
+# -- SIGHUP: the orderly shutdown path (issue 9, item 12) ------------------------
+
+
+@pytest.mark.parametrize("runner", ["twistd", "twist"])
+@pytest_twisted.ensureDeferred
+async def test_sighup_shuts_down_like_sigterm(runner):
+    """SIGHUP sends GOODBYE to a joined session, fires every lifecycle event and exits 0 (it used to kill the process: 129)."""
+    proto = spawn(
+        (TWISTD if runner == "twistd" else TWIST)
+        + ["wampd", "--listen", "ws:tcp:0:interface=127.0.0.1", "--listener", "tests.print_listener:PrintAll"]
+    )
+    try:
+        m = await proto.wait_for(r"wampd listening on (ws://127\.0\.0\.1:\d+/ws) \(websocket\)")
+        c = await join(m.group(1))
+        await proto.wait_for(r"EVENT session_joined 1")
+        proto.transport.signalProcess("HUP")
+        details = await c.left
+        assert details is not None and details.reason == "wamp.close.system_shutdown"
+        code = await _ended(proto)
+    finally:
+        if not proto.ended.called:
+            proto.transport.signalProcess("KILL")
+    assert code == 0, "\n".join(proto.lines)
+    events = [line.split("EVENT ")[1] for line in proto.lines if "EVENT " in line]
+    assert events[-3:] == ["server_stopping -", "session_left 1", "client_disconnected 1"], "\n".join(proto.lines)
+    assert any("received SIGHUP: shutting down gracefully" in line for line in proto.lines)
+
+
+# -- an endpoint that can't listen stops the start (issue 9, item 13) ------------
+
+
+def _taken_port():
+    """A TCP port on 127.0.0.1 that this test holds (bound and listening) until closed."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    return holder
+
+
+@pytest.mark.parametrize("runner", ["twistd", "twist"])
+@pytest.mark.parametrize("broken", ["taken-port", "no-socket-dir"])
+def test_a_listen_that_fails_stops_the_start(runner, broken, tmp_path):
+    """
+    One endpoint that can't listen (port in use, or a unix socket in a missing
+    directory) makes the process exit non-zero at once, naming the endpoint
+    and the reason; the good endpoint that did listen is closed again (its
+    socket file removed) and server_launched never fires.
+    """
+    good = tmp_path / "good.sock"
+    holder = _taken_port()
+    try:
+        if broken == "taken-port":
+            bad = f"rawsocket:tcp:{holder.getsockname()[1]}:interface=127.0.0.1"
+            reason = "Address already in use"
+        else:
+            bad = "unix:/nonexistent/dir/sock"
+            reason = "No such file or directory"
+        args = ["wampd", "--listen", f"unix:{good}", "--listen", bad, "--listener", "tests.print_listener:PrintAll"]
+        out = _run((TWISTD if runner == "twistd" else TWIST) + args)
+    finally:
+        holder.close()
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    shown = bad if bad.startswith("rawsocket:") else "websocket:" + bad
+    assert re.search(rf"could not listen on {re.escape(shown)}: {reason}", text), text
+    assert "EVENT server_launched" not in text and "listening on ws" not in text, text
+    assert "EVENT server_stopping" not in text, text
+    assert "Traceback" not in text, text
+    assert not good.exists(), "the endpoint that did listen left its socket file behind"
+
+
+def test_daemonized_twistd_reports_a_failed_listen_to_its_parent(tmp_path):
+    """twistd without -n: the parent process says the listen failed and exits 1 (a SystemExit would leave it waiting forever)."""
+    log = tmp_path / "twistd.log"
+    args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", f"--pidfile={tmp_path / 'pid'}", f"--logfile={log}"]
+    out = _run(args + ["wampd", "--listen", "unix:/nonexistent/dir/sock"], timeout=20)
+    assert out.returncode == 1
+    assert "could not listen on websocket:unix:/nonexistent/dir/sock" in out.stderr, out.stderr
+    assert "could not listen on websocket:unix:/nonexistent/dir/sock: No such file or directory" in log.read_text()
+    assert not (tmp_path / "pid").exists()
+
+
+@pytest_twisted.ensureDeferred
+async def test_embedded_service_start_fails_whole(tmp_path):
+    """RouterService.startService fails with ListenError naming the endpoint; the endpoint that listened is closed, no server_launched."""
+    from router.config import ListenConfig
+    from router.service import ListenError
+    from tests.conftest import make_service
+    from tests.wamp_clients import Recorder
+
+    good = tmp_path / "good.sock"
+    holder = _taken_port()
+    taken = holder.getsockname()[1]
+    recorder = Recorder()
+    service = make_service(
+        recorder,
+        listen=(
+            ListenConfig(f"unix:{good}", "websocket"),
+            ListenConfig(f"tcp:{taken}:interface=127.0.0.1", "rawsocket"),
+        ),
+    )
+    try:
+        with pytest.raises(ListenError) as caught:
+            await service.startService()
+    finally:
+        holder.close()
+    assert caught.value.failures == [(f"rawsocket:tcp:{taken}:interface=127.0.0.1", "Address already in use (EADDRINUSE)")]
+    assert not good.exists(), "the endpoint that did listen is still open"
+    assert not service.running
+    assert recorder.events == []
+    await service.stopService()  # harmless, and announces nothing
+    assert recorder.events == []
