@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 
 from router.core import Router
-from router.transport import RawSocketFactory
+from router.transport import PingSweeper, RawSocketFactory
 
 __all__ = ["MemoryRouter"]
 
@@ -55,6 +55,8 @@ class MemoryRouter:
         listener_timeout: float = 5.0,
         max_message_size: int = 1048576,
         apps: Iterable[object] = (),
+        ping_interval: float = 0.0,
+        ping_timeout: float = 10.0,
     ) -> None:
         self.clock = clock if clock is not None else Clock()
         self.router = Router(
@@ -65,7 +67,12 @@ class MemoryRouter:
         )
         for app in apps:
             self.router.install_app(app)
-        self._factory = RawSocketFactory(self.router, endpoint="memory", max_message_size=max_message_size)
+        # pings are off unless asked for (RawSocket peers are pinged only once they ping)
+        self.sweeper = PingSweeper(self.clock, ping_interval, ping_timeout)
+        self.sweeper.start()
+        self._factory = RawSocketFactory(
+            self.router, endpoint="memory", max_message_size=max_message_size, sweeper=self.sweeper
+        )
         self._pumps: dict[int, iosim.IOPump] = {}
         self._next_port = 40000
 
@@ -139,6 +146,7 @@ class MemoryRouter:
 
     def shutdown(self):
         """Shut the router down as the service would; returns its Deferred (flushes first)."""
+        self.sweeper.stop()
         d = self.router.shutdown()
         self.flush()
         return d
