@@ -392,9 +392,12 @@ class RouterSession:
             return
         realm, hello = self._pending
         if isinstance(outcome, Challenge):
+            challenge = message.Challenge(outcome.method, dict(outcome.extra))
+            if not self._fits(challenge, realm.name, hello.authid):
+                return
             self._challenge = outcome
             self.state = CHALLENGED
-            self.send(message.Challenge(outcome.method, dict(outcome.extra)))
+            self.send(challenge)
             return
         if not isinstance(outcome, Accept):
             text = getattr(outcome, "message", "authentication failed")
@@ -455,7 +458,7 @@ class RouterSession:
             authextra=self._authextra,
             custom={"x_router_agent": self.router.agent},
         )
-        if not self._fits(welcome, info):
+        if not self._fits(welcome, info.realm, info.authid):
             return
         self.state = JOINED
         self.realm = realm
@@ -469,14 +472,15 @@ class RouterSession:
         realm.meta.session_joined(self)
         self.router.dispatcher.emit(SessionJoined(info), self.chain)
 
-    def _fits(self, welcome: message.Welcome, info: SessionInfo) -> bool:
+    def _fits(self, msg: message.Message, realm: str, authid: str | None) -> bool:
         """
-        Whether WELCOME fits in what the peer accepts (a RawSocket peer may
-        announce as little as 512 bytes).  If not, the join is refused
-        (``client_rejected``, reason ``limit``) with a short ABORT that fits.
+        Whether a CHALLENGE or WELCOME fits in what the peer accepts (a
+        RawSocket peer may announce as little as 512 bytes).  If not, the
+        join is refused (``client_rejected``, reason ``limit``) with a short
+        ABORT that fits, before the session counts as joined.
         """
         try:
-            size = len(self.codec.encode(welcome))
+            size = len(self.codec.encode(msg))  # cached on the message for the send that follows
         except Exception:
             return True  # send() reports it
         limit = self.peer.max_send
@@ -484,9 +488,10 @@ class RouterSession:
             return True
         self.info = None
         self.session_id = None
+        self._pending = self._challenge = None
         self.state = AWAIT_HELLO
-        text = f"WELCOME is {size} bytes; this client accepts at most {limit}"
-        self.reject("limit", text, info.realm, info.authid)
+        text = f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} is {size} bytes; this client accepts at most {limit}"
+        self.reject("limit", text, realm, authid)
         self.abort(PAYLOAD_SIZE_EXCEEDED, text)
         return False
 

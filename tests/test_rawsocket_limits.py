@@ -266,3 +266,36 @@ async def test_rawsocket_tcp_connections_get_kernel_keepalive(live_router):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
     finally:
         peer.drop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_too_small_for_its_challenge_gets_an_abort_that_fits():
+    """
+    The same for CHALLENGE: a wampcra challenge carrying a long authid does
+    not fit in 512 bytes, so the client gets a short ABORT at once (not a
+    silent wait for the HELLO timeout) and a client_rejected reason ``limit``.
+    """
+    from router.config import AuthMethodConfig, PrincipalConfig, RealmConfig, RoleConfig
+    from tests.conftest import make_service
+
+    recorder = Recorder()
+    realm = RealmConfig(
+        "realm1",
+        auth=(AuthMethodConfig("wampcra"),),
+        principals=(PrincipalConfig("joe", "user", secret="s3cret"),),
+        roles=(RoleConfig("user"),),
+    )
+    service = make_service(recorder, realms=(realm,))
+    await service.startService()
+    try:
+        port = {e.transport: e for e in service.endpoints}["rawsocket"].port
+        peer = await connect_raw(port, "rawsocket", max_exponent=0)
+        reply = await peer.hello(ROLES, authmethods=["wampcra"], authid="a" * 300)
+        assert reply[0] == ABORT and reply[2] == "wamp.error.payload_size_exceeded", reply
+        assert reply[1]["message"].startswith("CHALLENGE is ")
+        assert peer.largest <= 512
+        await bounded(peer.closed)
+        rejected = await recorder.wait_for(lambda e: e.name == "client_rejected")
+        assert rejected.reason == "limit"
+    finally:
+        await service.stopService()
