@@ -116,6 +116,54 @@ class PingSweeper:
 _UNLIMITED = 2**63
 
 
+def _find_malloc_trim():
+    """glibc's ``malloc_trim`` (returns freed heap pages to the OS), or None elsewhere."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
+class MemoryReleaser:
+    """
+    Gives memory back to the OS after the router dropped connections that
+    were holding a full outbound buffer.  A dropped connection's protocol and
+    transport refer to each other, so what they buffered waits for the cyclic
+    garbage collector (its oldest generation runs rarely); and glibc keeps
+    freed small blocks in its heap.  So, once the drops are over: a full
+    collection, then ``malloc_trim(0)`` where glibc has it.  Coalesced: at
+    most one run per ``delay`` seconds, and only after such drops.
+    """
+
+    _trim = None
+    _trim_looked_up = False
+
+    def __init__(self, clock, delay: float = 1.0) -> None:
+        self.clock = clock
+        self.delay = delay
+        self._call = None
+        self.runs = 0
+
+    def schedule(self) -> None:
+        if self._call is None:
+            self._call = self.clock.callLater(self.delay, self._release)
+
+    def _release(self) -> None:
+        import gc
+
+        self._call = None
+        self.runs += 1
+        gc.collect()
+        cls = type(self)
+        if not cls._trim_looked_up:
+            cls._trim, cls._trim_looked_up = _find_malloc_trim(), True
+        if cls._trim is not None:
+            cls._trim(0)
+
+
 class _OutboundLimit:
     """
     Backpressure for one connection, mixed into both protocols.
@@ -138,6 +186,7 @@ class _OutboundLimit:
     drop_events = False
     dropped_events = 0  # EVENTs dropped over the limit (policy "drop"), for the whole connection
     _stall_drops = 0
+    _overflowed = False  # went over the limit at least once: its memory is worth giving back when it goes
     _drop_reason: str | None = None  # why the router dropped the connection (client_disconnected.reason)
 
     def _start_producing(self) -> None:
@@ -164,7 +213,13 @@ class _OutboundLimit:
         """The transport is gone; connectionLost does the rest."""
 
     def _full(self, size: int) -> OutboundFull:
+        self._overflowed = True
         return OutboundFull(self.held, size, self.max_outbound, self.drop_events)
+
+    def _gone(self) -> None:
+        """The connection is closed: if it ever filled its buffer, let the factory's releaser give the memory back."""
+        if self._overflowed:
+            self.factory.releaser.schedule()
 
     def event_dropped(self) -> None:
         """An EVENT was not sent because the buffer is over the limit (policy "drop"): count it, log once per stall."""
@@ -321,6 +376,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
                 # report why *we* closed (e.g. 1009 message too big), not the echo
                 code, reason = self.localCloseCode, self.localCloseReason or reason
             session.lost(wasClean, code, self._drop_reason or reason)
+        self._gone()
 
     def ping_timed_out(self, waited: float) -> None:
         self._drop_reason = f"no pong within {waited:.1f}s"
@@ -395,6 +451,7 @@ class WebSocketFactory(WampWebSocketServerFactory):
         self.endpoint = endpoint
         self.max_outbound_buffer = max_outbound_buffer
         self.slow_consumer = slow_consumer
+        self.releaser = MemoryReleaser(router.clock)
         self.setProtocolOptions(
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
@@ -601,6 +658,7 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
             # a connection the router dropped (slow consumer, no pong) is never clean
             clean = self._drop_reason is None and reason.check(ConnectionDone) is not None
             session.lost(clean, None, self._drop_reason or (None if clean else reason.getErrorMessage()))
+        self._gone()
 
     # -- the peer interface the session uses --------------------------------
 
@@ -690,5 +748,6 @@ class RawSocketFactory(Factory):
         self.sweeper = sweeper
         self.max_outbound_buffer = max_outbound_buffer
         self.slow_consumer = slow_consumer
+        self.releaser = MemoryReleaser(router.clock)
         self.max_message_size = min(max_message_size, 2**24)
         self.max_exponent = max(0, min(15, math.ceil(math.log2(self.max_message_size)) - 9))

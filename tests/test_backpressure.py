@@ -271,3 +271,36 @@ async def test_the_drop_policy_drops_and_counts_events_and_keeps_the_connection(
         assert not disconnected(recorder, connection_id)
     finally:
         await stop(service, peers)
+
+
+def test_memory_is_released_once_after_dropped_connections():
+    """
+    After connections that filled their buffers are gone, one coalesced run
+    (whatever the number of drops) collects the reference cycles that hold
+    their buffers and trims the C heap.
+    """
+    from twisted.internet.task import Clock
+
+    from router.transport import MemoryReleaser
+
+    class Cycle:
+        pass
+
+    clock = Clock()
+    releaser = MemoryReleaser(clock, delay=1.0)
+    held = Cycle()
+    held.me = held
+    alive = weakref.ref(held)
+    gc.disable()
+    try:
+        del held
+        releaser.schedule()
+        releaser.schedule()
+        clock.advance(0.5)
+        assert alive() is not None and releaser.runs == 0
+        clock.advance(0.5)
+        assert alive() is None and releaser.runs == 1
+        clock.advance(5)
+        assert releaser.runs == 1
+    finally:
+        gc.enable()
