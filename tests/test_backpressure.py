@@ -22,6 +22,7 @@ from twisted.internet import ssl
 from tests.conftest import make_service
 from tests.raw_client import (
     CALL,
+    ERROR,
     EVENT,
     INVOCATION,
     PUBLISH,
@@ -184,15 +185,17 @@ async def stalled_subscriber(service, recorder, address, transport, endpoint=lam
         await stop(service, peers)
 
 
+@pytest.mark.parametrize("policy", ["disconnect", "drop"])
 @pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
 @pytest_twisted.ensureDeferred
-async def test_a_caller_that_stops_reading_is_dropped_at_the_limit(transport):
+async def test_a_caller_that_stops_reading_is_dropped_at_the_limit(transport, policy):
     """
     A caller that keeps calling but stops reading its RESULTs: the router
     holds at most about max_outbound_buffer for it, then drops it
-    (``wampd.close.slow_consumer``); the callee's session is unaffected.
+    (``wampd.close.slow_consumer``), under either policy (a RESULT is never
+    dropped); the callee's session is unaffected.
     """
-    service, recorder, addresses = await started()
+    service, recorder, addresses = await started(slow_consumer=policy)
     peers = []
     try:
         address = addresses[transport]
@@ -269,6 +272,40 @@ async def test_the_drop_policy_drops_and_counts_events_and_keeps_the_connection(
         assert last[4] == [sent + 1, "after"]
         assert [m[4][0] for m in healthy.of_type(EVENT)][:sent] == list(range(1, sent + 1))
         assert not disconnected(recorder, connection_id)
+    finally:
+        await stop(service, peers)
+
+
+@pytest_twisted.ensureDeferred
+async def test_calls_to_a_callee_that_stops_reading_are_all_answered():
+    """
+    A callee that stops reading while INVOCATIONs pile up is dropped at the
+    limit, and every CALL routed to it still ends: ERROR
+    ``wamp.error.canceled`` for the ones it never answered.
+    """
+    service, recorder, addresses = await started()
+    peers = []
+    try:
+        address = addresses["websocket"]
+        caller = await joined(address, "websocket", peers)
+        callee = await joined(address, "websocket", peers)
+        await callee.register(1, "com.slow")
+        proto = router_peer(service, callee)
+        connection_id = proto.wampd_session.connection.id
+        small_send_buffer(proto.transport)
+        callee.stop_reading()
+        sent = 0
+        while not disconnected(recorder, connection_id) and sent < MAX_MESSAGES:
+            for _ in range(BATCH):
+                sent += 1
+                caller.send([CALL, sent, {}, "com.slow", [CHUNK]])
+            await caller.fence()  # the router has routed every CALL above
+        await recorder.wait_for(lambda e: e.name == "client_disconnected" and e.connection.id == connection_id)
+        assert [e.reason for e in left(recorder, connection_id)] == ["wampd.close.slow_consumer"]
+        await caller.wait_nth(ERROR, sent)
+        errors = caller.of_type(ERROR)
+        assert sorted(m[2] for m in errors) == list(range(1, sent + 1))
+        assert {m[4] for m in errors} == {"wamp.error.canceled"}
     finally:
         await stop(service, peers)
 
