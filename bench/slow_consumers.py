@@ -317,7 +317,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     result = run(args)
-    text = json.dumps(result, indent=1)
+    samples = result.pop("samples")
+    text = json.dumps(result, indent=1)[:-2] + ',\n "samples": ' + json.dumps(samples) + "\n}"
     print(text)
     if args.output:
         args.output.write_text(text + "\n")
