@@ -11,6 +11,8 @@ The TOML layout::
 
     [router]
     max_message_size = 1048576
+    max_outbound_buffer = 1048576   # bytes waiting for a client that stopped reading
+    slow_consumer = "disconnect"    # or "drop" (its EVENTs only)
     ping_interval = 30.0
     ping_timeout = 10.0
     listener_timeout = 5.0
@@ -123,6 +125,8 @@ _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*", re.ASCII)
 _CLI_TRANSPORT_PREFIXES = MappingProxyType(
     {"ws": "websocket", "websocket": "websocket", "rawsocket": "rawsocket"}
 )
+#: What ``slow_consumer`` may say (the first is the default).
+SLOW_CONSUMER_POLICIES = ("disconnect", "drop")
 _ROUTER_KEYS = (
     "max_message_size",
     "ping_interval",
@@ -140,6 +144,8 @@ _ROUTER_KEYS = (
     "auth_fail_limit_authid",
     "auth_fail_limit_address",
     "auth_fail_tracked",
+    "max_outbound_buffer",
+    "slow_consumer",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)
@@ -935,6 +941,21 @@ class RouterConfig:
     """
     auth_fail_tracked: int = 10000
     """The most addresses, and the most authids, whose failures are tracked at once (the oldest go first)."""
+    max_outbound_buffer: int = 1048576
+    """
+    Bytes that may wait for one client that stopped reading, beyond the
+    socket's own buffer (Twisted's 64 KiB mark); past it the C{slow_consumer}
+    policy acts.  0 is unlimited (Twisted buffers without bound: only for
+    trusted clients).
+    """
+    slow_consumer: str = "disconnect"
+    """
+    What happens past C{max_outbound_buffer}: C{"disconnect"} drops the
+    connection (C{session_left} reason C{wampd.close.slow_consumer});
+    C{"drop"} drops that client's EVENTs (counted, logged once per stall)
+    until it reads again, and still disconnects for anything else (RESULT,
+    INVOCATION, ERROR can never be dropped).
+    """
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -953,9 +974,14 @@ class RouterConfig:
         object.__setattr__(self, "apps", _check_items("apps", self.apps, AppConfig, allow_empty=True))
         for name in ("allowed_origins", "allow_addresses", "deny_addresses"):
             object.__setattr__(self, name, _check_items(name, getattr(self, name), str, allow_empty=True))
-        for name in ("max_connections", "max_connections_per_address"):
+        for name in ("max_connections", "max_connections_per_address", "max_outbound_buffer"):
             if _check_int(name, getattr(self, name)) < 0:
                 raise ConfigError(name, f"must be 0 (unlimited) or more, got {getattr(self, name)}")
+        if _check_str("slow_consumer", self.slow_consumer) not in SLOW_CONSUMER_POLICIES:
+            raise ConfigError(
+                "slow_consumer",
+                f"must be one of {', '.join(map(repr, SLOW_CONSUMER_POLICIES))}, got {self.slow_consumer!r}",
+            )
         object.__setattr__(
             self, "hello_timeout", _check_number("hello_timeout", self.hello_timeout, allow_zero=True)
         )

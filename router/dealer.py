@@ -321,7 +321,7 @@ class Dealer:
             pending.caller.send_error(
                 _CALL,
                 pending.call_request,
-                "wamp.error.invalid_argument",
+                pending.callee.send_failure,
                 f"the call's arguments cannot be sent to the callee ({pending.callee.codec.name})",
             )
 
@@ -358,7 +358,7 @@ class Dealer:
             pending.caller.send_error(
                 _CALL,
                 pending.call_request,
-                "wamp.error.invalid_argument",
+                pending.caller.send_failure,
                 f"the callee's result cannot be sent to the caller ({pending.caller.codec.name})",
             )
 

@@ -50,6 +50,8 @@ def _as_deferred(result) -> Deferred | None:
 class InternalSession:
     """The router's session in one realm (authid ``wampd``, authrole ``router``)."""
 
+    send_failure = "wamp.error.invalid_argument"  # what the dealer tells a caller when send() is False
+
     def __init__(self, realm: Realm) -> None:
         router = realm.router
         self.realm = realm

@@ -136,7 +136,12 @@ class RouterService(Service):
         cfg = self.config
         if listen.transport == "rawsocket":
             return RawSocketFactory(
-                self.router, endpoint=listen.endpoint, max_message_size=cfg.max_message_size
+                self.router,
+                endpoint=listen.endpoint,
+                max_message_size=cfg.max_message_size,
+                sweeper=self.sweeper,
+                max_outbound_buffer=cfg.max_outbound_buffer,
+                slow_consumer=cfg.slow_consumer,
             )
         return WebSocketFactory(
             self.router,
@@ -144,6 +149,8 @@ class RouterService(Service):
             path=listen.path,
             endpoint=listen.endpoint,
             max_message_size=cfg.max_message_size,
+            max_outbound_buffer=cfg.max_outbound_buffer,
+            slow_consumer=cfg.slow_consumer,
         )
 
     def startService(self):

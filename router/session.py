@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from router.core import Router
     from router.realm import Realm
 
-__all__ = ["RouterSession", "ProtocolViolation"]
+__all__ = ["RouterSession", "ProtocolViolation", "OutboundFull", "TooBig", "SLOW_CONSUMER"]
 
 _log = Logger(namespace="wampd.session")
 
@@ -61,6 +61,11 @@ CLOSED = "closed"
 TRANSPORT_LOST = "wamp.close.transport_lost"
 PROTOCOL_VIOLATION = "wamp.error.protocol_violation"
 RATE_LIMITED_TEXT = "authentication failed: too many failed attempts; try again later"
+#: ``session_left`` reason when the router dropped a session that stopped reading
+#: (the spec defines none; outside ``wamp.*`` on purpose).
+SLOW_CONSUMER = "wampd.close.slow_consumer"
+PAYLOAD_SIZE_EXCEEDED = "wamp.error.payload_size_exceeded"
+_EVENT = message.Event
 
 # Message types that carry a request the router answers with ERROR.
 _ANSWERABLE = {
@@ -75,6 +80,32 @@ _ANSWERABLE = {
 
 class ProtocolViolation(Exception):
     """A peer broke the protocol; its connection is aborted."""
+
+
+class OutboundFull(Exception):
+    """
+    Raised by a peer's ``send_bytes`` (which then writes nothing) when a
+    message of ``size`` bytes would take the bytes waiting for a peer that
+    stopped reading past ``limit``: ``held`` were already waiting beyond the
+    transport's own buffer.  ``drop_events``: the slow-consumer policy is
+    "drop" rather than "disconnect".
+    """
+
+    def __init__(self, held: int, size: int, limit: int, drop_events: bool) -> None:
+        super().__init__(held, size, limit, drop_events)
+        self.held = held
+        self.size = size
+        self.limit = limit
+        self.drop_events = drop_events
+
+
+class TooBig(Exception):
+    """Raised by a peer's ``send_bytes`` (which then writes nothing) for a message over the size the peer accepts."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(size, limit)
+        self.size = size
+        self.limit = limit
 
 
 class RouterSession:
@@ -106,6 +137,8 @@ class RouterSession:
         "_closing_reason",
         "_lost",
         "_said_goodbye",
+        "send_failure",
+        "oversize_dropped",
     )
 
     def __init__(self, router: Router, peer: Any, connection: ConnectionInfo, codec) -> None:
@@ -137,6 +170,9 @@ class RouterSession:
         self._closing_reason: str | None = None
         self._lost = False
         self._said_goodbye = False  # the last session ended with a GOODBYE exchange
+        # the error URI explaining why the last send() returned False (the dealer answers callers with it)
+        self.send_failure = "wamp.error.invalid_argument"
+        self.oversize_dropped = 0  # messages over the size the peer announced (RawSocket), never sent
 
     def __repr__(self) -> str:
         return f"<RouterSession conn={self.connection.id} session={self.session_id} {self.state}>"
@@ -411,9 +447,12 @@ class RouterSession:
             return
         realm, hello = self._pending
         if isinstance(outcome, Challenge):
+            challenge = message.Challenge(outcome.method, dict(outcome.extra))
+            if not self._fits(challenge, realm.name, hello.authid):
+                return
             self._challenge = outcome
             self.state = CHALLENGED
-            self.send(message.Challenge(outcome.method, dict(outcome.extra)))
+            self.send(challenge)
             return
         if not isinstance(outcome, Accept):
             text = getattr(outcome, "message", "authentication failed")
@@ -471,31 +510,55 @@ class RouterSession:
         if self.state is not JOINING:  # transport lost while listeners ran
             self.info = None
             return
+        info = self.info
+        welcome = message.Welcome(
+            session=self.session_id,
+            roles=self.router.roles,
+            realm=realm.name,
+            authid=info.authid,
+            authrole=info.authrole,
+            authmethod=info.authmethod,
+            authprovider=info.authprovider,
+            authextra=self._authextra,
+            custom={"x_router_agent": self.router.agent},
+        )
+        if not self._fits(welcome, info.realm, info.authid):
+            return
         self.state = JOINED
         self._said_goodbye = False
         self.realm = realm
-        info = self.info
         self.last_info = info
         self.router.joined(self)
         authorizer = realm.authorizer
         # a realm with no roles and no authorizer is open to anonymous sessions: no checks at all
         self._authorizer = None if (authorizer.open_anonymous and info.authrole == "anonymous") else authorizer
         realm.attach(self)
-        self.send(
-            message.Welcome(
-                session=self.session_id,
-                roles=self.router.roles,
-                realm=realm.name,
-                authid=info.authid,
-                authrole=info.authrole,
-                authmethod=info.authmethod,
-                authprovider=info.authprovider,
-                authextra=self._authextra,
-                custom={"x_router_agent": self.router.agent},
-            )
-        )
+        self.send(welcome)
         realm.meta.session_joined(self)
         self.router.dispatcher.emit(SessionJoined(info), self.chain)
+
+    def _fits(self, msg: message.Message, realm: str, authid: str | None) -> bool:
+        """
+        Whether a CHALLENGE or WELCOME fits in what the peer accepts (a
+        RawSocket peer may announce as little as 512 bytes).  If not, the
+        join is refused (``client_rejected``, reason ``limit``) with a short
+        ABORT that fits, before the session counts as joined.
+        """
+        try:
+            size = len(self.codec.encode(msg))  # cached on the message for the send that follows
+        except Exception:
+            return True  # send() reports it
+        limit = self.peer.max_send
+        if size <= limit:
+            return True
+        self.info = None
+        self.session_id = None
+        self._pending = self._challenge = None
+        self.state = AWAIT_HELLO
+        text = f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} is {size} bytes; this client accepts at most {limit}"
+        self.reject("limit", text, realm, authid)
+        self.abort(PAYLOAD_SIZE_EXCEEDED, text)
+        return False
 
     # -- leaving --------------------------------------------------------------
 
@@ -583,7 +646,13 @@ class RouterSession:
     # -- outbound ---------------------------------------------------------------
 
     def send(self, msg: message.Message) -> bool:
-        """Encode and send; False (and logged) when it cannot be encoded or the peer is gone."""
+        """
+        Encode and send.  False when the message cannot be sent (it cannot be
+        encoded, it is over the size the peer accepts, or the peer is gone);
+        ``send_failure`` then holds the error URI for a caller.  A peer that
+        stopped reading is handled by the slow-consumer policy
+        (:meth:`slow_consumer`).
+        """
         if self._lost:
             return False
         try:
@@ -596,8 +665,54 @@ class RouterSession:
                 codec=self.codec.name,
                 error=exc,
             )
+            self.send_failure = "wamp.error.invalid_argument"
             return False
-        return self.peer.send_bytes(data, self.codec.binary)
+        try:
+            return self.peer.send_bytes(data, self.codec.binary)
+        except OutboundFull as full:
+            if full.drop_events and type(msg) is _EVENT:
+                self.peer.event_dropped()
+            else:
+                self.slow_consumer(full)
+            # taken: a dropped EVENT is counted, and a dropped connection's
+            # cleanup answers whatever is pending on it
+            return True
+        except TooBig as big:
+            self._oversize(msg, big)
+            return False
+
+    def _oversize(self, msg: message.Message, big: TooBig) -> None:
+        """A message over the size the peer announced: not sent, counted, logged once per connection."""
+        self.send_failure = PAYLOAD_SIZE_EXCEEDED
+        self.oversize_dropped += 1
+        if self.oversize_dropped == 1:
+            _log.warn(
+                "not sending a {size}-byte {kind} to connection {conn}: it accepts at most {limit} bytes "
+                "(further ones are counted, not logged)",
+                size=big.size,
+                kind=MESSAGE_NAMES.get(msg.MESSAGE_TYPE),
+                conn=self.connection.id,
+                limit=big.limit,
+            )
+
+    def slow_consumer(self, full: OutboundFull) -> None:
+        """
+        The peer stopped reading and its outbound buffer is over the limit:
+        drop the connection at once (a GOODBYE could not get through), so what
+        was buffered for it is released.  ``session_left`` says
+        :data:`SLOW_CONSUMER`, ``client_disconnected`` names the limit and
+        the bytes waiting.  The session leaves when the transport reports the
+        loss (not now: this runs inside a delivery loop).
+        """
+        text = (
+            f"slow consumer: {full.held + full.size} bytes waiting to be sent would pass "
+            f"max_outbound_buffer ({full.limit} bytes)"
+        )
+        if self.state is JOINED or self.state is CLOSING:
+            self.state = CLOSING  # nothing more is read from it
+            self._closing_reason = SLOW_CONSUMER
+        _log.warn("dropping connection {conn}: {text}", conn=self.connection.id, text=text)
+        self.peer.abort(text)
 
     def send_error(self, request_type: int, request: int, uri: str, text: str | None = None, **extra) -> bool:
         return self.send(

@@ -32,6 +32,8 @@ __all__ = ["Options", "makeService"]
 # option name -> (RouterConfig field, converter, what the value must be)
 _NUMBER_OPTIONS = (
     ("max-message-size", "max_message_size", int, "an integer"),
+    ("max-outbound-buffer", "max_outbound_buffer", int, "an integer"),
+    ("slow-consumer", "slow_consumer", str, "a string"),
     ("ping-interval", "ping_interval", float, "a number"),
     ("ping-timeout", "ping_timeout", float, "a number"),
     ("listener-timeout", "listener_timeout", float, "a number"),
@@ -113,6 +115,20 @@ class Options(usage.Options):
             None,
             None,
             "Largest message accepted, in bytes [default: 1048576].",
+        ),
+        (
+            "max-outbound-buffer",
+            None,
+            None,
+            "Bytes that may wait for a client that stopped reading, beyond the socket's "
+            "own buffer; 0 is unlimited [default: 1048576].",
+        ),
+        (
+            "slow-consumer",
+            None,
+            None,
+            "What happens to a client over --max-outbound-buffer: 'disconnect' it, or "
+            "'drop' its events (anything else still disconnects) [default: disconnect].",
         ),
         (
             "ping-interval",

@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 
 from router.core import Router
-from router.transport import RawSocketFactory
+from router.transport import PingSweeper, RawSocketFactory
 
 __all__ = ["MemoryRouter"]
 
@@ -57,6 +57,8 @@ class MemoryRouter:
         apps: Iterable[object] = (),
         login_limits: dict | None = None,
         seed: int | None = None,
+        ping_interval: float = 0.0,
+        ping_timeout: float = 10.0,
     ) -> None:
         self.clock = clock if clock is not None else Clock()
         from router.auth import LoginLimiter
@@ -72,7 +74,12 @@ class MemoryRouter:
         )
         for app in apps:
             self.router.install_app(app)
-        self._factory = RawSocketFactory(self.router, endpoint="memory", max_message_size=max_message_size)
+        # pings are off unless asked for (RawSocket peers are pinged only once they ping)
+        self.sweeper = PingSweeper(self.clock, ping_interval, ping_timeout)
+        self.sweeper.start()
+        self._factory = RawSocketFactory(
+            self.router, endpoint="memory", max_message_size=max_message_size, sweeper=self.sweeper
+        )
         self._pumps: dict[int, iosim.IOPump] = {}
         self._next_port = 40000
 
@@ -146,6 +153,7 @@ class MemoryRouter:
 
     def shutdown(self):
         """Shut the router down as the service would; returns its Deferred (flushes first)."""
+        self.sweeper.stop()
         d = self.router.shutdown()
         self.flush()
         return d

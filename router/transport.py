@@ -19,15 +19,20 @@ Both hand the router parsed messages through a
 * a maximum message size for what clients send: WebSocket closes with 1009,
   RawSocket answers with ABORT ``wamp.error.protocol_violation`` naming the
   size and the limit, then closes;
-* WebSocket pings from one sweeping timer (:class:`PingSweeper`), not a timer
-  per connection: an idle connection is pinged every ``ping_interval``
-  seconds and dropped when no pong comes within ``ping_timeout``.  RawSocket
-  peers may ping the router (it answers) but are not pinged.
+* pings from one sweeping timer (:class:`PingSweeper`), not a timer per
+  connection: an idle connection is pinged every ``ping_interval`` seconds
+  and dropped when no pong comes within ``ping_timeout`` (RawSocket: see
+  :class:`RawSocketProtocol` for which peers are pinged);
+* backpressure (:class:`_OutboundLimit`): each connection is a streaming
+  producer on its transport, so Twisted tells it when the socket's send
+  buffer is full; what is written after that is counted, and past
+  ``max_outbound_buffer`` bytes the session's slow-consumer policy acts.
 """
 
 from __future__ import annotations
 
 import math
+import socket
 import struct
 from typing import Any
 
@@ -40,6 +45,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from router.events import Reject
+from router.session import OutboundFull, TooBig
 from router.wire import RAWSOCKET_IDS
 
 __all__ = [
@@ -54,6 +60,7 @@ _log = Logger(namespace="wampd.transport")
 
 _HEADER16 = struct.Struct("!BBH")
 _HEADER64 = struct.Struct("!BBQ")
+_PING_PAYLOAD = b"wampd"
 
 _SUBPROTOCOLS = {"wamp.2.json": "json", "wamp.2.msgpack": "msgpack", "wamp.2.cbor": "cbor"}
 
@@ -69,13 +76,18 @@ def _peer_host(transport) -> str | None:
 
 
 class PingSweeper:
-    """One timer for all WebSocket connections' pings and pong timeouts."""
+    """
+    One timer for all connections' pings and pong timeouts.  A member has
+    ``ping_sent``, ``last_heard``, ``wampd_session``, ``sendPing(payload)``
+    and ``ping_timed_out(waited)``: WebSocket connections, and RawSocket
+    connections that answer RawSocket pings.
+    """
 
     def __init__(self, clock: Any, interval: float, timeout: float) -> None:
         self.clock = clock
         self.interval = interval
         self.timeout = timeout
-        self._members: set[WebSocketProtocol] = set()
+        self._members: set = set()
         self._loop: LoopingCall | None = None
 
     def start(self) -> None:
@@ -91,10 +103,10 @@ class PingSweeper:
             self._loop.stop()
         self._loop = None
 
-    def add(self, proto: WebSocketProtocol) -> None:
+    def add(self, proto) -> None:
         self._members.add(proto)
 
-    def discard(self, proto: WebSocketProtocol) -> None:
+    def discard(self, proto) -> None:
         self._members.discard(proto)
 
     def sweep(self) -> None:
@@ -108,10 +120,135 @@ class PingSweeper:
             elif now - max(proto.last_heard, proto.wampd_session.last_seen) >= interval:
                 # silent (no message, no pong) for a whole interval: ping it
                 proto.ping_sent = now
-                proto.sendPing(b"wampd")
+                proto.sendPing(_PING_PAYLOAD)
 
 
-class WebSocketProtocol(WampWebSocketServerProtocol):
+_UNLIMITED = 2**63
+
+
+def _find_malloc_trim():
+    """glibc's ``malloc_trim`` (returns freed heap pages to the OS), or None elsewhere."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
+class MemoryReleaser:
+    """
+    Gives memory back to the OS after the router dropped connections that
+    were holding a full outbound buffer.  A dropped connection's protocol and
+    transport refer to each other, so what they buffered waits for the cyclic
+    garbage collector (its oldest generation runs rarely); and glibc keeps
+    freed small blocks in its heap.  So, once the drops are over: a full
+    collection, then ``malloc_trim(0)`` where glibc has it.  Coalesced: at
+    most one run per ``delay`` seconds, and only after such drops.
+    """
+
+    _trim = None
+    _trim_looked_up = False
+
+    def __init__(self, clock, delay: float = 1.0) -> None:
+        self.clock = clock
+        self.delay = delay
+        self._call = None
+        self.runs = 0
+
+    def schedule(self) -> None:
+        if self._call is None:
+            self._call = self.clock.callLater(self.delay, self._release)
+
+    def _release(self) -> None:
+        import gc
+
+        self._call = None
+        self.runs += 1
+        gc.collect()
+        cls = type(self)
+        if not cls._trim_looked_up:
+            cls._trim, cls._trim_looked_up = _find_malloc_trim(), True
+        if cls._trim is not None:
+            cls._trim(0)
+
+
+class _OutboundLimit:
+    """
+    Backpressure for one connection, mixed into both protocols.
+
+    The protocol registers itself as a streaming producer on its transport
+    (TCP and unix sockets directly; TLS through ``TLSMemoryBIOProtocol``,
+    which hands the registration down to the socket).  Twisted calls
+    :meth:`pauseProducing` when the transport's send buffer passes its mark
+    (64 KiB) and :meth:`resumeProducing` once it has written all of it out.
+    While paused, ``held`` counts the bytes written since; a write that would
+    take it past ``max_outbound_buffer`` raises
+    :class:`~router.session.OutboundFull` instead, unwritten, and the session
+    applies the slow-consumer policy.  So one connection holds at most about
+    ``max_outbound_buffer`` + 64 KiB + one message.  When not paused a send
+    costs one check (``held is None``).
+    """
+
+    held: int | None = None
+    max_outbound: int = _UNLIMITED
+    drop_events = False
+    dropped_events = 0  # EVENTs dropped over the limit (policy "drop"), for the whole connection
+    _stall_drops = 0
+    _overflowed = False  # went over the limit at least once: its memory is worth giving back when it goes
+    _drop_reason: str | None = None  # why the router dropped the connection (client_disconnected.reason)
+
+    def _start_producing(self) -> None:
+        factory = self.factory
+        self.max_outbound = factory.max_outbound_buffer or _UNLIMITED
+        self.drop_events = factory.slow_consumer == "drop"
+        self.transport.registerProducer(self, True)
+
+    def pauseProducing(self) -> None:
+        if self.held is None:
+            self.held = 0
+
+    def resumeProducing(self) -> None:
+        self.held = None
+        if self._stall_drops:
+            _log.info(
+                "connection {conn} is reading again; {count} events were dropped while its buffer was full",
+                conn=self._connection_id(),
+                count=self._stall_drops,
+            )
+            self._stall_drops = 0
+
+    def stopProducing(self) -> None:
+        """The transport is gone; connectionLost does the rest."""
+
+    def _full(self, size: int) -> OutboundFull:
+        self._overflowed = True
+        return OutboundFull(self.held, size, self.max_outbound, self.drop_events)
+
+    def _gone(self) -> None:
+        """The connection is closed: if it ever filled its buffer, let the factory's releaser give the memory back."""
+        if self._overflowed:
+            self.factory.releaser.schedule()
+
+    def event_dropped(self) -> None:
+        """An EVENT was not sent because the buffer is over the limit (policy "drop"): count it, log once per stall."""
+        self.dropped_events += 1
+        if not self._stall_drops:
+            _log.warn(
+                "connection {conn} is not reading: its outbound buffer is over max_outbound_buffer "
+                "({limit} bytes); dropping its events until it drains",
+                conn=self._connection_id(),
+                limit=self.max_outbound,
+            )
+        self._stall_drops += 1
+
+    def _connection_id(self):
+        session = self.wampd_session
+        return session.connection.id if session is not None else None
+
+
+class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
     """One WAMP-over-WebSocket connection."""
 
     wampd_session = None
@@ -122,7 +259,7 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
     _AUTOBAHN_CONFIG_ATTRS = WampWebSocketServerProtocol.CONFIG_ATTRS
     CONFIG_ATTRS = ()
     last_heard: float = 0.0
-    _drop_reason: str | None = None
+    max_send = _UNLIMITED  # WebSocket peers announce no limit
 
     _refused_at_accept = False
 
@@ -153,6 +290,8 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
         for name in self._AUTOBAHN_CONFIG_ATTRS:
             setattr(self, name, getattr(factory, name))
         super()._connectionMade()
+        # Autobahn registers no producer of its own (it only unregisters ours in dropConnection)
+        self._start_producing()
 
     def connectionLost(self, reason=None):
         try:
@@ -303,6 +442,7 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
                 # report why *we* closed (e.g. 1009 message too big), not the echo
                 code, reason = self.localCloseCode, self.localCloseReason or reason
             session.lost(wasClean, code, self._drop_reason or reason)
+        self._gone()
 
     def ping_timed_out(self, waited: float) -> None:
         self._drop_reason = f"no pong within {waited:.1f}s"
@@ -312,9 +452,15 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
     # -- the peer interface the session uses --------------------------------
 
     def send_bytes(self, data: bytes, binary: bool) -> bool:
-        """One unfragmented, uncompressed server frame (no mask), written directly."""
+        """
+        One unfragmented, uncompressed server frame (no mask), written
+        directly.  Raises :class:`~router.session.OutboundFull` (writing
+        nothing) when it would take the outbound buffer past its limit.
+        """
         if self.state != self.STATE_OPEN:
-            return False
+            # dropped by the router (slow consumer, no pong): the session's
+            # cleanup answers what is pending, so report the message as taken
+            return self._drop_reason is not None
         size = len(data)
         first = 0x82 if binary else 0x81
         if size < 126:
@@ -323,6 +469,12 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
             header = _HEADER16.pack(first, 126, size)
         else:
             header = _HEADER64.pack(first, 127, size)
+        held = self.held
+        if held is not None:
+            held += size + len(header)
+            if held > self.max_outbound:
+                raise self._full(size + len(header))
+            self.held = held
         self.transport.write(header + data)
         return True
 
@@ -332,7 +484,10 @@ class WebSocketProtocol(WampWebSocketServerProtocol):
         else:
             self.dropConnection(abort=False)
 
-    def abort(self):
+    def abort(self, reason: str | None = None):
+        """Drop the connection at once; ``reason`` is reported in ``client_disconnected``."""
+        if reason is not None:
+            self._drop_reason = reason
         self.dropConnection(abort=True)
 
 
@@ -351,6 +506,8 @@ class WebSocketFactory(WampWebSocketServerFactory):
         path: str | None = "/ws",
         endpoint: str = "",
         max_message_size: int = 1048576,
+        max_outbound_buffer: int = 1048576,
+        slow_consumer: str = "disconnect",
     ) -> None:
         serializers = [JsonSerializer(), MsgPackSerializer(), CBORSerializer()]
         super().__init__(lambda: None, serializers=serializers, url=url)
@@ -359,6 +516,9 @@ class WebSocketFactory(WampWebSocketServerFactory):
         self.sweeper = sweeper
         self.path = path
         self.endpoint = endpoint
+        self.max_outbound_buffer = max_outbound_buffer
+        self.slow_consumer = slow_consumer
+        self.releaser = MemoryReleaser(router.clock)
         self.setProtocolOptions(
             versions=[13],  # RFC 6455 only; others get 426 (WebSocketProtocol.failHandshake)
             webStatus=False,  # no status page: a plain HTTP request gets 404 or 426
@@ -382,16 +542,38 @@ _RS_ERR_RESERVED = 3
 _RS_ERR_LIMIT = 4
 
 
-class RawSocketProtocol(Protocol):
-    """One WAMP-over-RawSocket connection (the spec's framing, pings included)."""
+class RawSocketProtocol(_OutboundLimit, Protocol):
+    """
+    One WAMP-over-RawSocket connection (the spec's framing, pings included).
+
+    **Limits the peer announced.** The handshake gives the largest message the
+    peer accepts (``max_send``, 512 bytes to 16 MiB).  A message over it is
+    never sent: a WELCOME that does not fit is an ABORT, an oversize RESULT or
+    ERROR becomes an ERROR ``wamp.error.payload_size_exceeded`` for the
+    caller, an oversize EVENT is dropped and counted (see
+    :meth:`router.session.RouterSession.send`).
+
+    **Pings.** Twisted Autobahn-Python's RawSocket client has no pings: it
+    reads a PING frame's header as a 16 MiB length and drops the connection.
+    So a peer is pinged (by the shared :class:`PingSweeper`, with
+    ``ping_interval`` and ``ping_timeout``, and dropped when no PONG with the
+    same payload comes) once it has shown that it speaks RawSocket pings by
+    sending a PING of its own.  Every TCP peer also gets kernel keepalive
+    probes after ``ping_interval`` seconds of silence, so a peer whose host
+    vanished is dropped whatever its library.
+    """
 
     wampd_session = None
+    ping_sent: float | None = None
+    last_heard: float = 0.0
+    max_send = _UNLIMITED
 
     def connectionMade(self) -> None:
         self._buffer = b""
         self._state = "handshake"  # -> "vetting" -> "open" -> "closed"
-        self._max_send = 0
+        self.max_send = 0
         self.wampd_session = None
+        self.oversize_dropped = 0
         router = self.factory.router
         peer = self.transport.getPeer()
         host = getattr(peer, "host", None)
@@ -409,6 +591,7 @@ class RawSocketProtocol(Protocol):
             return
         # the 4 handshake bytes must come within the HELLO timeout: the router's
         # sweep (Router.admit) aborts the connection when they do not
+        self._start_producing()
 
     def dataReceived(self, data: bytes) -> None:
         self._buffer += data
@@ -430,7 +613,7 @@ class RawSocketProtocol(Protocol):
         if serializer is None:
             self._handshake_error(_RS_ERR_SERIALIZER)
             return
-        self._max_send = 2 ** (9 + (head[1] >> 4))
+        self.max_send = 2 ** (9 + (head[1] >> 4))
         self._serializer_code = head[1] & 0x0F
         factory = self.factory
         peer = self.transport.getPeer()
@@ -456,6 +639,9 @@ class RawSocketProtocol(Protocol):
         exponent = self.factory.max_exponent
         self.transport.write(bytes([_RS_MAGIC, (exponent << 4) | self._serializer_code, 0, 0]))
         self._state = "open"
+        sweeper = self.factory.sweeper
+        if sweeper is not None and sweeper.interval > 0:
+            _tcp_keepalive(self.transport, sweeper.interval, sweeper.timeout)
         if self._buffer:
             self._frames()
 
@@ -477,8 +663,17 @@ class RawSocketProtocol(Protocol):
         end = len(buf)
         session = self.wampd_session
         while end - at >= 4 and self._state == "open":
-            kind = buf[at] & 0x07
+            kind = buf[at]
             length = int.from_bytes(buf[at + 1 : at + 4], "big")
+            if kind > 2:
+                self._buffer = b""
+                if kind > 7:
+                    session.protocol_violation(
+                        f"reserved bits set in a RawSocket frame header (first byte 0x{kind:02x})"
+                    )
+                else:
+                    session.protocol_violation(f"unknown RawSocket frame type {kind}")
+                return
             if length > limit:
                 self._buffer = b""
                 session.abort(
@@ -493,48 +688,109 @@ class RawSocketProtocol(Protocol):
             if kind == 0:
                 session.receive(payload)
             elif kind == 1:
-                self.transport.write(b"\x02" + length.to_bytes(3, "big") + payload)
-            elif kind == 2:
-                pass
-            else:
-                self._buffer = b""
-                session.protocol_violation(f"unknown RawSocket frame type {kind}")
-                return
+                self._pinged(payload)
+            elif self.ping_sent is not None and payload == _PING_PAYLOAD:
+                self.ping_sent = None
+                self.last_heard = self.factory.router.clock.seconds()
         self._buffer = buf[at:] if self._state == "open" else b""
+
+    def _pinged(self, payload: bytes) -> None:
+        """Answer a PING with a PONG of the same payload; the peer speaks pings, so it will be pinged too."""
+        self.last_heard = self.factory.router.clock.seconds()
+        frame = b"\x02" + len(payload).to_bytes(3, "big") + payload
+        held = self.held
+        if held is not None:
+            held += len(frame)
+            if held > self.max_outbound:
+                self.wampd_session.slow_consumer(self._full(len(frame)))
+                return
+            self.held = held
+        self.transport.write(frame)
+        sweeper = self.factory.sweeper
+        if sweeper is not None and sweeper.interval > 0:
+            sweeper.add(self)
+
+    def sendPing(self, payload: bytes) -> None:
+        """A RawSocket PING frame (type 1); the sweeper waits for the PONG."""
+        self.transport.write(b"\x01" + len(payload).to_bytes(3, "big") + payload)
+
+    def ping_timed_out(self, waited: float) -> None:
+        self.factory.sweeper.discard(self)
+        self.abort(f"no pong within {waited:.1f}s")
 
     def connectionLost(self, reason) -> None:
         self._state = "closed"
+        sweeper = self.factory.sweeper
+        if sweeper is not None:
+            sweeper.discard(self)
         session = self.wampd_session
         try:
             if session is not None:
-                clean = reason.check(ConnectionDone) is not None
-                session.lost(clean, None, None if clean else reason.getErrorMessage())
+                # a connection the router dropped (slow consumer, no pong) is never clean
+                clean = self._drop_reason is None and reason.check(ConnectionDone) is not None
+                session.lost(clean, None, self._drop_reason or (None if clean else reason.getErrorMessage()))
+            self._gone()
         finally:
             self.factory.router.release(self)
 
     # -- the peer interface the session uses --------------------------------
 
     def send_bytes(self, data: bytes, binary: bool) -> bool:
+        """
+        One RawSocket frame.  Raises :class:`~router.session.TooBig` when the
+        message is over what the peer announced it accepts, and
+        :class:`~router.session.OutboundFull` when it would take the outbound
+        buffer past its limit; either way nothing is written.
+        """
         if self._state == "closed":
-            return False
-        if len(data) > self._max_send:
-            _log.warn(
-                "not sending {size} bytes to connection {conn}: its limit is {limit}",
-                size=len(data),
-                conn=self.wampd_session.connection.id,
-                limit=self._max_send,
-            )
-            return False
-        self.transport.write(b"\x00" + len(data).to_bytes(3, "big") + data)
+            # dropped by the router (slow consumer, no pong): the session's
+            # cleanup answers what is pending, so report the message as taken
+            return self._drop_reason is not None
+        size = len(data)
+        if size > self.max_send:
+            raise TooBig(size, self.max_send)
+        held = self.held
+        if held is not None:
+            held += size + 4
+            if held > self.max_outbound:
+                raise self._full(size + 4)
+            self.held = held
+        self.transport.write(b"\x00" + size.to_bytes(3, "big") + data)
         return True
 
     def close(self) -> None:
         self._state = "closed"
         self.transport.loseConnection()
 
-    def abort(self) -> None:
+    def abort(self, reason: str | None = None) -> None:
+        """Drop the connection at once; ``reason`` is reported in ``client_disconnected``."""
+        if reason is not None:
+            self._drop_reason = reason
         self._state = "closed"
         self.transport.abortConnection()
+
+
+def _tcp_keepalive(transport, idle: float, timeout: float) -> bool:
+    """
+    Turn on kernel keepalive probes for a TCP (or TLS over TCP) connection:
+    the first after ``idle`` seconds of silence, the connection dropped when
+    three probes over ``timeout`` seconds go unanswered.  Unix sockets and
+    anything else are left alone.
+    """
+    while getattr(transport, "transport", None) is not None:  # TLS wraps the TCP transport
+        transport = transport.transport
+    try:
+        sock = transport.getHandle()
+        if not isinstance(sock, socket.socket) or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return False
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, round(idle)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, round(timeout / 3)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 def _describe(address) -> str:
@@ -550,8 +806,21 @@ class RawSocketFactory(Factory):
     protocol = RawSocketProtocol
     noisy = False
 
-    def __init__(self, router, *, endpoint: str = "", max_message_size: int = 1048576) -> None:
+    def __init__(
+        self,
+        router,
+        *,
+        endpoint: str = "",
+        max_message_size: int = 1048576,
+        sweeper: PingSweeper | None = None,
+        max_outbound_buffer: int = 1048576,
+        slow_consumer: str = "disconnect",
+    ) -> None:
         self.router = router
         self.endpoint = endpoint
+        self.sweeper = sweeper
+        self.max_outbound_buffer = max_outbound_buffer
+        self.slow_consumer = slow_consumer
+        self.releaser = MemoryReleaser(router.clock)
         self.max_message_size = min(max_message_size, 2**24)
         self.max_exponent = max(0, min(15, math.ceil(math.log2(self.max_message_size)) - 9))

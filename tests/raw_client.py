@@ -68,10 +68,14 @@ class RawPeer:
         self.serializer = serializer
         self._dumps, self._loads, self.binary, self.rawsocket_id = _CODECS[serializer]
         self.received: list[list] = []
+        self.frames: list[tuple[int, bytes]] = []  # RawSocket PING/PONG frames received
+        self.largest = 0  # RawSocket: the longest frame payload received
         self.closed = Deferred()
         self._waiters: list[tuple] = []
         self._write = None
         self._drop = None
+        self.transport = None  # the client's Twisted transport, once open
+        self.max_exponent = 15  # RawSocket: the largest message it accepts is 2**(9+max_exponent)
         self.session_id = None
         self._fences = 0
 
@@ -83,6 +87,23 @@ class RawPeer:
     def drop(self) -> None:
         """Drop the TCP connection without a GOODBYE."""
         self._drop()
+
+    def stop_reading(self, small_buffer: bool = True) -> None:
+        """
+        Stop reading from the socket (a slow consumer): its receive buffer
+        fills, then the router's.  ``small_buffer`` shrinks the receive
+        buffer first, so less traffic fills it (but TCP then takes seconds to
+        reopen the window after :meth:`resume_reading`).
+        """
+        import socket
+
+        handle = self.transport.getHandle()
+        if small_buffer and isinstance(handle, socket.socket):
+            handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.transport.pauseProducing()
+
+    def resume_reading(self) -> None:
+        self.transport.resumeProducing()
 
     def _got(self, payload: bytes) -> None:
         msg = self._loads(payload)
@@ -179,6 +200,7 @@ class _WebSocketProtocol(WebSocketClientProtocol):
         peer = self.factory.peer
         peer._write = lambda data: self.sendMessage(data, isBinary=peer.binary)
         peer._drop = self.transport.abortConnection
+        peer.transport = self.transport
         self.factory.opened.callback(peer)
 
     def onMessage(self, payload, isBinary):
@@ -195,8 +217,8 @@ class _RawSocketProtocol(Protocol):
         self._buffer = b""
         self._open = False
         peer = self.factory.peer
-        # max message length 2**(9+15) bytes, then the serializer id
-        self.transport.write(bytes([0x7F, 0xF0 | peer.rawsocket_id, 0, 0]))
+        # max message length 2**(9+max_exponent) bytes, then the serializer id
+        self.transport.write(bytes([0x7F, (peer.max_exponent << 4) | peer.rawsocket_id, 0, 0]))
 
     def dataReceived(self, data):
         self._buffer += data
@@ -212,6 +234,7 @@ class _RawSocketProtocol(Protocol):
             self._open = True
             peer._write = lambda payload: self.transport.write(b"\x00" + len(payload).to_bytes(3, "big") + payload)
             peer._drop = self.transport.abortConnection
+            peer.transport = self.transport
             self.factory.opened.callback(peer)
         while len(self._buffer) >= 4:
             kind = self._buffer[0] & 0x07
@@ -219,8 +242,11 @@ class _RawSocketProtocol(Protocol):
             if len(self._buffer) < 4 + length:
                 return
             payload, self._buffer = self._buffer[4 : 4 + length], self._buffer[4 + length :]
+            peer.largest = max(peer.largest, length)
             if kind == 0:
                 peer._got(payload)
+            else:
+                peer.frames.append((kind, payload))  # PING (1) / PONG (2)
 
     def connectionLost(self, reason):
         self.factory.peer._lost()
@@ -228,20 +254,29 @@ class _RawSocketProtocol(Protocol):
             self.factory.opened.errback(ConnectionError("rawsocket closed during the handshake"))
 
 
-async def connect_raw(address, transport: str = "websocket", serializer: str = "json") -> RawPeer:
-    """A :class:`RawPeer` whose transport is open (HELLO not sent yet)."""
+async def connect_raw(
+    address, transport: str = "websocket", serializer: str = "json", *, max_exponent: int = 15, endpoint=None
+) -> RawPeer:
+    """
+    A :class:`RawPeer` whose transport is open (HELLO not sent yet).
+    ``max_exponent``: the RawSocket handshake's announced maximum length
+    (``2**(9+max_exponent)`` bytes).  ``endpoint``: a Twisted client
+    endpoint to use instead of TCP to 127.0.0.1 (TLS, unix).
+    """
     peer = RawPeer(serializer)
+    peer.max_exponent = max_exponent
     if transport == "websocket":
         factory = WebSocketClientFactory(url=address, protocols=[f"wamp.2.{serializer}"])
         factory.protocol = _WebSocketProtocol
-        port = int(address.rsplit(":", 1)[1].split("/")[0])
     else:
         factory = Factory.forProtocol(_RawSocketProtocol)
-        port = address
     factory.noisy = False
     factory.peer = peer
     factory.opened = Deferred()
-    await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
+    if endpoint is None:
+        port = int(address.rsplit(":", 1)[1].split("/")[0]) if transport == "websocket" else address
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    await endpoint.connect(factory)
     return await bounded(factory.opened)
 
 

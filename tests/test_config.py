@@ -544,3 +544,27 @@ def test_parse_listen_reports_against_a_given_key():
 def test_policy_keys_are_validated(text, key):
     error = config_error(text)
     assert str(error).startswith(key + ":"), str(error)
+
+
+# --- slow consumers -----------------------------------------------------------
+
+
+def test_slow_consumer_keys_default_and_read():
+    """max_outbound_buffer defaults to 1 MiB and slow_consumer to "disconnect"; both are read from [router]."""
+    assert (RouterConfig().max_outbound_buffer, RouterConfig().slow_consumer) == (1048576, "disconnect")
+    config = parse_config(tomllib.loads('[router]\nmax_outbound_buffer = 0\nslow_consumer = "drop"\n'))
+    assert (config.max_outbound_buffer, config.slow_consumer) == (0, "drop")
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[router]\nmax_outbound_buffer = -1\n", "router.max_outbound_buffer: must be 0 (unlimited) or more, got -1"),
+        ('[router]\nmax_outbound_buffer = "1M"\n', "router.max_outbound_buffer: must be an integer, got string '1M'"),
+        ('[router]\nslow_consumer = "block"\n', "router.slow_consumer: must be one of 'disconnect', 'drop', got 'block'"),
+        ("[router]\nslow_consumer = 1\n", "router.slow_consumer: must be a string, got integer 1"),
+    ],
+)
+def test_slow_consumer_keys_are_validated(text, message):
+    """A bad limit or policy names the key and the reason."""
+    assert str(config_error(text)) == message

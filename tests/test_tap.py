@@ -729,3 +729,22 @@ def test_plugin_importable_as_twisted_plugins_wampd():
     assert name == "wampd"
     # Our twisted/ directory must not shadow the real Twisted package.
     assert not Path(twisted_file).is_relative_to(ROOT / "twisted")
+
+
+def test_slow_consumer_options():
+    """--max-outbound-buffer and --slow-consumer set the two [router] keys, over the config file."""
+    config = parse("--no-default-listener", "--max-outbound-buffer", "65536", "--slow-consumer", "drop")["router_config"]
+    assert (config.max_outbound_buffer, config.slow_consumer) == (65536, "drop")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("--max-outbound-buffer", "1M"), "--max-outbound-buffer: must be an integer, got '1M'"),
+        (("--max-outbound-buffer", "-5"), "--max-outbound-buffer: must be 0 (unlimited) or more, got -5"),
+        (("--slow-consumer", "block"), "--slow-consumer: must be one of 'disconnect', 'drop', got 'block'"),
+    ],
+)
+def test_bad_slow_consumer_options(argv, message):
+    """A bad value names the option and the reason."""
+    assert usage_error("--no-default-listener", *argv) == message
