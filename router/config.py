@@ -132,6 +132,9 @@ _ROUTER_KEYS = (
     "deny_addresses",
     "max_connections",
     "max_connections_per_address",
+    "max_nesting_depth",
+    "max_retained_topics",
+    "retained_ttl",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)
@@ -894,6 +897,20 @@ class RouterConfig:
     """Open connections in total; 0 is unlimited."""
     max_connections_per_address: int = 0
     """Open connections from one address; 0 is unlimited."""
+    max_nesting_depth: int = 64
+    """
+    How deeply arrays and objects may nest in one message (its own array is
+    level 1), from 8 to 100000, or 0 for no limit.  A deeper request gets
+    ERROR C{wamp.error.invalid_argument} (a PUBLISH without C{acknowledge}
+    is dropped), anything else ABORT C{wamp.error.protocol_violation}.
+    """
+    max_retained_topics: int = 10000
+    """
+    Topics with a retained event, per realm; 0 is unlimited.  When full, the
+    topic retained least recently loses its event to the new one.
+    """
+    retained_ttl: float = 0.0
+    """Seconds a retained event is kept; 0 keeps it until replaced or evicted."""
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -912,11 +929,19 @@ class RouterConfig:
         object.__setattr__(self, "apps", _check_items("apps", self.apps, AppConfig, allow_empty=True))
         for name in ("allowed_origins", "allow_addresses", "deny_addresses"):
             object.__setattr__(self, name, _check_items(name, getattr(self, name), str, allow_empty=True))
-        for name in ("max_connections", "max_connections_per_address"):
+        for name in ("max_connections", "max_connections_per_address", "max_retained_topics"):
             if _check_int(name, getattr(self, name)) < 0:
                 raise ConfigError(name, f"must be 0 (unlimited) or more, got {getattr(self, name)}")
         object.__setattr__(
             self, "hello_timeout", _check_number("hello_timeout", self.hello_timeout, allow_zero=True)
+        )
+        depth = _check_int("max_nesting_depth", self.max_nesting_depth)
+        if depth != 0 and not 8 <= depth <= 100000:
+            raise ConfigError(
+                "max_nesting_depth", f"must be 0 (no limit) or from 8 to 100000, got {depth}"
+            )
+        object.__setattr__(
+            self, "retained_ttl", _check_number("retained_ttl", self.retained_ttl, allow_zero=True)
         )
         from router.policy import ConnectionPolicy, origin_pattern
 

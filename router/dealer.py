@@ -407,6 +407,32 @@ class Dealer:
         if mode == "killnowait":
             callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))
 
+    def end_call(self, caller: RouterSession, request: int, uri: str, text: str) -> None:
+        """
+        End the caller's call ``request`` with ERROR ``uri``: a refused CALL (or
+        a refused chunk of a progressive call invocation), or one the router
+        failed to handle.  Its pending state and timer go; a callee already
+        invoked that supports canceling gets INTERRUPT.
+        """
+        pending = caller.calls.get(request)
+        if pending is not None:
+            self._finish(pending)
+            if _supports_canceling(pending.callee):
+                pending.callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))
+        caller.send_error(_CALL, request, uri, text)
+
+    def end_invocation(self, callee: RouterSession, request: int, uri: str, text: str) -> None:
+        """
+        The callee's answer (YIELD or ERROR) to INVOCATION ``request`` was
+        refused or could not be handled: the caller's call ends with ERROR
+        ``uri``.  Nothing more for the callee (it considers the call answered).
+        """
+        pending = callee.invocations.get(request)
+        if pending is None:
+            return  # late or unknown: the call already ended
+        self._finish(pending)
+        pending.caller.send_error(_CALL, pending.call_request, uri, text)
+
     def _timed_out(self, pending: PendingCall) -> None:
         pending.timer = None
         self._finish(pending)

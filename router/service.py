@@ -69,6 +69,9 @@ class RouterService(Service):
                 max_connections_per_address=config.max_connections_per_address,
             ),
             hello_timeout=config.hello_timeout,
+            max_nesting_depth=config.max_nesting_depth,
+            max_retained_topics=config.max_retained_topics,
+            retained_ttl=config.retained_ttl,
         )
         for app in apps:
             self.router.install_app(app)

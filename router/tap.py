@@ -38,6 +38,9 @@ _NUMBER_OPTIONS = (
     ("hello-timeout", "hello_timeout", float, "a number"),
     ("max-connections", "max_connections", int, "an integer"),
     ("max-connections-per-address", "max_connections_per_address", int, "an integer"),
+    ("max-nesting-depth", "max_nesting_depth", int, "an integer"),
+    ("max-retained-topics", "max_retained_topics", int, "an integer"),
+    ("retained-ttl", "retained_ttl", float, "a number"),
 )
 # repeatable option -> RouterConfig field (values added to the config file's)
 _LIST_OPTIONS = (
@@ -77,6 +80,21 @@ class Options(usage.Options):
         ("hello-timeout", None, None, "Seconds a connection may take to join (HELLO to WELCOME); 0 disables [default: 10]."),
         ("max-connections", None, None, "Most open connections in total; 0 is unlimited [default: 0]."),
         ("max-connections-per-address", None, None, "Most open connections from one address; 0 is unlimited [default: 0]."),
+        (
+            "max-nesting-depth",
+            None,
+            None,
+            "How deeply arrays/objects may nest in one message; deeper requests get "
+            "ERROR invalid_argument; 0 is no limit [default: 64].",
+        ),
+        (
+            "max-retained-topics",
+            None,
+            None,
+            "Topics with a retained event per realm; when full, the least recently "
+            "retained topic's event goes; 0 is unlimited [default: 10000].",
+        ),
+        ("retained-ttl", None, None, "Seconds a retained event is kept; 0 is until replaced [default: 0]."),
         (
             "http-secret",
             None,

@@ -16,6 +16,26 @@ turns payloads into them and back.
 * Each message's options/details dict is kept on the message
   (``msg._router_internal``) so the router can read options Autobahn does not
   parse (``disclose_me``, ``progress`` on CALL, ...).
+
+What is refused here, and how (decided once, at decode time, for every
+connection alike):
+
+* A payload that is not one well-formed WAMP message (not valid JSON/msgpack/
+  CBOR, not a non-empty array, an unknown type, the wrong number of elements,
+  a request ID that is not an integer in 1..2**53, options that are not a
+  dict, args that are not a list, kwargs that are not a dict): the spec calls
+  that a protocol violation, so :class:`WireError` and the session ABORTs with
+  ``wamp.error.protocol_violation``.  There is no request one could answer.
+* A well-formed request whose *values* are unacceptable (a known option of
+  the wrong type or out of range, such as ``timeout`` that is not an integer
+  from 0 to :data:`MAX_TIMEOUT_MS`, a boolean option that is not a boolean;
+  kwargs with a key that is not a string; nesting deeper than the codec's
+  ``max_depth``): :class:`BadRequest`, which the session answers with ERROR
+  ``wamp.error.invalid_argument`` naming the problem (a PUBLISH only when it
+  asked for ``acknowledge``; a bad YIELD or callee ERROR ends the caller's
+  call with that ERROR).  The same message that cannot be answered (HELLO,
+  GOODBYE, ...) gets ABORT ``protocol_violation`` instead.
+* JSON has no NaN or Infinity: they are refused on input and never sent.
 """
 
 from __future__ import annotations
@@ -30,6 +50,9 @@ from autobahn.wamp.serializer import Serializer
 
 __all__ = [
     "WireError",
+    "BadRequest",
+    "MAX_TIMEOUT_MS",
+    "DEFAULT_MAX_DEPTH",
     "FastCall",
     "FastYield",
     "UriError",
@@ -98,17 +121,145 @@ _MAX_ID = 2**53
 _TRANSPARENCY = ("enc_algo", "ppt_scheme", "ppt_serializer", "ppt_cipher", "ppt_keyid")
 _CALL_CODE = message.Call.MESSAGE_TYPE
 _YIELD_CODE = message.Yield.MESSAGE_TYPE
+_PUBLISH_CODE = message.Publish.MESSAGE_TYPE
+_ERROR_CODE = message.Error.MESSAGE_TYPE
+
+#: Largest CALL ``timeout`` accepted, in milliseconds (about 24.8 days, the
+#: largest delay JavaScript timers take); larger values get invalid_argument.
+MAX_TIMEOUT_MS = 2**31 - 1
+#: Default for ``max_nesting_depth``.
+DEFAULT_MAX_DEPTH = 64
 
 
-def _fast(raw: list, code: int):
-    """A FastCall/FastYield for a plain, valid message; None to use the full parser."""
+class BadRequest(Exception):
+    """
+    A well-formed request whose values the router refuses (answered with
+    ERROR ``wamp.error.invalid_argument`` where there is a request to answer).
+    ``raw`` is the decoded message (a list).
+    """
+
+    def __init__(self, text: str, raw: list) -> None:
+        super().__init__(text)
+        self.raw = raw
+
+
+def _is_bool(value) -> bool:
+    return type(value) is bool
+
+
+def _is_timeout(value) -> bool:
+    return type(value) is int and 0 <= value <= MAX_TIMEOUT_MS
+
+
+def _is_id_list(value) -> bool:
+    return type(value) is list and all(type(v) is int and 0 < v <= _MAX_ID for v in value)
+
+
+def _is_str_list(value) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+def _is_str(value) -> bool:
+    return type(value) is str
+
+
+def _is_concurrency(value) -> bool:
+    return type(value) is int and 0 < value <= 2**31 - 1
+
+
+_BOOL = (_is_bool, "must be true or false")
+_IDS = (_is_id_list, "must be a list of session IDs (integers from 1 to 2**53)")
+_STRS = (_is_str_list, "must be a list of strings")
+_STR = (_is_str, "must be a string")
+#: Per message type: option -> (check, what it must be).  Unknown options are
+#: ignored, as the spec asks; values Autobahn checks further (match, invoke,
+#: mode) are checked here for type and by the broker/dealer for meaning.
+_OPTION_RULES = {
+    _CALL_CODE: {
+        "timeout": (_is_timeout, f"must be an integer number of milliseconds from 0 to {MAX_TIMEOUT_MS}"),
+        "receive_progress": _BOOL,
+        "progress": _BOOL,
+        "disclose_me": _BOOL,
+    },
+    _YIELD_CODE: {"progress": _BOOL},
+    _PUBLISH_CODE: {
+        "acknowledge": _BOOL,
+        "exclude_me": _BOOL,
+        "disclose_me": _BOOL,
+        "retain": _BOOL,
+        "exclude": _IDS,
+        "eligible": _IDS,
+        "exclude_authid": _STRS,
+        "eligible_authid": _STRS,
+        "exclude_authrole": _STRS,
+        "eligible_authrole": _STRS,
+    },
+    message.Subscribe.MESSAGE_TYPE: {"match": _STR, "get_retained": _BOOL},
+    message.Register.MESSAGE_TYPE: {
+        "match": _STR,
+        "invoke": _STR,
+        "disclose_caller": _BOOL,
+        "force_reregister": _BOOL,
+        "concurrency": (_is_concurrency, "must be an integer from 1 to 2**31-1"),
+    },
+}
+#: Messages with a request ID at [1] (which must be 1..2**53) and where their
+#: kwargs are; ERROR (from a callee) has its request at [2] and kwargs at [6].
+_KWARGS_AT = {
+    _CALL_CODE: 5,
+    _PUBLISH_CODE: 5,
+    _YIELD_CODE: 4,
+    message.Subscribe.MESSAGE_TYPE: None,
+    message.Register.MESSAGE_TYPE: None,
+    message.Unsubscribe.MESSAGE_TYPE: None,
+    message.Unregister.MESSAGE_TYPE: None,
+    message.Cancel.MESSAGE_TYPE: None,
+}
+
+
+def _option_problem(code: int, options: dict):
+    """Why one of a request's known options is unacceptable, or None."""
+    rules = _OPTION_RULES.get(code)
+    if rules is None:
+        return None
+    for key, value in options.items():
+        rule = rules.get(key)
+        if rule is not None and not rule[0](value):
+            return f"option {key!r} of {MESSAGE_NAMES[code]} {rule[1]}, got {_short(value)}"
+    return None
+
+
+def _short(value) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a value whose repr fails (or is huge: ints past str's digit limit)
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _key_problem(kwargs) -> str | None:
+    for key in kwargs:
+        if type(key) is not str:
+            return f"kwargs keys must be strings, got {_short(key)} ({type(key).__name__})"
+    return None
+
+
+def _fast(raw: list, code: int, str_keys: bool):
+    """
+    A FastCall/FastYield for a plain, valid message; None to use the full
+    parser; raises :class:`BadRequest` for an option or kwargs key it refuses.
+    """
     size = len(raw)
     request = raw[1]
     options = raw[2]
     if type(request) is not int or not 0 < request <= _MAX_ID or type(options) is not dict:
         return None
-    if options and any(key in options for key in _TRANSPARENCY):
-        return None
+    if options:
+        if any(key in options for key in _TRANSPARENCY):
+            return None
+        problem = _option_problem(code, options)
+        if problem is not None:
+            raise BadRequest(problem, raw)
     if code == _CALL_CODE:
         if not 4 <= size <= 6:
             return None
@@ -127,6 +278,10 @@ def _fast(raw: list, code: int):
     kwargs = raw[at + 1] if size > at + 1 else None
     if (args is not None and type(args) is not list) or (kwargs is not None and type(kwargs) is not dict):
         return None
+    if kwargs and not str_keys:
+        problem = _key_problem(kwargs)
+        if problem is not None:
+            raise BadRequest(problem, raw)
     msg.request = request
     msg.args = args
     msg.kwargs = kwargs
@@ -154,18 +309,24 @@ class _FastJson:
     BINARY = False
 
     def __init__(self) -> None:
+        # allow_nan=False: JSON has no NaN/Infinity, and JavaScript's JSON.parse refuses them
         self._encoder = json.JSONEncoder(
-            separators=(",", ":"), ensure_ascii=False, default=_json_default
+            separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
         ).encode
+        self._decoder = json.JSONDecoder(parse_constant=_no_constant).decode
 
     def serialize(self, obj) -> bytes:
         return self._encoder(obj).encode("utf-8")
 
     def unserialize(self, payload: bytes) -> list:
-        obj = json.loads(payload)
+        obj = self._decoder(payload.decode("utf-8") if type(payload) is not str else payload)
         if b"\\u0000" in payload:
             obj = _unbinary(obj)
         return [obj]
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _json_default(obj):
@@ -200,28 +361,151 @@ def _object_serializer(name: str):
     raise ValueError(f"unknown serializer {name!r}; known: {', '.join(SERIALIZER_IDS)}")
 
 
+# -- nesting depth -------------------------------------------------------------
+#
+# A message nested N deep has at least N container openings in its bytes.  The
+# count of bytes that *can* open a container is an upper bound on the depth,
+# counted at C speed; only when it exceeds the limit is the decoded message
+# walked.  JSON: "[" and "{".  msgpack: fixarray/fixmap (0x80-0x9f) and
+# array/map 16/32 (0xdc-0xdf).  CBOR: array, map and tag heads (0x80-0xdb).
+# Bytes inside strings or numbers only make the bound looser, never wrong.
+
+
+def _bytes_outside(*ranges: tuple[int, int]) -> bytes:
+    inside = set()
+    for low, high in ranges:
+        inside.update(range(low, high + 1))
+    return bytes(b for b in range(256) if b not in inside)
+
+
+_MSGPACK_OTHER = _bytes_outside((0x80, 0x9F), (0xDC, 0xDF))
+_CBOR_OTHER = _bytes_outside((0x80, 0xDB))
+
+
+def _json_openings(payload) -> int:
+    return payload.count(b"[") + payload.count(b"{")
+
+
+def _msgpack_openings(payload) -> int:
+    return len(payload.translate(None, _MSGPACK_OTHER))
+
+
+def _cbor_openings(payload) -> int:
+    return len(payload.translate(None, _CBOR_OTHER))
+
+
+_OPENINGS = {"json": _json_openings, "msgpack": _msgpack_openings, "cbor": _cbor_openings}
+_SEQUENCES = (list, tuple, set, frozenset)
+
+
+def _deeper_than(obj, limit: int) -> bool:
+    """Whether arrays/maps (and CBOR tags) in ``obj`` nest deeper than ``limit``; the top level is 1."""
+    stack = [(obj, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > limit:
+            return True
+        kind = type(node)
+        if kind is dict:
+            children = list(node.values())
+            children.extend(k for k in node if type(k) is not str)
+        elif kind in _SEQUENCES:
+            children = node
+        else:  # a CBOR tag wrapping a value
+            children = (node.value,)
+        depth += 1
+        for child in children:
+            t = type(child)
+            if t is dict or t in _SEQUENCES or t is _CBORTag:
+                push((child, depth))
+    return False
+
+
+try:
+    from cbor2 import CBORTag as _CBORTag
+except ImportError:  # pragma: no cover - cbor2 comes with autobahn's serializers
+    class _CBORTag:  # type: ignore[no-redef]
+        value = None
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _json_head(payload) -> list | None:
+    """
+    The leading elements of a JSON message too deep to decode (type, request,
+    options...: as many as decode on their own), so that its request can still
+    be answered; None when not even the type and one more element decode.
+    """
+    try:
+        text = payload.decode("utf-8") if type(payload) is not str else payload
+    except UnicodeDecodeError:
+        return None
+    decode = json.JSONDecoder(parse_constant=_no_constant).raw_decode
+    at = _SPACE.match(text).end()
+    if text[at : at + 1] != "[":
+        return None
+    head: list = []
+    while len(head) < 4:
+        at = _SPACE.match(text, at + 1).end()
+        try:
+            value, at = decode(text, at)
+        except (ValueError, RecursionError):
+            break
+        head.append(value)
+        at = _SPACE.match(text, at).end()
+        if text[at : at + 1] != ",":
+            break
+    return head if len(head) >= 2 and type(head[0]) is int else None
+
+
 class Codec:
-    """One serializer, shared by every connection that negotiated it."""
+    """
+    One serializer, shared by every connection that negotiated it.
+    ``max_depth`` bounds how deeply arrays and maps may nest in one message
+    (the message's own array is level 1); 0 disables the check.
+    """
 
-    __slots__ = ("name", "binary", "_obj")
+    __slots__ = ("name", "binary", "max_depth", "_obj", "_str_keys", "_openings")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self._obj = _object_serializer(name)
         self.name = name
         self.binary = self._obj.BINARY
+        self.max_depth = max_depth
+        self._str_keys = name == "json"  # JSON objects only have string keys
+        self._openings = _OPENINGS[name]
 
     def encode(self, msg: message.Message) -> bytes:
         """Bytes for ``msg`` (cached on the message for this serializer)."""
         return msg.serialize(self._obj)
 
+    def check(self, msg: message.Message) -> Exception | None:
+        """Why ``msg`` cannot be encoded for this serializer, or None (its bytes are then cached)."""
+        try:
+            msg.serialize(self._obj)
+        except Exception as exc:
+            return exc
+        return None
+
     def decode(self, payload: bytes) -> message.Message:
         """
         Parse one WAMP message.  Raises :class:`WireError` for anything
-        malformed and :class:`UriError` for a bad URI in a message that has a
-        request ID to answer.
+        malformed, :class:`UriError` for a bad URI in a message that has a
+        request ID to answer, and :class:`BadRequest` for a well-formed
+        request whose values are refused.
         """
         try:
             items = self._obj.unserialize(payload)
+        except RecursionError:
+            # deeper than the decoder can go: answer the request if its head can be read
+            head = _json_head(payload) if self.name == "json" else None
+            limit = f"the limit of {self.max_depth}" if self.max_depth else "the decoder can go"
+            text = f"the message nests arrays/objects deeper than {limit}"
+            if head is None:
+                raise WireError(text) from None
+            raise BadRequest(text, head) from None
         except Exception as exc:
             raise WireError(f"payload is not valid {self.name}: {exc}") from None
         if len(items) != 1:
@@ -229,14 +513,18 @@ class Codec:
         raw = items[0]
         if type(raw) is not list or not raw:
             raise WireError("a WAMP message must be a non-empty array")
+        limit = self.max_depth
+        if limit and len(payload) > limit and self._openings(payload) > limit and _deeper_than(raw, limit):
+            raise BadRequest(f"the message nests arrays/objects deeper than the limit of {limit}", raw)
         code = raw[0]
         if (code == _CALL_CODE or code == _YIELD_CODE) and type(code) is int and len(raw) > 2:
-            fast = _fast(raw, code)
+            fast = _fast(raw, code, self._str_keys)
             if fast is not None:
                 return fast
         cls = _CLASSES.get(code) if type(code) is int else None
         if cls is None:
             raise WireError(f"unknown WAMP message type {code!r}")
+        self._check_values(raw, code)
         try:
             msg = cls.parse(raw)
         except InvalidUriError as exc:
@@ -251,3 +539,30 @@ class Codec:
             msg._router_internal = raw[at]
         return msg
 
+    def _check_values(self, raw: list, code: int) -> None:
+        """Request ID range, known options and kwargs keys, before Autobahn's parser sees the rest."""
+        if code == _ERROR_CODE:
+            request_at, kwargs_at = 2, 6
+        elif code in _KWARGS_AT:
+            request_at, kwargs_at = 1, _KWARGS_AT[code]
+        else:
+            return
+        size = len(raw)
+        if size <= request_at:
+            return  # Autobahn names the wrong length
+        request = raw[request_at]
+        if type(request) is int and not 0 < request <= _MAX_ID:
+            raise WireError(f"request ID {_short(request)} in {MESSAGE_NAMES[code]} is not from 1 to 2**53")
+        options = raw[request_at + 1] if size > request_at + 1 else None
+        if type(request) is not int or type(options) is not dict:
+            return  # malformed: Autobahn's parser says how
+        if options:
+            problem = _option_problem(code, options)
+            if problem is not None:
+                raise BadRequest(problem, raw)
+        if kwargs_at is not None and not self._str_keys and size > kwargs_at:
+            kwargs = raw[kwargs_at]
+            if type(kwargs) is dict and kwargs:
+                problem = _key_problem(kwargs)
+                if problem is not None:
+                    raise BadRequest(problem, raw)
