@@ -17,6 +17,13 @@ Publish & subscribe for one realm.
   per matching topic, the most recent one the subscriber could have received,
   with ``details.retained``).
 * Each session keeps its own subscription ids, so leaving costs what it owns.
+* Encodability is decided once per publication and serializer (the EVENT is
+  encoded once per serializer anyway): a publication that one serializer
+  cannot carry (an integer past 64 bits for msgpack, NaN or a non-string map
+  key for JSON, a lone surrogate for any) is logged once, reaches the
+  subscribers of the other serializers, and an acknowledged PUBLISH gets
+  ERROR ``wamp.error.invalid_argument`` naming the serializers instead of
+  PUBLISHED (and it is not retained).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from autobahn.wamp import message
+from twisted.logger import Logger
 
 from router.matching import PatternIndex
 from router.uri import is_valid_uri
@@ -33,6 +41,8 @@ if TYPE_CHECKING:
     from router.session import RouterSession
 
 __all__ = ["Broker", "Subscription", "topic_matches"]
+
+_log = Logger(namespace="wampd.broker")
 
 _SUBSCRIBE = message.Subscribe.MESSAGE_TYPE
 _UNSUBSCRIBE = message.Unsubscribe.MESSAGE_TYPE
@@ -239,6 +249,7 @@ class Broker:
         )
         exclude_me = msg.exclude_me is not False
         filters = _compile_filters(options)
+        failures: dict = {}
         publication = self.deliver(
             topic,
             args,
@@ -249,7 +260,19 @@ class Broker:
             filters=filters,
             extra={"payload": msg.payload, "enc_algo": msg.enc_algo, "enc_key": msg.enc_key,
                    "enc_serializer": msg.enc_serializer} if msg.payload else None,
+            failures=failures,
         )
+        if failures:
+            if msg.acknowledge:
+                names = ", ".join(sorted(failures))
+                session.send_error(
+                    _PUBLISH,
+                    msg.request,
+                    "wamp.error.invalid_argument",
+                    f"the publication cannot be encoded as {names} ({next(iter(failures.values()))}); "
+                    f"subscribers using {names} did not get it",
+                )
+            return
         if msg.retain:
             self._retain(
                 topic,
@@ -283,11 +306,17 @@ class Broker:
         disclose: bool = False,
         filters: _Receivers | None = None,
         extra: dict | None = None,
+        failures: dict | None = None,
     ) -> int:
-        """Send one publication to every matching subscription; returns its publication id."""
+        """
+        Send one publication to every matching subscription; returns its
+        publication id.  Serializers that cannot encode it are logged once and
+        put in ``failures`` (serializer name -> error), when given.
+        """
         publication = self.realm.router.global_ids.next()
         info = publisher.info if (disclose and publisher is not None) else None
         skip = publisher if exclude_me else None
+        failed = None
         for policy, sub in self._index.matches(topic):
             event = message.Event(
                 sub.id,
@@ -300,14 +329,32 @@ class Broker:
                 topic=topic if policy != "exact" else None,
                 **(extra or {}),
             )
-            if filters is None:
-                for receiver in sub.subscribers:
-                    if receiver is not skip:
-                        receiver.send(event)
-            else:
-                for receiver in sub.subscribers:
-                    if receiver is not skip and filters.allows(receiver.info):
-                        receiver.send(event)
+            checked: dict = {}  # codec -> encodable (the bytes are cached on the event)
+            for receiver in sub.subscribers:
+                if receiver is skip or (filters is not None and not filters.allows(receiver.info)):
+                    continue
+                codec = receiver.codec
+                ok = checked.get(codec)
+                if ok is None:
+                    problem = codec.check(event)
+                    ok = checked[codec] = problem is None
+                    if not ok:
+                        if failed is None:
+                            failed = {}
+                        failed.setdefault(codec.name, problem)
+                if ok:
+                    receiver.send(event)
+        if failed is not None:
+            _log.error(
+                "publication {publication} on {topic} cannot be encoded as {serializers} ({error}); "
+                "subscribers using them do not get it",
+                publication=publication,
+                topic=topic,
+                serializers=", ".join(sorted(failed)),
+                error=next(iter(failed.values())),
+            )
+            if failures is not None:
+                failures.update(failed)
         return publication
 
     def _retain(self, topic: str, kept: _Retained) -> None:

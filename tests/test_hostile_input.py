@@ -9,6 +9,8 @@ any serializer), so the router sees exactly the bytes a hostile peer sends.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 import pytest_twisted
 
@@ -368,3 +370,69 @@ async def test_max_nesting_depth_is_configurable():
             p.drop()
             await bounded(p.closed)
             await service.stopService()
+
+
+# -- item 7: a publication one serializer cannot carry ------------------------------------------
+
+
+@pytest.fixture
+def broker_log():
+    """Every log event of the broker (namespace ``wampd.broker``) while the test runs."""
+    from twisted.logger import globalLogPublisher
+
+    seen: list = []
+
+    def observe(event):
+        if event.get("log_namespace") == "wampd.broker":
+            seen.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield seen
+    globalLogPublisher.removeObserver(observe)
+
+
+UNENCODABLE = [
+    # publisher's serializer, a value, the serializers that cannot carry it
+    ("json", 2**70, {"msgpack"}),
+    ("cbor", float("nan"), {"json"}),
+    ("cbor", datetime(2020, 1, 1, tzinfo=timezone.utc), {"json", "msgpack"}),  # CBOR tag 0: a datetime
+    ("json", "\ud800", {"json", "msgpack", "cbor"}),
+]
+
+
+@pytest.mark.parametrize("serializer,value,failing", UNENCODABLE)
+@pytest_twisted.ensureDeferred
+async def test_unencodable_publication_is_logged_once_and_acknowledged_with_error(
+    live_router, broker_log, serializer, value, failing
+):
+    """
+    A publication one serializer cannot encode (an integer past 64 bits for
+    msgpack, NaN for JSON, a CBOR datetime for both, a lone surrogate for any) is
+    decided once per publication and serializer: one log line per publication
+    (it was one per subscriber), the subscribers of the other serializers get
+    it, and an acknowledged PUBLISH gets ERROR invalid_argument naming the
+    serializers; nobody is disconnected.
+    """
+    subscribers = {name: [] for name in SERIALIZERS}
+    for n in range(15):
+        name = list(SERIALIZERS)[n % 3]
+        s = await peer(live_router, TRANSPORTS[n % 2], name)
+        await s.request([SUBSCRIBE, 1, {}, "com.example.odd"], (SUBSCRIBED,))
+        subscribers[name].append(s)
+    p = await peer(live_router, "websocket", serializer)
+    for request in range(1, 5):
+        reply = await p.request([PUBLISH, request, {"acknowledge": True}, "com.example.odd", [value]], (PUBLISHED, ERROR))
+        assert reply[:5] == [ERROR, PUBLISH, request, {}, INVALID_ARGUMENT], reply
+        for name in sorted(failing):
+            assert name in reply[5][0]
+    p.send([PUBLISH, 9, {}, "com.example.odd", [value]])  # not acknowledged: no answer, still logged once
+    await p.fence()
+    assert p.of_type(ABORT) == [] and len(p.of_type(ERROR)) == 4
+    for name, group in subscribers.items():
+        for s in group:
+            await s.fence()
+            assert s.of_type(ABORT) == []
+            assert len(s.of_type(EVENT)) == (0 if name in failing else 5), name
+    errors = [e for e in broker_log if e.get("log_level").name == "error"]
+    assert len(errors) == 5, [e["log_format"] for e in errors]
+    assert all(e["serializers"] == ", ".join(sorted(failing)) for e in errors)
