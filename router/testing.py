@@ -55,13 +55,16 @@ class MemoryRouter:
         listener_timeout: float = 5.0,
         max_message_size: int = 1048576,
         apps: Iterable[object] = (),
+        **router_options: Any,
     ) -> None:
+        """``router_options`` go to :class:`~router.core.Router` (``max_retained_topics``, ``retained_ttl``, ...)."""
         self.clock = clock if clock is not None else Clock()
         self.router = Router(
             realms=realms,
             listeners=[(listener, None) for listener in listeners],
             listener_timeout=listener_timeout,
             clock=self.clock,
+            **router_options,
         )
         for app in apps:
             self.router.install_app(app)
