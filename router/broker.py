@@ -354,18 +354,21 @@ class Broker:
                 **(extra or {}),
             )
             checked: dict = {}  # codec -> encodable (the bytes are cached on the event)
+            last = ok = None  # subscribers mostly share a codec: look it up only when it changes
             for receiver in sub.subscribers:
                 if receiver is skip or (filters is not None and not filters.allows(receiver.info)):
                     continue
                 codec = receiver.codec
-                ok = checked.get(codec)
-                if ok is None:
-                    problem = codec.check(event)
-                    ok = checked[codec] = problem is None
-                    if not ok:
-                        if failed is None:
-                            failed = {}
-                        failed.setdefault(codec.name, problem)
+                if codec is not last:
+                    last = codec
+                    ok = checked.get(codec)
+                    if ok is None:
+                        problem = codec.check(event)
+                        ok = checked[codec] = problem is None
+                        if not ok:
+                            if failed is None:
+                                failed = {}
+                            failed.setdefault(codec.name, problem)
                 if ok:
                     receiver.send(event)
         if failed is not None:
