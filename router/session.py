@@ -362,6 +362,8 @@ class RouterSession:
             and type(request) is int
             and 1 <= request <= 2**53
         ):
+            if exc.message_type == _PUBLISH and exc.options.get("acknowledge") is not True:
+                return  # as refuse_publish: only an acknowledged PUBLISH hears of its refusal
             self.send_error(exc.message_type, request, "wamp.error.invalid_uri", str(exc))
         elif exc.message_type == message.Hello.MESSAGE_TYPE and self.state is AWAIT_HELLO:
             self.reject("realm", str(exc))

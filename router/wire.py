@@ -296,10 +296,11 @@ class WireError(Exception):
 class UriError(Exception):
     """A well-formed message whose URI is invalid (answered with ERROR invalid_uri)."""
 
-    def __init__(self, text: str, message_type: int, request: object) -> None:
+    def __init__(self, text: str, message_type: int, request: object, options: object = None) -> None:
         super().__init__(text)
         self.message_type = message_type
         self.request = request
+        self.options = options if type(options) is dict else {}
 
 
 class _FastJson:
@@ -363,10 +364,11 @@ def _object_serializer(name: str):
 
 # -- nesting depth -------------------------------------------------------------
 #
-# A message nested N deep has at least N container openings in its bytes.  The
-# count of bytes that *can* open a container is an upper bound on the depth,
-# counted at C speed; only when it exceeds the limit is the decoded message
-# walked.  JSON: "[" and "{".  msgpack: fixarray/fixmap (0x80-0x9f) and
+# A message nested N deep is at least N bytes long (2N in JSON) and has at
+# least N container openings in its bytes.  Shorter messages are not looked
+# at; for longer ones the count of bytes that *can* open a container, an
+# upper bound on the depth, is taken at C speed, and only when it exceeds the
+# limit is the decoded message walked.  JSON: "[" and "{".  msgpack: fixarray/fixmap (0x80-0x9f) and
 # array/map 16/32 (0xdc-0xdf).  CBOR: array, map and tag heads (0x80-0xdb).
 # Bytes inside strings or numbers only make the bound looser, never wrong.
 
@@ -467,7 +469,7 @@ class Codec:
     (the message's own array is level 1); 0 disables the check.
     """
 
-    __slots__ = ("name", "binary", "max_depth", "_obj", "_str_keys", "_openings")
+    __slots__ = ("name", "binary", "max_depth", "_obj", "_str_keys", "_openings", "_deep_from")
 
     def __init__(self, name: str, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self._obj = _object_serializer(name)
@@ -476,6 +478,9 @@ class Codec:
         self.max_depth = max_depth
         self._str_keys = name == "json"  # JSON objects only have string keys
         self._openings = _OPENINGS[name]
+        # shorter payloads cannot nest past max_depth: each JSON level takes an
+        # opening and a closing byte, each msgpack/CBOR level at least one byte
+        self._deep_from = max_depth * (2 if name == "json" else 1)
 
     def encode(self, msg: message.Message) -> bytes:
         """Bytes for ``msg`` (cached on the message for this serializer)."""
@@ -514,7 +519,7 @@ class Codec:
         if type(raw) is not list or not raw:
             raise WireError("a WAMP message must be a non-empty array")
         limit = self.max_depth
-        if limit and len(payload) > limit and self._openings(payload) > limit and _deeper_than(raw, limit):
+        if limit and len(payload) > self._deep_from and self._openings(payload) > limit and _deeper_than(raw, limit):
             raise BadRequest(f"the message nests arrays/objects deeper than the limit of {limit}", raw)
         code = raw[0]
         if (code == _CALL_CODE or code == _YIELD_CODE) and type(code) is int and len(raw) > 2:
@@ -529,7 +534,7 @@ class Codec:
             msg = cls.parse(raw)
         except InvalidUriError as exc:
             request = raw[1] if len(raw) > 1 else None
-            raise UriError(str(exc), code, request) from None
+            raise UriError(str(exc), code, request, raw[2] if len(raw) > 2 else None) from None
         except ProtocolError as exc:
             raise WireError(str(exc)) from None
         except Exception as exc:  # Autobahn's parsers raise assorted errors

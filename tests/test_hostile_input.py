@@ -237,6 +237,22 @@ async def test_bad_options_of_other_requests(live_router):
     assert [m[2] for m in p.of_type(ERROR)] == [11, 12, 13, 14, 15, 16]
 
 
+@pytest_twisted.ensureDeferred
+async def test_publish_to_a_bad_uri_is_answered_only_when_acknowledged(live_router):
+    """
+    A PUBLISH to an invalid topic URI gets ERROR invalid_uri only with
+    ``acknowledge``; without it the refusal is silent, like every refused
+    PUBLISH (autobahn closes its session on an ERROR for a PUBLISH it does
+    not track).
+    """
+    p = await peer(live_router, "rawsocket", "cbor")
+    p.send([PUBLISH, 1, {}, "com.bad topic", ["x"]])
+    reply = await p.request([PUBLISH, 2, {"acknowledge": True}, "com.bad topic", ["x"]], (PUBLISHED, ERROR))
+    assert reply[:5] == [ERROR, PUBLISH, 2, {}, "wamp.error.invalid_uri"], reply
+    await p.fence()
+    assert [m[2] for m in p.of_type(ERROR)] == [2]
+
+
 @pytest.mark.parametrize("request_id", [0, 2**53 + 1])
 @pytest_twisted.ensureDeferred
 async def test_request_id_out_of_range_is_a_protocol_violation(live_router, request_id):
