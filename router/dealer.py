@@ -19,7 +19,8 @@ Remote procedure calls for one realm.
 * Call timeouts in milliseconds (CALL ``timeout``): ``wamp.error.timeout`` to
   the caller and INTERRUPT to a callee that supports cancellation.  With
   progressive results the timeout runs from one result to the next.
-* Every CALL ends in RESULT or ERROR, whatever happens to the callee; a
+* Every CALL ends in RESULT or ERROR, whatever happens to the callee (or
+  inside the router: :meth:`Dealer.end_call`, :meth:`Dealer.end_invocation`); a
   caller that leaves gets its calls dropped (callees that support it get
   INTERRUPT) and late YIELDs are dropped quietly.
 * ``wamp.*`` procedures are the router's own (the meta API): clients cannot

@@ -290,7 +290,7 @@ class RouterSession:
         ``wamp.error.runtime_error`` and its state (pending call, timer) goes.
         """
         realm = self.realm
-        if realm is None or self.state is not JOINED:
+        if realm is None or self.state is not JOINED or type(msg) is _Refusal:
             return
         kind = msg.MESSAGE_TYPE
         text = f"the router failed handling this {MESSAGE_NAMES[kind]}"
@@ -309,6 +309,8 @@ class RouterSession:
         other messages, or ABORT ``protocol_violation`` when nothing can be
         answered (not joined, or a message without a request).
         """
+        if self.state is CLOSING:
+            return  # after our GOODBYE only the peer's GOODBYE (or ABORT) matters
         refusal = _Refusal.of(exc)
         if refusal is None or self.state is not JOINED:
             self.protocol_violation(str(exc), None, exc)
@@ -645,7 +647,6 @@ def _refused(session: RouterSession, refusal: _Refusal) -> None:
             session.send_error(code, request, INVALID_ARGUMENT, text)
     else:
         session.send_error(code, request, INVALID_ARGUMENT, text)
-
 
 
 def _publish(session, msg):
