@@ -29,8 +29,8 @@ connection alike):
 * A well-formed request whose *values* are unacceptable (a known option of
   the wrong type or out of range, such as ``timeout`` that is not an integer
   from 0 to :data:`MAX_TIMEOUT_MS`, a boolean option that is not a boolean;
-  kwargs with a key that is not a string; nesting deeper than the codec's
-  ``max_depth``): :class:`BadRequest`, which the session answers with ERROR
+  kwargs with a key that is not a string; in CBOR, a payload map key that is
+  neither a string nor bytes; nesting deeper than the codec's ``max_depth``): :class:`BadRequest`, which the session answers with ERROR
   ``wamp.error.invalid_argument`` naming the problem (a PUBLISH only when it
   asked for ``acknowledge``; a bad YIELD or callee ERROR ends the caller's
   call with that ERROR).  The same message that cannot be answered (HELLO,
@@ -397,6 +397,37 @@ def _cbor_openings(payload) -> int:
 
 
 _OPENINGS = {"json": _json_openings, "msgpack": _msgpack_openings, "cbor": _cbor_openings}
+
+# -- map keys in the payload ----------------------------------------------------
+#
+# JSON keys are strings and the router's msgpack decoder takes only string or
+# bytes keys (as autobahn's does, and so as msgpack subscribers do).  CBOR can
+# carry any key (integers, arrays); passed on, such a payload kills msgpack
+# subscribers.  So a CBOR payload's map keys must be strings or bytes.  Only a
+# payload with a non-empty map head (0xa1-0xbf) can hold a key at all.
+
+_CBOR_OTHER_THAN_MAPS = _bytes_outside((0xA1, 0xBF))
+#: Where the payload (args, kwargs) starts in each client message that carries one.
+_PAYLOAD_AT = {_CALL_CODE: 4, _PUBLISH_CODE: 4, _YIELD_CODE: 3, _ERROR_CODE: 5}
+
+
+def _odd_key(values):
+    """The first map key in ``values`` (walked iteratively) that is neither a string nor bytes, else None."""
+    stack = list(values)
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        node = pop()
+        kind = type(node)
+        if kind is dict:
+            for key, value in node.items():
+                if type(key) is not str and type(key) is not bytes:
+                    return key
+                push(value)
+        elif kind in _SEQUENCES:
+            extend(node)
+        elif kind is _CBORTag:
+            push(node.value)
+    return None
 _SEQUENCES = (list, tuple, set, frozenset)
 
 
@@ -469,7 +500,7 @@ class Codec:
     (the message's own array is level 1); 0 disables the check.
     """
 
-    __slots__ = ("name", "binary", "max_depth", "_obj", "_str_keys", "_openings", "_deep_from")
+    __slots__ = ("name", "binary", "max_depth", "_obj", "_str_keys", "_any_keys", "_openings", "_deep_from")
 
     def __init__(self, name: str, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self._obj = _object_serializer(name)
@@ -477,6 +508,7 @@ class Codec:
         self.binary = self._obj.BINARY
         self.max_depth = max_depth
         self._str_keys = name == "json"  # JSON objects only have string keys
+        self._any_keys = name == "cbor"  # CBOR maps may have keys of any type
         self._openings = _OPENINGS[name]
         # shorter payloads cannot nest past max_depth: each JSON level takes an
         # opening and a closing byte, each msgpack/CBOR level at least one byte
@@ -525,11 +557,15 @@ class Codec:
         if (code == _CALL_CODE or code == _YIELD_CODE) and type(code) is int and len(raw) > 2:
             fast = _fast(raw, code, self._str_keys)
             if fast is not None:
+                if self._any_keys:
+                    self._check_payload_keys(payload, raw, code)
                 return fast
         cls = _CLASSES.get(code) if type(code) is int else None
         if cls is None:
             raise WireError(f"unknown WAMP message type {code!r}")
         self._check_values(raw, code)
+        if self._any_keys:
+            self._check_payload_keys(payload, raw, code)
         try:
             msg = cls.parse(raw)
         except InvalidUriError as exc:
@@ -543,6 +579,17 @@ class Codec:
         if at is not None:
             msg._router_internal = raw[at]
         return msg
+
+    def _check_payload_keys(self, payload, raw: list, code: int) -> None:
+        """A CBOR payload's map keys must be strings or bytes (see above)."""
+        at = _PAYLOAD_AT.get(code)
+        if at is None or len(raw) <= at or not payload.translate(None, _CBOR_OTHER_THAN_MAPS):
+            return
+        key = _odd_key(raw[at:])
+        if key is not None:
+            raise BadRequest(
+                f"map keys in the payload must be strings (or bytes), got {_short(key)} ({type(key).__name__})", raw
+            )
 
     def _check_values(self, raw: list, code: int) -> None:
         """Request ID range, known options and kwargs keys, before Autobahn's parser sees the rest."""

@@ -452,3 +452,31 @@ async def test_unencodable_publication_is_logged_once_and_acknowledged_with_erro
     errors = [e for e in broker_log if e.get("log_level").name == "error"]
     assert len(errors) == 5, [e["log_format"] for e in errors]
     assert all(e["serializers"] == ", ".join(sorted(failing)) for e in errors)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest_twisted.ensureDeferred
+async def test_cbor_payload_map_keys_must_be_strings(live_router, transport):
+    """
+    A CBOR payload whose maps have integer or array keys is refused with ERROR
+    invalid_argument (PUBLISH with acknowledge, CALL): passed on, it killed
+    msgpack subscribers, whose decoders take only string or bytes keys.  Bytes
+    keys and string keys still pass.
+    """
+    from tests.wamp_clients import join, leave
+
+    watcher = await join(live_router.address(transport), transport, "msgpack")
+    seen = []
+    await watcher.subscribe(lambda *args: seen.append(args), "com.example.keys")
+    p = await peer(live_router, transport, "cbor")
+    for request, bad in ((1, {1: "int key"}), (2, [{"ok": {(1, 2): "array key"}}])):
+        reply = await p.request([PUBLISH, request, {"acknowledge": True}, "com.example.keys", [bad]], (PUBLISHED, ERROR))
+        assert reply[:5] == [ERROR, PUBLISH, request, {}, INVALID_ARGUMENT], reply
+        assert "map keys in the payload must be strings" in reply[5][0]
+    reply = await p.request([CALL, 3, {}, "com.example.echo", [{7: 7}]], (RESULT, ERROR))
+    assert reply[:5] == [ERROR, CALL, 3, {}, INVALID_ARGUMENT], reply
+    ok = await p.request([PUBLISH, 4, {"acknowledge": True}, "com.example.keys", [{"s": 1, b"b": 2}]], (PUBLISHED, ERROR))
+    assert ok[0] == PUBLISHED, ok
+    assert await watcher.call("wamp.session.count") >= 2  # alive, and everything sent before has arrived
+    assert seen == [({"s": 1, b"b": 2},)]
+    await leave(watcher)
