@@ -8,7 +8,10 @@ msgpack or CBOR, to an in-process router.  For every script:
 * the connection ends with ABORT (or a clean close after a garbage payload
   that is no WAMP message at all), or every CALL it sent is answered with
   RESULT or ERROR;
-* a sentinel session on another connection still gets its call answered;
+* sentinel sessions on other connections still work: a caller's call to a
+  callee is answered, and a subscriber to every topic per serializer (which
+  receives whatever the fuzzed client publishes) is still connected and
+  answered;
 * once the fuzzed session is gone, no session holds a pending call,
   invocation or call timer;
 * the router logged no internal failure.
@@ -23,7 +26,7 @@ import os
 
 import pytest
 import pytest_twisted
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from twisted.logger import globalLogPublisher
 
@@ -47,7 +50,9 @@ SCALARS = (
 )
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    | st.dictionaries(st.integers(0, 3) | st.binary(max_size=2), inner, max_size=2),
     max_leaves=8,
 )
 OPTION_NAMES = st.sampled_from(
@@ -132,11 +137,15 @@ CASES = st.tuples(
 
 
 class Sentinels:
-    """A caller and an echo callee that must keep working whatever the fuzzed client does."""
+    """
+    A caller, an echo callee and a subscriber per serializer (to every topic)
+    that must keep working whatever the fuzzed client does.
+    """
 
-    def __init__(self, caller, callee) -> None:
+    def __init__(self, caller, callee, subscribers) -> None:
         self.caller = caller
         self.callee = callee
+        self.subscribers = subscribers
         self.calls = 0
 
 
@@ -147,7 +156,13 @@ async def start_sentinels(live_router) -> Sentinels:
     await callee.register(1, "com.example.echo")
     caller = await connect_raw(live_router.address("websocket"), "websocket", "json")
     await caller.hello(ROLES)
-    return Sentinels(caller, callee)
+    subscribers = []
+    for n, name in enumerate(sorted(SERIALIZERS)):
+        subscriber = await connect_raw(live_router.address(TRANSPORTS[n % 2]), TRANSPORTS[n % 2], name)
+        await subscriber.hello(ROLES)
+        await subscriber.request([32, 1, {"match": "prefix"}, "com"], (33,))
+        subscribers.append(subscriber)
+    return Sentinels(caller, callee, subscribers)
 
 
 def answer_invocations(peer) -> None:
@@ -214,6 +229,10 @@ async def run_case(live_router, sentinels: Sentinels, case) -> None:
     n = 1000 + sentinels.calls
     reply = await sentinels.caller.request([CALL, n, {}, "com.example.echo", [n]], (RESULT, ERROR))
     assert reply == [RESULT, n, {}, [n]], reply
+    for subscriber in sentinels.subscribers:
+        assert not subscriber.closed.called, subscriber.serializer
+        reply = await subscriber.request([CALL, n, {}, "wamp.session.count"], (RESULT, ERROR))
+        assert reply[0] == RESULT, reply
     # once the fuzzed session is gone, nothing of it is left anywhere
     sids = [m[1] for m in peer.received if m[0] == 2]
     if not peer.closed.called:
@@ -255,6 +274,12 @@ def failures_logged():
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(case=CASES)
+# the issue's cases, always run: a 401-digit timeout, a bytes kwargs key, a
+# CBOR integer map key and 600-deep JSON published to every serializer
+@example(case=("websocket", "json", [("wamp", [48, 1, {"timeout": 10**400}, "com.example.echo", []])]))
+@example(case=("rawsocket", "msgpack", [("wamp", [48, 2, {}, "com.example.echo", [], {b"k": 1}])]))
+@example(case=("websocket", "cbor", [("wamp", [16, 3, {}, "com.fuzz.t", [{1: "int key"}]])]))
+@example(case=("rawsocket", "json", [("garbage", b'[16, 4, {}, "com.fuzz.t", ' + b"[" * 600 + b"]" * 600 + b"]")]))
 @pytest_twisted.ensureDeferred
 async def test_hostile_messages(live_router, failures_logged, case):
     """
