@@ -40,7 +40,8 @@ from router.events import (
 )
 from router.uri import Counter
 from router.auth import Accept, Challenge, HelloInfo
-from router.wire import MESSAGE_NAMES, BadRequest, FastCall, FastYield, UriError, WireError
+from router.checks import BadRequest
+from router.wire import MESSAGE_NAMES, FastCall, FastYield, UriError, WireError
 
 if TYPE_CHECKING:
     from router.core import Router

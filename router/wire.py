@@ -48,6 +48,24 @@ from autobahn.wamp import message
 from autobahn.wamp.exception import InvalidUriError, ProtocolError
 from autobahn.wamp.serializer import Serializer
 
+from router.checks import (
+    DEFAULT_MAX_DEPTH,
+    KWARGS_AT,
+    MAX_ID,
+    MAX_TIMEOUT_MS,
+    OPENINGS,
+    PAYLOAD_AT,
+    BadRequest,
+    cbor_has_maps,
+    deeper_than,
+    json_head,
+    key_problem,
+    no_json_constant,
+    odd_payload_key,
+    option_problem,
+    short,
+)
+
 __all__ = [
     "WireError",
     "BadRequest",
@@ -117,131 +135,10 @@ class FastYield(_Fast):
         return self._router_internal.get("progress")
 
 
-_MAX_ID = 2**53
 _TRANSPARENCY = ("enc_algo", "ppt_scheme", "ppt_serializer", "ppt_cipher", "ppt_keyid")
 _CALL_CODE = message.Call.MESSAGE_TYPE
 _YIELD_CODE = message.Yield.MESSAGE_TYPE
-_PUBLISH_CODE = message.Publish.MESSAGE_TYPE
 _ERROR_CODE = message.Error.MESSAGE_TYPE
-
-#: Largest CALL ``timeout`` accepted, in milliseconds (about 24.8 days, the
-#: largest delay JavaScript timers take); larger values get invalid_argument.
-MAX_TIMEOUT_MS = 2**31 - 1
-#: Default for ``max_nesting_depth``.
-DEFAULT_MAX_DEPTH = 64
-
-
-class BadRequest(Exception):
-    """
-    A well-formed request whose values the router refuses (answered with
-    ERROR ``wamp.error.invalid_argument`` where there is a request to answer).
-    ``raw`` is the decoded message (a list).
-    """
-
-    def __init__(self, text: str, raw: list) -> None:
-        super().__init__(text)
-        self.raw = raw
-
-
-def _is_bool(value) -> bool:
-    return type(value) is bool
-
-
-def _is_timeout(value) -> bool:
-    return type(value) is int and 0 <= value <= MAX_TIMEOUT_MS
-
-
-def _is_id_list(value) -> bool:
-    return type(value) is list and all(type(v) is int and 0 < v <= _MAX_ID for v in value)
-
-
-def _is_str_list(value) -> bool:
-    return type(value) is list and all(type(v) is str for v in value)
-
-
-def _is_str(value) -> bool:
-    return type(value) is str
-
-
-def _is_concurrency(value) -> bool:
-    return type(value) is int and 0 < value <= 2**31 - 1
-
-
-_BOOL = (_is_bool, "must be true or false")
-_IDS = (_is_id_list, "must be a list of session IDs (integers from 1 to 2**53)")
-_STRS = (_is_str_list, "must be a list of strings")
-_STR = (_is_str, "must be a string")
-#: Per message type: option -> (check, what it must be).  Unknown options are
-#: ignored, as the spec asks; values Autobahn checks further (match, invoke,
-#: mode) are checked here for type and by the broker/dealer for meaning.
-_OPTION_RULES = {
-    _CALL_CODE: {
-        "timeout": (_is_timeout, f"must be an integer number of milliseconds from 0 to {MAX_TIMEOUT_MS}"),
-        "receive_progress": _BOOL,
-        "progress": _BOOL,
-        "disclose_me": _BOOL,
-    },
-    _YIELD_CODE: {"progress": _BOOL},
-    _PUBLISH_CODE: {
-        "acknowledge": _BOOL,
-        "exclude_me": _BOOL,
-        "disclose_me": _BOOL,
-        "retain": _BOOL,
-        "exclude": _IDS,
-        "eligible": _IDS,
-        "exclude_authid": _STRS,
-        "eligible_authid": _STRS,
-        "exclude_authrole": _STRS,
-        "eligible_authrole": _STRS,
-    },
-    message.Subscribe.MESSAGE_TYPE: {"match": _STR, "get_retained": _BOOL},
-    message.Register.MESSAGE_TYPE: {
-        "match": _STR,
-        "invoke": _STR,
-        "disclose_caller": _BOOL,
-        "force_reregister": _BOOL,
-        "concurrency": (_is_concurrency, "must be an integer from 1 to 2**31-1"),
-    },
-}
-#: Messages with a request ID at [1] (which must be 1..2**53) and where their
-#: kwargs are; ERROR (from a callee) has its request at [2] and kwargs at [6].
-_KWARGS_AT = {
-    _CALL_CODE: 5,
-    _PUBLISH_CODE: 5,
-    _YIELD_CODE: 4,
-    message.Subscribe.MESSAGE_TYPE: None,
-    message.Register.MESSAGE_TYPE: None,
-    message.Unsubscribe.MESSAGE_TYPE: None,
-    message.Unregister.MESSAGE_TYPE: None,
-    message.Cancel.MESSAGE_TYPE: None,
-}
-
-
-def _option_problem(code: int, options: dict):
-    """Why one of a request's known options is unacceptable, or None."""
-    rules = _OPTION_RULES.get(code)
-    if rules is None:
-        return None
-    for key, value in options.items():
-        rule = rules.get(key)
-        if rule is not None and not rule[0](value):
-            return f"option {key!r} of {MESSAGE_NAMES[code]} {rule[1]}, got {_short(value)}"
-    return None
-
-
-def _short(value) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # a value whose repr fails (or is huge: ints past str's digit limit)
-        text = f"a {type(value).__name__}"
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _key_problem(kwargs) -> str | None:
-    for key in kwargs:
-        if type(key) is not str:
-            return f"kwargs keys must be strings, got {_short(key)} ({type(key).__name__})"
-    return None
 
 
 def _fast(raw: list, code: int, str_keys: bool):
@@ -252,12 +149,12 @@ def _fast(raw: list, code: int, str_keys: bool):
     size = len(raw)
     request = raw[1]
     options = raw[2]
-    if type(request) is not int or not 0 < request <= _MAX_ID or type(options) is not dict:
+    if type(request) is not int or not 0 < request <= MAX_ID or type(options) is not dict:
         return None
     if options:
         if any(key in options for key in _TRANSPARENCY):
             return None
-        problem = _option_problem(code, options)
+        problem = option_problem(code, options)
         if problem is not None:
             raise BadRequest(problem, raw)
     if code == _CALL_CODE:
@@ -279,7 +176,7 @@ def _fast(raw: list, code: int, str_keys: bool):
     if (args is not None and type(args) is not list) or (kwargs is not None and type(kwargs) is not dict):
         return None
     if kwargs and not str_keys:
-        problem = _key_problem(kwargs)
+        problem = key_problem(kwargs)
         if problem is not None:
             raise BadRequest(problem, raw)
     msg.request = request
@@ -314,7 +211,7 @@ class _FastJson:
         self._encoder = json.JSONEncoder(
             separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
         ).encode
-        self._decoder = json.JSONDecoder(parse_constant=_no_constant).decode
+        self._decoder = json.JSONDecoder(parse_constant=no_json_constant).decode
 
     def serialize(self, obj) -> bytes:
         return self._encoder(obj).encode("utf-8")
@@ -324,10 +221,6 @@ class _FastJson:
         if b"\\u0000" in payload:
             obj = _unbinary(obj)
         return [obj]
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _json_default(obj):
@@ -362,137 +255,6 @@ def _object_serializer(name: str):
     raise ValueError(f"unknown serializer {name!r}; known: {', '.join(SERIALIZER_IDS)}")
 
 
-# -- nesting depth -------------------------------------------------------------
-#
-# A message nested N deep is at least N bytes long (2N in JSON) and has at
-# least N container openings in its bytes.  Shorter messages are not looked
-# at; for longer ones the count of bytes that *can* open a container, an
-# upper bound on the depth, is taken at C speed, and only when it exceeds the
-# limit is the decoded message walked.  JSON: "[" and "{".  msgpack: fixarray/fixmap (0x80-0x9f) and
-# array/map 16/32 (0xdc-0xdf).  CBOR: array, map and tag heads (0x80-0xdb).
-# Bytes inside strings or numbers only make the bound looser, never wrong.
-
-
-def _bytes_outside(*ranges: tuple[int, int]) -> bytes:
-    inside = set()
-    for low, high in ranges:
-        inside.update(range(low, high + 1))
-    return bytes(b for b in range(256) if b not in inside)
-
-
-_MSGPACK_OTHER = _bytes_outside((0x80, 0x9F), (0xDC, 0xDF))
-_CBOR_OTHER = _bytes_outside((0x80, 0xDB))
-
-
-def _json_openings(payload) -> int:
-    return payload.count(b"[") + payload.count(b"{")
-
-
-def _msgpack_openings(payload) -> int:
-    return len(payload.translate(None, _MSGPACK_OTHER))
-
-
-def _cbor_openings(payload) -> int:
-    return len(payload.translate(None, _CBOR_OTHER))
-
-
-_OPENINGS = {"json": _json_openings, "msgpack": _msgpack_openings, "cbor": _cbor_openings}
-
-# -- map keys in the payload ----------------------------------------------------
-#
-# JSON keys are strings and the router's msgpack decoder takes only string or
-# bytes keys (as autobahn's does, and so as msgpack subscribers do).  CBOR can
-# carry any key (integers, arrays); passed on, such a payload kills msgpack
-# subscribers.  So a CBOR payload's map keys must be strings or bytes.  Only a
-# payload with a non-empty map head (0xa1-0xbf) can hold a key at all.
-
-_CBOR_OTHER_THAN_MAPS = _bytes_outside((0xA1, 0xBF))
-#: Where the payload (args, kwargs) starts in each client message that carries one.
-_PAYLOAD_AT = {_CALL_CODE: 4, _PUBLISH_CODE: 4, _YIELD_CODE: 3, _ERROR_CODE: 5}
-
-
-def _odd_key(values):
-    """The first map key in ``values`` (walked iteratively) that is neither a string nor bytes, else None."""
-    stack = list(values)
-    pop, push, extend = stack.pop, stack.append, stack.extend
-    while stack:
-        node = pop()
-        kind = type(node)
-        if kind is dict:
-            for key, value in node.items():
-                if type(key) is not str and type(key) is not bytes:
-                    return key
-                push(value)
-        elif kind in _SEQUENCES:
-            extend(node)
-        elif kind is _CBORTag:
-            push(node.value)
-    return None
-_SEQUENCES = (list, tuple, set, frozenset)
-
-
-def _deeper_than(obj, limit: int) -> bool:
-    """Whether arrays/maps (and CBOR tags) in ``obj`` nest deeper than ``limit``; the top level is 1."""
-    stack = [(obj, 1)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        node, depth = pop()
-        if depth > limit:
-            return True
-        kind = type(node)
-        if kind is dict:
-            children = list(node.values())
-            children.extend(k for k in node if type(k) is not str)
-        elif kind in _SEQUENCES:
-            children = node
-        else:  # a CBOR tag wrapping a value
-            children = (node.value,)
-        depth += 1
-        for child in children:
-            t = type(child)
-            if t is dict or t in _SEQUENCES or t is _CBORTag:
-                push((child, depth))
-    return False
-
-
-try:
-    from cbor2 import CBORTag as _CBORTag
-except ImportError:  # pragma: no cover - cbor2 comes with autobahn's serializers
-    class _CBORTag:  # type: ignore[no-redef]
-        value = None
-
-
-_SPACE = re.compile(r"[ \t\n\r]*")
-
-
-def _json_head(payload) -> list | None:
-    """
-    The leading elements of a JSON message too deep to decode (type, request,
-    options...: as many as decode on their own), so that its request can still
-    be answered; None when not even the type and one more element decode.
-    """
-    try:
-        text = payload.decode("utf-8") if type(payload) is not str else payload
-    except UnicodeDecodeError:
-        return None
-    decode = json.JSONDecoder(parse_constant=_no_constant).raw_decode
-    at = _SPACE.match(text).end()
-    if text[at : at + 1] != "[":
-        return None
-    head: list = []
-    while len(head) < 4:
-        at = _SPACE.match(text, at + 1).end()
-        try:
-            value, at = decode(text, at)
-        except (ValueError, RecursionError):
-            break
-        head.append(value)
-        at = _SPACE.match(text, at).end()
-        if text[at : at + 1] != ",":
-            break
-    return head if len(head) >= 2 and type(head[0]) is int else None
-
-
 class Codec:
     """
     One serializer, shared by every connection that negotiated it.
@@ -509,7 +271,7 @@ class Codec:
         self.max_depth = max_depth
         self._str_keys = name == "json"  # JSON objects only have string keys
         self._any_keys = name == "cbor"  # CBOR maps may have keys of any type
-        self._openings = _OPENINGS[name]
+        self._openings = OPENINGS[name]
         # shorter payloads cannot nest past max_depth: each JSON level takes an
         # opening and a closing byte, each msgpack/CBOR level at least one byte
         self._deep_from = max_depth * (2 if name == "json" else 1)
@@ -537,7 +299,7 @@ class Codec:
             items = self._obj.unserialize(payload)
         except RecursionError:
             # deeper than the decoder can go: answer the request if its head can be read
-            head = _json_head(payload) if self.name == "json" else None
+            head = json_head(payload) if self.name == "json" else None
             limit = f"the limit of {self.max_depth}" if self.max_depth else "the decoder can go"
             text = f"the message nests arrays/objects deeper than {limit}"
             if head is None:
@@ -551,7 +313,7 @@ class Codec:
         if type(raw) is not list or not raw:
             raise WireError("a WAMP message must be a non-empty array")
         limit = self.max_depth
-        if limit and len(payload) > self._deep_from and self._openings(payload) > limit and _deeper_than(raw, limit):
+        if limit and len(payload) > self._deep_from and self._openings(payload) > limit and deeper_than(raw, limit):
             raise BadRequest(f"the message nests arrays/objects deeper than the limit of {limit}", raw)
         code = raw[0]
         if (code == _CALL_CODE or code == _YIELD_CODE) and type(code) is int and len(raw) > 2:
@@ -582,39 +344,39 @@ class Codec:
 
     def _check_payload_keys(self, payload, raw: list, code: int) -> None:
         """A CBOR payload's map keys must be strings or bytes (see above)."""
-        at = _PAYLOAD_AT.get(code)
-        if at is None or len(raw) <= at or not payload.translate(None, _CBOR_OTHER_THAN_MAPS):
+        at = PAYLOAD_AT.get(code)
+        if at is None or len(raw) <= at or not cbor_has_maps(payload):
             return
-        key = _odd_key(raw[at:])
+        key = odd_payload_key(raw[at:])
         if key is not None:
             raise BadRequest(
-                f"map keys in the payload must be strings (or bytes), got {_short(key)} ({type(key).__name__})", raw
+                f"map keys in the payload must be strings (or bytes), got {short(key)} ({type(key).__name__})", raw
             )
 
     def _check_values(self, raw: list, code: int) -> None:
         """Request ID range, known options and kwargs keys, before Autobahn's parser sees the rest."""
         if code == _ERROR_CODE:
             request_at, kwargs_at = 2, 6
-        elif code in _KWARGS_AT:
-            request_at, kwargs_at = 1, _KWARGS_AT[code]
+        elif code in KWARGS_AT:
+            request_at, kwargs_at = 1, KWARGS_AT[code]
         else:
             return
         size = len(raw)
         if size <= request_at:
             return  # Autobahn names the wrong length
         request = raw[request_at]
-        if type(request) is int and not 0 < request <= _MAX_ID:
-            raise WireError(f"request ID {_short(request)} in {MESSAGE_NAMES[code]} is not from 1 to 2**53")
+        if type(request) is int and not 0 < request <= MAX_ID:
+            raise WireError(f"request ID {short(request)} in {MESSAGE_NAMES[code]} is not from 1 to 2**53")
         options = raw[request_at + 1] if size > request_at + 1 else None
         if type(request) is not int or type(options) is not dict:
             return  # malformed: Autobahn's parser says how
         if options:
-            problem = _option_problem(code, options)
+            problem = option_problem(code, options)
             if problem is not None:
                 raise BadRequest(problem, raw)
         if kwargs_at is not None and not self._str_keys and size > kwargs_at:
             kwargs = raw[kwargs_at]
             if type(kwargs) is dict and kwargs:
-                problem = _key_problem(kwargs)
+                problem = key_problem(kwargs)
                 if problem is not None:
                     raise BadRequest(problem, raw)
