@@ -457,6 +457,7 @@ class Broker:
         now = self.realm.router.clock.seconds()
         self._expire(now)
         ttl = self.realm.router.retained_ttl
+        skipped, first = 0, None  # events this subscriber's serializer cannot carry: logged once
         for topic in self._retained_for(sub):
             for kept in reversed(self._retained[topic]):
                 if ttl and kept.at + ttl <= now:
@@ -470,18 +471,34 @@ class Broker:
             if ttl and kept.at + ttl <= now:
                 continue
             info = kept.publisher
-            session.send(
-                message.Event(
-                    sub.id,
-                    kept.publication,
-                    args=kept.args,
-                    kwargs=kept.kwargs,
-                    publisher=info.session_id if info else None,
-                    publisher_authid=info.authid if info else None,
-                    publisher_authrole=info.authrole if info else None,
-                    topic=topic if sub.match != "exact" else None,
-                    retained=True,
-                )
+            event = message.Event(
+                sub.id,
+                kept.publication,
+                args=kept.args,
+                kwargs=kept.kwargs,
+                publisher=info.session_id if info else None,
+                publisher_authid=info.authid if info else None,
+                publisher_authrole=info.authrole if info else None,
+                topic=topic if sub.match != "exact" else None,
+                retained=True,
+            )
+            problem = session.codec.check(event)
+            if problem is not None:
+                skipped += 1
+                first = first or (topic, problem)
+                continue
+            session.send(event)
+        if skipped:
+            _log.error(
+                "{skipped} retained event(s) matching {uri} ({match}) cannot be encoded as {serializer} "
+                "for session {session}, e.g. on {topic}: {error}",
+                skipped=skipped,
+                uri=sub.uri,
+                match=sub.match,
+                serializer=session.codec.name,
+                session=session.session_id,
+                topic=first[0],
+                error=first[1],
             )
 
     # -- session cleanup ---------------------------------------------------------

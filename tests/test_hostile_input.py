@@ -393,13 +393,13 @@ async def test_max_nesting_depth_is_configurable():
 
 @pytest.fixture
 def broker_log():
-    """Every log event of the broker (namespace ``wampd.broker``) while the test runs."""
+    """Every log event of the router's broker and sessions (where encoding failures are logged) while the test runs."""
     from twisted.logger import globalLogPublisher
 
     seen: list = []
 
     def observe(event):
-        if event.get("log_namespace") == "wampd.broker":
+        if event.get("log_namespace") in ("wampd.broker", "wampd.session"):
             seen.append(event)
 
     globalLogPublisher.addObserver(observe)
@@ -480,3 +480,23 @@ async def test_cbor_payload_map_keys_must_be_strings(live_router, transport):
     assert await watcher.call("wamp.session.count") >= 2  # alive, and everything sent before has arrived
     assert seen == [({"s": 1, b"b": 2},)]
     await leave(watcher)
+
+
+@pytest_twisted.ensureDeferred
+async def test_unencodable_retained_events_are_logged_once_per_subscribe(live_router, broker_log):
+    """
+    Retained events a subscriber's serializer cannot carry (retained while no
+    such subscriber existed) are skipped on ``get_retained`` with one log line
+    for the whole SUBSCRIBE, not one per topic; the others are delivered.
+    """
+    p = await peer(live_router, "websocket", "cbor")
+    for n in range(20):
+        value = float("nan") if n % 2 else n
+        reply = await p.request([PUBLISH, n + 1, {"acknowledge": True, "retain": True}, f"com.example.nan.t{n}", [value]], (PUBLISHED, ERROR))
+        assert reply[0] == PUBLISHED
+    s = await peer(live_router, "rawsocket", "json")
+    await s.request([SUBSCRIBE, 1, {"match": "prefix", "get_retained": True}, "com.example.nan."], (SUBSCRIBED,))
+    await s.fence()
+    assert sorted(m[4][0] for m in s.of_type(EVENT)) == list(range(0, 20, 2))
+    errors = [e for e in broker_log if e.get("log_level").name == "error"]
+    assert len(errors) == 1 and errors[0].get("skipped") == 10, [e["log_format"] for e in errors]
