@@ -66,6 +66,11 @@ from router.checks import (
     short,
 )
 
+try:
+    from cbor2 import CBORTag as _CBORTag
+except ImportError:  # pragma: no cover - cbor2 comes with autobahn's serializers
+    _CBORTag = None
+
 __all__ = [
     "WireError",
     "BadRequest",
@@ -313,15 +318,29 @@ class Codec:
         if type(raw) is not list or not raw:
             raise WireError("a WAMP message must be a non-empty array")
         limit = self.max_depth
-        if limit and len(payload) > self._deep_from and self._openings(payload) > limit and deeper_than(raw, limit):
-            raise BadRequest(f"the message nests arrays/objects deeper than the limit of {limit}", raw)
+        deep = limit and len(payload) > self._deep_from  # long enough to nest past the limit
         code = raw[0]
         if (code == _CALL_CODE or code == _YIELD_CODE) and type(code) is int and len(raw) > 2:
             fast = _fast(raw, code, self._str_keys)
             if fast is not None:
-                if self._any_keys:
-                    self._check_payload_keys(payload, raw, code)
+                if deep or self._any_keys:
+                    # the RPC hot path: args of scalars only, no kwargs, no options nest 3
+                    # deep and hold no map keys: no byte count, no walk
+                    plain = not fast.kwargs and not fast._router_internal
+                    if plain and fast.args:
+                        for value in fast.args:
+                            kind = type(value)
+                            if kind is list or kind is dict or kind is tuple or kind is _CBORTag:
+                                plain = False
+                                break
+                    if not plain:
+                        if deep:
+                            self._check_depth(payload, raw, limit)
+                        if self._any_keys:
+                            self._check_payload_keys(payload, raw, code)
                 return fast
+        if deep:
+            self._check_depth(payload, raw, limit)
         cls = _CLASSES.get(code) if type(code) is int else None
         if cls is None:
             raise WireError(f"unknown WAMP message type {code!r}")
@@ -341,6 +360,10 @@ class Codec:
         if at is not None:
             msg._router_internal = raw[at]
         return msg
+
+    def _check_depth(self, payload, raw: list, limit: int) -> None:
+        if self._openings(payload) > limit and deeper_than(raw, limit):
+            raise BadRequest(f"the message nests arrays/objects deeper than the limit of {limit}", raw)
 
     def _check_payload_keys(self, payload, raw: list, code: int) -> None:
         """A CBOR payload's map keys must be strings or bytes (see above)."""
