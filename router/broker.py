@@ -17,13 +17,35 @@ Publish & subscribe for one realm.
   per matching topic, the most recent one the subscriber could have received,
   with ``details.retained``).
 * Each session keeps its own subscription ids, so leaving costs what it owns.
+* Encodability is decided once per publication and serializer (the EVENT is
+  encoded once per serializer anyway): a publication that one serializer
+  cannot carry (an integer past 64 bits for msgpack, NaN or a non-string map
+  key for JSON, a lone surrogate for any) is logged once, reaches the
+  subscribers of the other serializers, and an acknowledged PUBLISH gets
+  ERROR ``wamp.error.invalid_argument`` naming the serializers instead of
+  PUBLISHED (and it is not retained).
+* Retention is bounded per realm.  ``max_retained_topics`` (the router's
+  setting) caps the topics holding a retained event; when a new topic would
+  pass it, the topic retained *least recently* loses its event.  Evicting,
+  not refusing, because a retained event is "the latest state of a topic":
+  refusing would freeze retention on whatever topics came first (stale ones
+  included) and silently lose the newest state; the spec makes retention best
+  effort, and the least recently retained topic is the one least likely still
+  wanted.  ``retained_ttl`` (seconds, 0: none) expires events: an expired one
+  is never delivered, and expired topics are swept from the front of the
+  retain-ordered table whenever something is retained or asked for (no timer
+  per topic).  Prefix ``get_retained`` walks a sorted topic list from the
+  prefix (bisect), so it costs what it returns; wildcard scans the bounded
+  set.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from typing import TYPE_CHECKING, Any
 
 from autobahn.wamp import message
+from twisted.logger import Logger
 
 from router.matching import PatternIndex
 from router.uri import is_valid_uri
@@ -33,6 +55,8 @@ if TYPE_CHECKING:
     from router.session import RouterSession
 
 __all__ = ["Broker", "Subscription", "topic_matches"]
+
+_log = Logger(namespace="wampd.broker")
 
 _SUBSCRIBE = message.Subscribe.MESSAGE_TYPE
 _UNSUBSCRIBE = message.Unsubscribe.MESSAGE_TYPE
@@ -58,9 +82,10 @@ _RETAIN_KEEP = 16
 
 
 class _Retained:
-    __slots__ = ("publication", "args", "kwargs", "filters", "publisher", "excluded")
+    __slots__ = ("publication", "args", "kwargs", "filters", "publisher", "excluded", "at")
 
     def __init__(self, publication, args, kwargs, filters, publisher, excluded=None):
+        self.at = 0.0  # when it was retained (router clock)
         self.publication = publication
         self.args = args
         self.kwargs = kwargs
@@ -134,7 +159,11 @@ class Broker:
         self.realm = realm
         self._index: PatternIndex[Subscription] = PatternIndex()
         self._by_id: dict[int, Subscription] = {}
-        self._retained: dict[str, list[_Retained]] = {}  # topic -> retained events, oldest first
+        # topic -> retained events, oldest first; the dict's order is the order
+        # topics were last retained in (least recent first: evicted/expired first)
+        self._retained: dict[str, list[_Retained]] = {}
+        self._retained_sorted: list[str] = []  # the same topics, sorted: prefix look-ups
+        self._evicting_logged = False
 
     # -- queries (also used by the meta API) ----------------------------------
 
@@ -152,6 +181,11 @@ class Broker:
 
     def by_policy(self) -> dict[str, list[Subscription]]:
         return self._index.by_policy()
+
+    def retained_topics(self) -> tuple[str, ...]:
+        """Topics holding a retained event now, least recently retained first."""
+        self._expire(self.realm.router.clock.seconds())
+        return tuple(self._retained)
 
     # -- messages -------------------------------------------------------------
 
@@ -239,6 +273,7 @@ class Broker:
         )
         exclude_me = msg.exclude_me is not False
         filters = _compile_filters(options)
+        failures: dict = {}
         publication = self.deliver(
             topic,
             args,
@@ -249,7 +284,19 @@ class Broker:
             filters=filters,
             extra={"payload": msg.payload, "enc_algo": msg.enc_algo, "enc_key": msg.enc_key,
                    "enc_serializer": msg.enc_serializer} if msg.payload else None,
+            failures=failures,
         )
+        if failures:
+            if msg.acknowledge:
+                names = ", ".join(sorted(failures))
+                session.send_error(
+                    _PUBLISH,
+                    msg.request,
+                    "wamp.error.invalid_argument",
+                    f"the publication cannot be encoded as {names} ({next(iter(failures.values()))}); "
+                    f"subscribers using {names} did not get it",
+                )
+            return
         if msg.retain:
             self._retain(
                 topic,
@@ -283,11 +330,17 @@ class Broker:
         disclose: bool = False,
         filters: _Receivers | None = None,
         extra: dict | None = None,
+        failures: dict | None = None,
     ) -> int:
-        """Send one publication to every matching subscription; returns its publication id."""
+        """
+        Send one publication to every matching subscription; returns its
+        publication id.  Serializers that cannot encode it are logged once and
+        put in ``failures`` (serializer name -> error), when given.
+        """
         publication = self.realm.router.global_ids.next()
         info = publisher.info if (disclose and publisher is not None) else None
         skip = publisher if exclude_me else None
+        failed = None
         for policy, sub in self._index.matches(topic):
             event = message.Event(
                 sub.id,
@@ -300,55 +353,152 @@ class Broker:
                 topic=topic if policy != "exact" else None,
                 **(extra or {}),
             )
-            if filters is None:
-                for receiver in sub.subscribers:
-                    if receiver is not skip:
-                        receiver.send(event)
-            else:
-                for receiver in sub.subscribers:
-                    if receiver is not skip and filters.allows(receiver.info):
-                        receiver.send(event)
+            checked: dict = {}  # codec -> encodable (the bytes are cached on the event)
+            last = ok = None  # subscribers mostly share a codec: look it up only when it changes
+            for receiver in sub.subscribers:
+                if receiver is skip or (filters is not None and not filters.allows(receiver.info)):
+                    continue
+                codec = receiver.codec
+                if codec is not last:
+                    last = codec
+                    ok = checked.get(codec)
+                    if ok is None:
+                        problem = codec.check(event)
+                        ok = checked[codec] = problem is None
+                        if not ok:
+                            if failed is None:
+                                failed = {}
+                            failed.setdefault(codec.name, problem)
+                if ok:
+                    receiver.send(event)
+        if failed is not None:
+            _log.error(
+                "publication {publication} on {topic} cannot be encoded as {serializers} ({error}); "
+                "subscribers using them do not get it",
+                publication=publication,
+                topic=topic,
+                serializers=", ".join(sorted(failed)),
+                error=next(iter(failed.values())),
+            )
+            if failures is not None:
+                failures.update(failed)
         return publication
 
     def _retain(self, topic: str, kept: _Retained) -> None:
         """
         A retained event for everyone replaces the topic's retained events; one
         with a black/whitelist is kept beside them, so that every subscriber can
-        get the most recent one it could have received.
+        get the most recent one it could have received.  The topic becomes the
+        most recently retained; past ``max_retained_topics`` the least recent
+        one is evicted.
         """
+        router = self.realm.router
+        now = kept.at = router.clock.seconds()
+        self._expire(now)
+        retained = self._retained
+        history = retained.pop(topic, None)  # re-inserted last: most recently retained
+        if history is None:
+            insort(self._retained_sorted, topic)
         if kept.filters is None:
-            self._retained[topic] = [kept]
+            history = [kept]
+        else:
+            history = history or []
+            history.append(kept)
+            if len(history) > _RETAIN_KEEP + 1:
+                del history[1 if history[0].filters is None else 0]
+        retained[topic] = history
+        limit = router.max_retained_topics
+        if limit and len(retained) > limit:
+            if not self._evicting_logged:
+                self._evicting_logged = True
+                _log.warn(
+                    "realm {realm} holds retained events on {limit} topics (max_retained_topics): "
+                    "the least recently retained ones are evicted to make room (logged once)",
+                    realm=self.realm.name,
+                    limit=limit,
+                )
+            while len(retained) > limit:
+                self._forget_retained(next(iter(retained)))
+
+    def _forget_retained(self, topic: str) -> None:
+        del self._retained[topic]
+        topics = self._retained_sorted
+        del topics[bisect_left(topics, topic)]
+
+    def _expire(self, now: float) -> None:
+        """Drop topics whose newest retained event is past ``retained_ttl`` (oldest first, so it stops early)."""
+        ttl = self.realm.router.retained_ttl
+        if not ttl:
             return
-        history = self._retained.setdefault(topic, [])
-        history.append(kept)
-        if len(history) > _RETAIN_KEEP + 1:
-            del history[1 if history[0].filters is None else 0]
+        retained = self._retained
+        while retained:
+            topic = next(iter(retained))
+            if retained[topic][-1].at + ttl > now:
+                return
+            self._forget_retained(topic)
+
+    def _retained_for(self, sub: Subscription) -> list[str]:
+        """The retained topics ``sub`` matches: a lookup, a bisect walk, or (wildcard) a scan."""
+        uri = sub.uri
+        if sub.match == "exact":
+            return [uri] if uri in self._retained else []
+        if sub.match == "prefix":
+            topics = self._retained_sorted
+            at = bisect_left(topics, uri)
+            found = []
+            while at < len(topics) and topics[at].startswith(uri):
+                found.append(topics[at])
+                at += 1
+            return found
+        return [topic for topic in self._retained if topic_matches(topic, uri, "wildcard")]
 
     def _send_retained(self, session: RouterSession, sub: Subscription) -> None:
         """For each matching topic, the most recent retained event this subscriber could have received."""
-        for topic, history in list(self._retained.items()):
-            if not topic_matches(topic, sub.uri, sub.match):
-                continue
-            for kept in reversed(history):
+        now = self.realm.router.clock.seconds()
+        self._expire(now)
+        ttl = self.realm.router.retained_ttl
+        skipped, first = 0, None  # events this subscriber's serializer cannot carry: logged once
+        for topic in self._retained_for(sub):
+            for kept in reversed(self._retained[topic]):
+                if ttl and kept.at + ttl <= now:
+                    break  # this one and all older ones have expired
                 if kept.excluded == session.session_id:
                     continue
                 if kept.filters is None or kept.filters.allows(session.info):
                     break
             else:
                 continue
+            if ttl and kept.at + ttl <= now:
+                continue
             info = kept.publisher
-            session.send(
-                message.Event(
-                    sub.id,
-                    kept.publication,
-                    args=kept.args,
-                    kwargs=kept.kwargs,
-                    publisher=info.session_id if info else None,
-                    publisher_authid=info.authid if info else None,
-                    publisher_authrole=info.authrole if info else None,
-                    topic=topic if sub.match != "exact" else None,
-                    retained=True,
-                )
+            event = message.Event(
+                sub.id,
+                kept.publication,
+                args=kept.args,
+                kwargs=kept.kwargs,
+                publisher=info.session_id if info else None,
+                publisher_authid=info.authid if info else None,
+                publisher_authrole=info.authrole if info else None,
+                topic=topic if sub.match != "exact" else None,
+                retained=True,
+            )
+            problem = session.codec.check(event)
+            if problem is not None:
+                skipped += 1
+                first = first or (topic, problem)
+                continue
+            session.send(event)
+        if skipped:
+            _log.error(
+                "{skipped} retained event(s) matching {uri} ({match}) cannot be encoded as {serializer} "
+                "for session {session}, e.g. on {topic}: {error}",
+                skipped=skipped,
+                uri=sub.uri,
+                match=sub.match,
+                serializer=session.codec.name,
+                session=session.session_id,
+                topic=first[0],
+                error=first[1],
             )
 
     # -- session cleanup ---------------------------------------------------------

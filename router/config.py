@@ -146,6 +146,9 @@ _ROUTER_KEYS = (
     "auth_fail_tracked",
     "max_outbound_buffer",
     "slow_consumer",
+    "max_nesting_depth",
+    "max_retained_topics",
+    "retained_ttl",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)
@@ -956,6 +959,20 @@ class RouterConfig:
     until it reads again, and still disconnects for anything else (RESULT,
     INVOCATION, ERROR can never be dropped).
     """
+    max_nesting_depth: int = 64
+    """
+    How deeply arrays and objects may nest in one message (its own array is
+    level 1), from 8 to 100000, or 0 for no limit.  A deeper request gets
+    ERROR C{wamp.error.invalid_argument} (a PUBLISH without C{acknowledge}
+    is dropped), anything else ABORT C{wamp.error.protocol_violation}.
+    """
+    max_retained_topics: int = 10000
+    """
+    Topics with a retained event, per realm; 0 is unlimited.  When full, the
+    topic retained least recently loses its event to the new one.
+    """
+    retained_ttl: float = 0.0
+    """Seconds a retained event is kept; 0 keeps it until replaced or evicted."""
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -974,7 +991,7 @@ class RouterConfig:
         object.__setattr__(self, "apps", _check_items("apps", self.apps, AppConfig, allow_empty=True))
         for name in ("allowed_origins", "allow_addresses", "deny_addresses"):
             object.__setattr__(self, name, _check_items(name, getattr(self, name), str, allow_empty=True))
-        for name in ("max_connections", "max_connections_per_address", "max_outbound_buffer"):
+        for name in ("max_connections", "max_connections_per_address", "max_outbound_buffer", "max_retained_topics"):
             if _check_int(name, getattr(self, name)) < 0:
                 raise ConfigError(name, f"must be 0 (unlimited) or more, got {getattr(self, name)}")
         if _check_str("slow_consumer", self.slow_consumer) not in SLOW_CONSUMER_POLICIES:
@@ -993,6 +1010,14 @@ class RouterConfig:
                 raise ConfigError(name, f"must be 0 (off) or more, got {getattr(self, name)}")
         if _check_int("auth_fail_tracked", self.auth_fail_tracked) < 1:
             raise ConfigError("auth_fail_tracked", f"must be 1 or more, got {self.auth_fail_tracked}")
+        depth = _check_int("max_nesting_depth", self.max_nesting_depth)
+        if depth != 0 and not 8 <= depth <= 100000:
+            raise ConfigError(
+                "max_nesting_depth", f"must be 0 (no limit) or from 8 to 100000, got {depth}"
+            )
+        object.__setattr__(
+            self, "retained_ttl", _check_number("retained_ttl", self.retained_ttl, allow_zero=True)
+        )
         from router.policy import ConnectionPolicy, origin_pattern
 
         for index, pattern in enumerate(self.allowed_origins):

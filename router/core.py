@@ -19,7 +19,7 @@ from router.policy import ConnectionPolicy
 from router.realm import Realm
 from router.session import RouterSession
 from router.uri import Counter, GlobalIds, is_valid_realm
-from router.wire import Codec
+from router.wire import DEFAULT_MAX_DEPTH, Codec
 
 __all__ = ["Router", "ROUTER_ROLES"]
 
@@ -68,6 +68,9 @@ class Router:
         policy: ConnectionPolicy | None = None,
         hello_timeout: float = 10.0,
         login_limiter: LoginLimiter | None = None,
+        max_nesting_depth: int = DEFAULT_MAX_DEPTH,
+        max_retained_topics: int = 10000,
+        retained_ttl: float = 0.0,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
@@ -78,6 +81,9 @@ class Router:
         self.hello_timeout = hello_timeout
         self._sockets: dict[Any, str | None] = {}  # every accepted connection open now -> its host
         self._per_host: dict[str, int] = {}  # accepted connections open now, per host
+        self.max_nesting_depth = max_nesting_depth
+        self.max_retained_topics = max_retained_topics  # per realm; 0 unlimited
+        self.retained_ttl = retained_ttl  # seconds; 0 none
         self._handshaking: dict[int, RouterSession] = {}  # connections not (or no longer) joined
         self._unopened: dict[Any, float] = {}  # admitted, transport handshake not done -> accepted at
         self._hello_sweep = None
@@ -188,7 +194,7 @@ class Router:
         """The codec shared by all connections using serializer ``name``."""
         codec = self._codecs.get(name)
         if codec is None:
-            codec = self._codecs[name] = Codec(name)
+            codec = self._codecs[name] = Codec(name, self.max_nesting_depth)
         return codec
 
     def connect(

@@ -19,7 +19,8 @@ Remote procedure calls for one realm.
 * Call timeouts in milliseconds (CALL ``timeout``): ``wamp.error.timeout`` to
   the caller and INTERRUPT to a callee that supports cancellation.  With
   progressive results the timeout runs from one result to the next.
-* Every CALL ends in RESULT or ERROR, whatever happens to the callee; a
+* Every CALL ends in RESULT or ERROR, whatever happens to the callee (or
+  inside the router: :meth:`Dealer.end_call`, :meth:`Dealer.end_invocation`); a
   caller that leaves gets its calls dropped (callees that support it get
   INTERRUPT) and late YIELDs are dropped quietly.
 * ``wamp.*`` procedures are the router's own (the meta API): clients cannot
@@ -406,6 +407,32 @@ class Dealer:
         caller.send_error(_CALL, pending.call_request, "wamp.error.canceled", f"the call was canceled ({mode})")
         if mode == "killnowait":
             callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))
+
+    def end_call(self, caller: RouterSession, request: int, uri: str, text: str) -> None:
+        """
+        End the caller's call ``request`` with ERROR ``uri``: a refused CALL (or
+        a refused chunk of a progressive call invocation), or one the router
+        failed to handle.  Its pending state and timer go; a callee already
+        invoked that supports canceling gets INTERRUPT.
+        """
+        pending = caller.calls.get(request)
+        if pending is not None:
+            self._finish(pending)
+            if _supports_canceling(pending.callee):
+                pending.callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))
+        caller.send_error(_CALL, request, uri, text)
+
+    def end_invocation(self, callee: RouterSession, request: int, uri: str, text: str) -> None:
+        """
+        The callee's answer (YIELD or ERROR) to INVOCATION ``request`` was
+        refused or could not be handled: the caller's call ends with ERROR
+        ``uri``.  Nothing more for the callee (it considers the call answered).
+        """
+        pending = callee.invocations.get(request)
+        if pending is None:
+            return  # late or unknown: the call already ended
+        self._finish(pending)
+        pending.caller.send_error(_CALL, pending.call_request, uri, text)
 
     def _timed_out(self, pending: PendingCall) -> None:
         pending.timer = None

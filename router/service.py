@@ -122,6 +122,9 @@ class RouterService(Service):
                 window=config.auth_fail_window,
                 max_tracked=config.auth_fail_tracked,
             ),
+            max_nesting_depth=config.max_nesting_depth,
+            max_retained_topics=config.max_retained_topics,
+            retained_ttl=config.retained_ttl,
         )
         for app in apps:
             self.router.install_app(app)

@@ -40,6 +40,7 @@ from router.events import (
 )
 from router.uri import Counter
 from router.auth import AUTHENTICATION_FAILED, NO_AUTH_METHOD, Accept, Challenge, HelloInfo
+from router.checks import BadRequest
 from router.wire import MESSAGE_NAMES, FastCall, FastYield, UriError, WireError
 
 if TYPE_CHECKING:
@@ -66,6 +67,15 @@ RATE_LIMITED_TEXT = "authentication failed: too many failed attempts; try again 
 SLOW_CONSUMER = "wampd.close.slow_consumer"
 PAYLOAD_SIZE_EXCEEDED = "wamp.error.payload_size_exceeded"
 _EVENT = message.Event
+INVALID_ARGUMENT = "wamp.error.invalid_argument"
+#: Ends a call the router failed to handle (a bug, not the client's fault).
+RUNTIME_ERROR = "wamp.error.runtime_error"
+
+_CALL = message.Call.MESSAGE_TYPE
+_YIELD = message.Yield.MESSAGE_TYPE
+_ERROR = message.Error.MESSAGE_TYPE
+_PUBLISH = message.Publish.MESSAGE_TYPE
+_INVOCATION = message.Invocation.MESSAGE_TYPE
 
 # Message types that carry a request the router answers with ERROR.
 _ANSWERABLE = {
@@ -263,6 +273,9 @@ class RouterSession:
         except UriError as exc:
             self._bad_uri(exc)
             return
+        except BadRequest as exc:
+            self._bad_request(exc)
+            return
         except WireError as exc:
             self.protocol_violation(str(exc), None, exc)
             return
@@ -331,6 +344,41 @@ class RouterSession:
         except Exception as exc:
             _log.failure("internal error handling {msg}", msg=MESSAGE_NAMES[msg.MESSAGE_TYPE])
             self._report_error(exc, msg)
+            self._unanswered(msg)
+
+    def _unanswered(self, msg) -> None:
+        """
+        A handler failed: every CALL still ends in RESULT or ERROR.  A CALL (or
+        the YIELD/ERROR answering one) that was being handled ends with ERROR
+        ``wamp.error.runtime_error`` and its state (pending call, timer) goes.
+        """
+        realm = self.realm
+        if realm is None or self.state is not JOINED or type(msg) is _Refusal:
+            return
+        kind = msg.MESSAGE_TYPE
+        text = f"the router failed handling this {MESSAGE_NAMES[kind]}"
+        try:
+            if kind == _CALL:
+                realm.dealer.end_call(self, msg.request, RUNTIME_ERROR, text)
+            elif kind == _YIELD or (kind == _ERROR and msg.request_type == _INVOCATION):
+                realm.dealer.end_invocation(self, msg.request, RUNTIME_ERROR, text)
+        except Exception:
+            _log.failure("could not end the call after an internal error")
+
+    def _bad_request(self, exc: BadRequest) -> None:
+        """
+        A well-formed request with refused values (see :mod:`router.wire`):
+        answered with ERROR ``invalid_argument`` in order with the session's
+        other messages, or ABORT ``protocol_violation`` when nothing can be
+        answered (not joined, or a message without a request).
+        """
+        if self.state is CLOSING:
+            return  # after our GOODBYE only the peer's GOODBYE (or ABORT) matters
+        refusal = _Refusal.of(exc)
+        if refusal is None or self.state is not JOINED:
+            self.protocol_violation(str(exc), None, exc)
+            return
+        self.dispatch(refusal)
 
     def _authorize(self, msg, action: tuple[str, str], handler) -> None:
         name, field = action
@@ -392,6 +440,8 @@ class RouterSession:
             and type(request) is int
             and 1 <= request <= 2**53
         ):
+            if exc.message_type == _PUBLISH and exc.options.get("acknowledge") is not True:
+                return  # as refuse_publish: only an acknowledged PUBLISH hears of its refusal
             self.send_error(exc.message_type, request, "wamp.error.invalid_uri", str(exc))
         elif exc.message_type == message.Hello.MESSAGE_TYPE and self.state is AWAIT_HELLO:
             self.reject("realm", str(exc))
@@ -740,6 +790,50 @@ def _announced_roles(hello: message.Hello) -> dict:
 # -- message table for joined sessions -------------------------------------
 
 
+class _Refusal:
+    """A request :mod:`router.wire` refused, queued like a message so its ERROR keeps the session's order."""
+
+    __slots__ = ("MESSAGE_TYPE", "request", "options", "text")
+
+    @classmethod
+    def of(cls, exc: BadRequest) -> "_Refusal | None":
+        raw = exc.raw
+        code = raw[0]
+        at = 1
+        if code == _ERROR:
+            if len(raw) < 3 or raw[1] != _INVOCATION:
+                return None
+            at = 2
+        elif code not in _ANSWERABLE and code != _YIELD:
+            return None
+        if len(raw) <= at:
+            return None
+        request = raw[at]
+        if type(request) is not int or not 1 <= request <= 2**53:
+            return None
+        refusal = cls()
+        refusal.MESSAGE_TYPE = code
+        refusal.request = request
+        options = raw[at + 1] if len(raw) > at + 1 else None
+        refusal.options = options if type(options) is dict else {}
+        refusal.text = str(exc)
+        return refusal
+
+
+def _refused(session: RouterSession, refusal: _Refusal) -> None:
+    code, request, text = refusal.MESSAGE_TYPE, refusal.request, refusal.text
+    dealer = session.realm.dealer
+    if code == _CALL:
+        dealer.end_call(session, request, INVALID_ARGUMENT, text)
+    elif code == _YIELD or code == _ERROR:
+        dealer.end_invocation(session, request, INVALID_ARGUMENT, f"the callee's answer was refused: {text}")
+    elif code == _PUBLISH:
+        if refusal.options.get("acknowledge") is True:  # as refuse_publish: only an acknowledged one hears
+            session.send_error(code, request, INVALID_ARGUMENT, text)
+    else:
+        session.send_error(code, request, INVALID_ARGUMENT, text)
+
+
 def _publish(session, msg):
     session.realm.broker.publish(session, msg)
 
@@ -790,6 +884,7 @@ _ACTIONS = {
 }
 
 _JOINED = {
+    _Refusal: _refused,
     message.Publish: _publish,
     message.Subscribe: _subscribe,
     message.Unsubscribe: _unsubscribe,

@@ -45,6 +45,9 @@ _NUMBER_OPTIONS = (
     ("auth-fail-limit-authid", "auth_fail_limit_authid", int, "an integer"),
     ("auth-fail-limit-address", "auth_fail_limit_address", int, "an integer"),
     ("auth-fail-tracked", "auth_fail_tracked", int, "an integer"),
+    ("max-nesting-depth", "max_nesting_depth", int, "an integer"),
+    ("max-retained-topics", "max_retained_topics", int, "an integer"),
+    ("retained-ttl", "retained_ttl", float, "a number"),
 )
 # repeatable option -> RouterConfig field (values added to the config file's)
 _LIST_OPTIONS = (
@@ -98,6 +101,21 @@ class Options(usage.Options):
             "Failed authentications from one address per window before its attempts are refused; 0 is off [default: 50].",
         ),
         ("auth-fail-tracked", None, None, "Most addresses, and most authids, tracked for failed authentications [default: 10000]."),
+        (
+            "max-nesting-depth",
+            None,
+            None,
+            "How deeply arrays/objects may nest in one message; deeper requests get "
+            "ERROR invalid_argument; 0 is no limit [default: 64].",
+        ),
+        (
+            "max-retained-topics",
+            None,
+            None,
+            "Topics with a retained event per realm; when full, the least recently "
+            "retained topic's event goes; 0 is unlimited [default: 10000].",
+        ),
+        ("retained-ttl", None, None, "Seconds a retained event is kept; 0 is until replaced [default: 0]."),
         (
             "http-secret",
             None,

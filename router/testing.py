@@ -59,7 +59,9 @@ class MemoryRouter:
         seed: int | None = None,
         ping_interval: float = 0.0,
         ping_timeout: float = 10.0,
+        **router_options: Any,
     ) -> None:
+        """``router_options`` go to :class:`~router.core.Router` (``max_retained_topics``, ``retained_ttl``, ...)."""
         self.clock = clock if clock is not None else Clock()
         from router.auth import LoginLimiter
 
@@ -71,6 +73,7 @@ class MemoryRouter:
             # the failed-login limit on self.clock: login_limits=dict(per_authid=3, window=60.0, ...)
             login_limiter=LoginLimiter(self.clock, **(login_limits or {})),
             seed=seed,  # a seed makes every ID the router draws repeatable
+            **router_options,
         )
         for app in apps:
             self.router.install_app(app)

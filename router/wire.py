@@ -16,6 +16,26 @@ turns payloads into them and back.
 * Each message's options/details dict is kept on the message
   (``msg._router_internal``) so the router can read options Autobahn does not
   parse (``disclose_me``, ``progress`` on CALL, ...).
+
+What is refused here, and how (decided once, at decode time, for every
+connection alike):
+
+* A payload that is not one well-formed WAMP message (not valid JSON/msgpack/
+  CBOR, not a non-empty array, an unknown type, the wrong number of elements,
+  a request ID that is not an integer in 1..2**53, options that are not a
+  dict, args that are not a list, kwargs that are not a dict): the spec calls
+  that a protocol violation, so :class:`WireError` and the session ABORTs with
+  ``wamp.error.protocol_violation``.  There is no request one could answer.
+* A well-formed request whose *values* are unacceptable (a known option of
+  the wrong type or out of range, such as ``timeout`` that is not an integer
+  from 0 to :data:`MAX_TIMEOUT_MS`, a boolean option that is not a boolean;
+  kwargs with a key that is not a string; in CBOR, a payload map key that is
+  neither a string nor bytes; nesting deeper than the codec's ``max_depth``): :class:`BadRequest`, which the session answers with ERROR
+  ``wamp.error.invalid_argument`` naming the problem (a PUBLISH only when it
+  asked for ``acknowledge``; a bad YIELD or callee ERROR ends the caller's
+  call with that ERROR).  The same message that cannot be answered (HELLO,
+  GOODBYE, ...) gets ABORT ``protocol_violation`` instead.
+* JSON has no NaN or Infinity: they are refused on input and never sent.
 """
 
 from __future__ import annotations
@@ -28,8 +48,34 @@ from autobahn.wamp import message
 from autobahn.wamp.exception import InvalidUriError, ProtocolError
 from autobahn.wamp.serializer import Serializer
 
+from router.checks import (
+    DEFAULT_MAX_DEPTH,
+    KWARGS_AT,
+    MAX_ID,
+    MAX_TIMEOUT_MS,
+    OPENINGS,
+    PAYLOAD_AT,
+    BadRequest,
+    cbor_has_maps,
+    deeper_than,
+    json_head,
+    key_problem,
+    no_json_constant,
+    odd_payload_key,
+    option_problem,
+    short,
+)
+
+try:
+    from cbor2 import CBORTag as _CBORTag
+except ImportError:  # pragma: no cover - cbor2 comes with autobahn's serializers
+    _CBORTag = None
+
 __all__ = [
     "WireError",
+    "BadRequest",
+    "MAX_TIMEOUT_MS",
+    "DEFAULT_MAX_DEPTH",
     "FastCall",
     "FastYield",
     "UriError",
@@ -94,21 +140,28 @@ class FastYield(_Fast):
         return self._router_internal.get("progress")
 
 
-_MAX_ID = 2**53
 _TRANSPARENCY = ("enc_algo", "ppt_scheme", "ppt_serializer", "ppt_cipher", "ppt_keyid")
 _CALL_CODE = message.Call.MESSAGE_TYPE
 _YIELD_CODE = message.Yield.MESSAGE_TYPE
+_ERROR_CODE = message.Error.MESSAGE_TYPE
 
 
-def _fast(raw: list, code: int):
-    """A FastCall/FastYield for a plain, valid message; None to use the full parser."""
+def _fast(raw: list, code: int, str_keys: bool):
+    """
+    A FastCall/FastYield for a plain, valid message; None to use the full
+    parser; raises :class:`BadRequest` for an option or kwargs key it refuses.
+    """
     size = len(raw)
     request = raw[1]
     options = raw[2]
-    if type(request) is not int or not 0 < request <= _MAX_ID or type(options) is not dict:
+    if type(request) is not int or not 0 < request <= MAX_ID or type(options) is not dict:
         return None
-    if options and any(key in options for key in _TRANSPARENCY):
-        return None
+    if options:
+        if any(key in options for key in _TRANSPARENCY):
+            return None
+        problem = option_problem(code, options)
+        if problem is not None:
+            raise BadRequest(problem, raw)
     if code == _CALL_CODE:
         if not 4 <= size <= 6:
             return None
@@ -127,6 +180,10 @@ def _fast(raw: list, code: int):
     kwargs = raw[at + 1] if size > at + 1 else None
     if (args is not None and type(args) is not list) or (kwargs is not None and type(kwargs) is not dict):
         return None
+    if kwargs and not str_keys:
+        problem = key_problem(kwargs)
+        if problem is not None:
+            raise BadRequest(problem, raw)
     msg.request = request
     msg.args = args
     msg.kwargs = kwargs
@@ -145,10 +202,11 @@ class WireError(Exception):
 class UriError(Exception):
     """A well-formed message whose URI is invalid (answered with ERROR invalid_uri)."""
 
-    def __init__(self, text: str, message_type: int, request: object) -> None:
+    def __init__(self, text: str, message_type: int, request: object, options: object = None) -> None:
         super().__init__(text)
         self.message_type = message_type
         self.request = request
+        self.options = options if type(options) is dict else {}
 
 
 class _FastJson:
@@ -158,15 +216,17 @@ class _FastJson:
     BINARY = False
 
     def __init__(self) -> None:
+        # allow_nan=False: JSON has no NaN/Infinity, and JavaScript's JSON.parse refuses them
         self._encoder = json.JSONEncoder(
-            separators=(",", ":"), ensure_ascii=False, default=_json_default
+            separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
         ).encode
+        self._decoder = json.JSONDecoder(parse_constant=no_json_constant).decode
 
     def serialize(self, obj) -> bytes:
         return self._encoder(obj).encode("utf-8")
 
     def unserialize(self, payload: bytes) -> list:
-        obj = json.loads(payload)
+        obj = self._decoder(payload.decode("utf-8") if type(payload) is not str else payload)
         if b"\\u0000" in payload:
             obj = _unbinary(obj)
         return [obj]
@@ -205,27 +265,55 @@ def _object_serializer(name: str):
 
 
 class Codec:
-    """One serializer, shared by every connection that negotiated it."""
+    """
+    One serializer, shared by every connection that negotiated it.
+    ``max_depth`` bounds how deeply arrays and maps may nest in one message
+    (the message's own array is level 1); 0 disables the check.
+    """
 
-    __slots__ = ("name", "binary", "_obj")
+    __slots__ = ("name", "binary", "max_depth", "_obj", "_str_keys", "_any_keys", "_openings", "_deep_from")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self._obj = _object_serializer(name)
         self.name = name
         self.binary = self._obj.BINARY
+        self.max_depth = max_depth
+        self._str_keys = name == "json"  # JSON objects only have string keys
+        self._any_keys = name == "cbor"  # CBOR maps may have keys of any type
+        self._openings = OPENINGS[name]
+        # shorter payloads cannot nest past max_depth: each JSON level takes an
+        # opening and a closing byte, each msgpack/CBOR level at least one byte
+        self._deep_from = max_depth * (2 if name == "json" else 1)
 
     def encode(self, msg: message.Message) -> bytes:
         """Bytes for ``msg`` (cached on the message for this serializer)."""
         return msg.serialize(self._obj)
 
+    def check(self, msg: message.Message) -> Exception | None:
+        """Why ``msg`` cannot be encoded for this serializer, or None (its bytes are then cached)."""
+        try:
+            msg.serialize(self._obj)
+        except Exception as exc:
+            return exc
+        return None
+
     def decode(self, payload: bytes) -> message.Message:
         """
         Parse one WAMP message.  Raises :class:`WireError` for anything
-        malformed and :class:`UriError` for a bad URI in a message that has a
-        request ID to answer.
+        malformed, :class:`UriError` for a bad URI in a message that has a
+        request ID to answer, and :class:`BadRequest` for a well-formed
+        request whose values are refused.
         """
         try:
             items = self._obj.unserialize(payload)
+        except RecursionError:
+            # deeper than the decoder can go: answer the request if its head can be read
+            head = json_head(payload) if self.name == "json" else None
+            limit = f"the limit of {self.max_depth}" if self.max_depth else "the decoder can go"
+            text = f"the message nests arrays/objects deeper than {limit}"
+            if head is None:
+                raise WireError(text) from None
+            raise BadRequest(text, head) from None
         except Exception as exc:
             raise WireError(f"payload is not valid {self.name}: {exc}") from None
         if len(items) != 1:
@@ -233,19 +321,41 @@ class Codec:
         raw = items[0]
         if type(raw) is not list or not raw:
             raise WireError("a WAMP message must be a non-empty array")
+        limit = self.max_depth
+        deep = limit and len(payload) > self._deep_from  # long enough to nest past the limit
         code = raw[0]
         if (code == _CALL_CODE or code == _YIELD_CODE) and type(code) is int and len(raw) > 2:
-            fast = _fast(raw, code)
+            fast = _fast(raw, code, self._str_keys)
             if fast is not None:
+                if deep or self._any_keys:
+                    # the RPC hot path: args of scalars only, no kwargs, no options nest 3
+                    # deep and hold no map keys: no byte count, no walk
+                    plain = not fast.kwargs and not fast._router_internal
+                    if plain and fast.args:
+                        for value in fast.args:
+                            kind = type(value)
+                            if kind is list or kind is dict or kind is tuple or kind is _CBORTag:
+                                plain = False
+                                break
+                    if not plain:
+                        if deep:
+                            self._check_depth(payload, raw, limit)
+                        if self._any_keys:
+                            self._check_payload_keys(payload, raw, code)
                 return fast
+        if deep:
+            self._check_depth(payload, raw, limit)
         cls = _CLASSES.get(code) if type(code) is int else None
         if cls is None:
             raise WireError(f"unknown WAMP message type {code!r}")
+        self._check_values(raw, code)
+        if self._any_keys:
+            self._check_payload_keys(payload, raw, code)
         try:
             msg = cls.parse(raw)
         except InvalidUriError as exc:
             request = raw[1] if len(raw) > 1 else None
-            raise UriError(str(exc), code, request) from None
+            raise UriError(str(exc), code, request, raw[2] if len(raw) > 2 else None) from None
         except ProtocolError as exc:
             raise WireError(str(exc), code) from None
         except Exception as exc:  # Autobahn's parsers raise assorted errors
@@ -255,3 +365,45 @@ class Codec:
             msg._router_internal = raw[at]
         return msg
 
+    def _check_depth(self, payload, raw: list, limit: int) -> None:
+        if self._openings(payload) > limit and deeper_than(raw, limit):
+            raise BadRequest(f"the message nests arrays/objects deeper than the limit of {limit}", raw)
+
+    def _check_payload_keys(self, payload, raw: list, code: int) -> None:
+        """A CBOR payload's map keys must be strings or bytes (see above)."""
+        at = PAYLOAD_AT.get(code)
+        if at is None or len(raw) <= at or not cbor_has_maps(payload):
+            return
+        key = odd_payload_key(raw[at:])
+        if key is not None:
+            raise BadRequest(
+                f"map keys in the payload must be strings (or bytes), got {short(key)} ({type(key).__name__})", raw
+            )
+
+    def _check_values(self, raw: list, code: int) -> None:
+        """Request ID range, known options and kwargs keys, before Autobahn's parser sees the rest."""
+        if code == _ERROR_CODE:
+            request_at, kwargs_at = 2, 6
+        elif code in KWARGS_AT:
+            request_at, kwargs_at = 1, KWARGS_AT[code]
+        else:
+            return
+        size = len(raw)
+        if size <= request_at:
+            return  # Autobahn names the wrong length
+        request = raw[request_at]
+        if type(request) is int and not 0 < request <= MAX_ID:
+            raise WireError(f"request ID {short(request)} in {MESSAGE_NAMES[code]} is not from 1 to 2**53")
+        options = raw[request_at + 1] if size > request_at + 1 else None
+        if type(request) is not int or type(options) is not dict:
+            return  # malformed: Autobahn's parser says how
+        if options:
+            problem = option_problem(code, options)
+            if problem is not None:
+                raise BadRequest(problem, raw)
+        if kwargs_at is not None and not self._str_keys and size > kwargs_at:
+            kwargs = raw[kwargs_at]
+            if type(kwargs) is dict and kwargs:
+                problem = key_problem(kwargs)
+                if problem is not None:
+                    raise BadRequest(problem, raw)

@@ -568,3 +568,25 @@ def test_slow_consumer_keys_default_and_read():
 def test_slow_consumer_keys_are_validated(text, message):
     """A bad limit or policy names the key and the reason."""
     assert str(config_error(text)) == message
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[router]\nmax_nesting_depth = 3\n", "router.max_nesting_depth: must be 0 (no limit) or from 8 to 100000, got 3"),
+        ("[router]\nmax_nesting_depth = -1\n", "router.max_nesting_depth: must be 0 (no limit) or from 8 to 100000, got -1"),
+        ('[router]\nmax_nesting_depth = "64"\n', "router.max_nesting_depth: must be an integer, got string '64'"),
+        ("[router]\nmax_retained_topics = -5\n", "router.max_retained_topics: must be 0 (unlimited) or more, got -5"),
+        ("[router]\nretained_ttl = -1.0\n", "router.retained_ttl: must be 0 or more, got -1.0"),
+        ("[router]\nretained_ttl = nan\n", "router.retained_ttl: must be a finite number, got nan"),
+    ],
+)
+def test_input_limits_are_validated(text, message):
+    """The nesting and retention limits name the key and the reason for a bad value."""
+    assert str(config_error(text)) == message
+
+
+def test_input_limits_defaults_and_values():
+    """Defaults: 64 levels, 10000 retained topics per realm, no retained TTL; values from the file are kept."""
+    default = RouterConfig()
+    assert (default.max_nesting_depth, default.max_retained_topics, default.retained_ttl) == (64, 10000, 0.0)
+    config = parse_config(tomllib.loads("[router]\nmax_nesting_depth = 0\nmax_retained_topics = 3\nretained_ttl = 2\n"))
+    assert (config.max_nesting_depth, config.max_retained_topics, config.retained_ttl) == (0, 3, 2.0)

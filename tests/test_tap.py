@@ -473,6 +473,17 @@ def test_numbers():
     assert config.shutdown_timeout == 0.5
 
 
+def test_input_limit_options():
+    """--max-nesting-depth, --max-retained-topics and --retained-ttl set their [router] keys."""
+    config = parse(
+        "--no-default-listener",
+        "--max-nesting-depth", "16",
+        "--max-retained-topics", "50",
+        "--retained-ttl", "2.5",
+    )["router_config"]
+    assert (config.max_nesting_depth, config.max_retained_topics, config.retained_ttl) == (16, 50, 2.5)
+
+
 # --- Options: config file, and the command line on top ---------------------
 
 CONFIG = f"""
@@ -594,6 +605,9 @@ def test_no_default_listener_over_config_file(tmp_path):
             "a trailing '/'): use scheme://host[:port] (e.g. https://app.example.com, https://*.example.com, "
             "http://localhost:*) or null",
         ),
+        (("--max-nesting-depth", "2"), "--max-nesting-depth: must be 0 (no limit) or from 8 to 100000, got 2"),
+        (("--max-retained-topics", "-1"), "--max-retained-topics: must be 0 (unlimited) or more, got -1"),
+        (("--retained-ttl", "later"), "--retained-ttl: must be a number, got 'later'"),
     ],
 )
 def test_bad_command_line(argv, message):

@@ -1,0 +1,308 @@
+"""
+What the router refuses in a decoded message, and the cheap bounds that let
+most messages skip the checks.  :mod:`router.wire` calls these while it
+decodes; a refusal is a :class:`BadRequest` (answered with ERROR
+``wamp.error.invalid_argument`` where there is a request to answer; see
+:mod:`router.wire` for the whole policy).
+
+* Known options of client requests: type and range (:func:`option_problem`).
+* kwargs keys must be strings (:func:`key_problem`); in CBOR, map keys
+  anywhere in the payload must be strings or bytes (:func:`odd_payload_key`).
+* Nesting depth (:func:`deeper_than`), walked only when the count of bytes
+  that can open a container (:data:`OPENINGS`) passes the limit; JSON too deep
+  for the decoder still has its head read (:func:`json_head`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from autobahn.wamp import message
+from autobahn.wamp.serializer import Serializer
+
+__all__ = [
+    "BadRequest",
+    "MAX_ID",
+    "MAX_TIMEOUT_MS",
+    "DEFAULT_MAX_DEPTH",
+    "KWARGS_AT",
+    "PAYLOAD_AT",
+    "OPENINGS",
+    "option_problem",
+    "key_problem",
+    "short",
+    "odd_payload_key",
+    "cbor_has_maps",
+    "deeper_than",
+    "json_head",
+    "no_json_constant",
+]
+
+MAX_ID = 2**53
+_SEQUENCES = (list, tuple, set, frozenset)
+_NAMES = {code: cls.__name__.upper() for code, cls in Serializer.MESSAGE_TYPE_MAP.items()}
+_CALL_CODE = message.Call.MESSAGE_TYPE
+_YIELD_CODE = message.Yield.MESSAGE_TYPE
+_PUBLISH_CODE = message.Publish.MESSAGE_TYPE
+_ERROR_CODE = message.Error.MESSAGE_TYPE
+
+#: Largest CALL ``timeout`` accepted, in milliseconds (about 24.8 days, the
+#: largest delay JavaScript timers take); larger values get invalid_argument.
+MAX_TIMEOUT_MS = 2**31 - 1
+#: Default for ``max_nesting_depth``.
+DEFAULT_MAX_DEPTH = 64
+
+
+class BadRequest(Exception):
+    """
+    A well-formed request whose values the router refuses (answered with
+    ERROR ``wamp.error.invalid_argument`` where there is a request to answer).
+    ``raw`` is the decoded message (a list).
+    """
+
+    def __init__(self, text: str, raw: list) -> None:
+        super().__init__(text)
+        self.raw = raw
+
+
+def _is_bool(value) -> bool:
+    return type(value) is bool
+
+
+def _is_timeout(value) -> bool:
+    return type(value) is int and 0 <= value <= MAX_TIMEOUT_MS
+
+
+def _is_id_list(value) -> bool:
+    return type(value) is list and all(type(v) is int and 0 < v <= MAX_ID for v in value)
+
+
+def _is_str_list(value) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+def _is_str(value) -> bool:
+    return type(value) is str
+
+
+def _is_concurrency(value) -> bool:
+    return type(value) is int and 0 < value <= 2**31 - 1
+
+
+_BOOL = (_is_bool, "must be true or false")
+_IDS = (_is_id_list, "must be a list of session IDs (integers from 1 to 2**53)")
+_STRS = (_is_str_list, "must be a list of strings")
+_STR = (_is_str, "must be a string")
+#: Per message type: option -> (check, what it must be).  Unknown options are
+#: ignored, as the spec asks; values Autobahn checks further (match, invoke,
+#: mode) are checked here for type and by the broker/dealer for meaning.
+_OPTION_RULES = {
+    _CALL_CODE: {
+        "timeout": (_is_timeout, f"must be an integer number of milliseconds from 0 to {MAX_TIMEOUT_MS}"),
+        "receive_progress": _BOOL,
+        "progress": _BOOL,
+        "disclose_me": _BOOL,
+    },
+    _YIELD_CODE: {"progress": _BOOL},
+    _PUBLISH_CODE: {
+        "acknowledge": _BOOL,
+        "exclude_me": _BOOL,
+        "disclose_me": _BOOL,
+        "retain": _BOOL,
+        "exclude": _IDS,
+        "eligible": _IDS,
+        "exclude_authid": _STRS,
+        "eligible_authid": _STRS,
+        "exclude_authrole": _STRS,
+        "eligible_authrole": _STRS,
+    },
+    message.Subscribe.MESSAGE_TYPE: {"match": _STR, "get_retained": _BOOL},
+    message.Register.MESSAGE_TYPE: {
+        "match": _STR,
+        "invoke": _STR,
+        "disclose_caller": _BOOL,
+        "force_reregister": _BOOL,
+        "concurrency": (_is_concurrency, "must be an integer from 1 to 2**31-1"),
+    },
+}
+#: Messages with a request ID at [1] (which must be 1..2**53) and where their
+#: kwargs are; ERROR (from a callee) has its request at [2] and kwargs at [6].
+KWARGS_AT = {
+    _CALL_CODE: 5,
+    _PUBLISH_CODE: 5,
+    _YIELD_CODE: 4,
+    message.Subscribe.MESSAGE_TYPE: None,
+    message.Register.MESSAGE_TYPE: None,
+    message.Unsubscribe.MESSAGE_TYPE: None,
+    message.Unregister.MESSAGE_TYPE: None,
+    message.Cancel.MESSAGE_TYPE: None,
+}
+
+
+def option_problem(code: int, options: dict):
+    """Why one of a request's known options is unacceptable, or None."""
+    rules = _OPTION_RULES.get(code)
+    if rules is None:
+        return None
+    for key, value in options.items():
+        rule = rules.get(key)
+        if rule is not None and not rule[0](value):
+            return f"option {key!r} of {_NAMES[code]} {rule[1]}, got {short(value)}"
+    return None
+
+
+def short(value) -> str:
+    """``repr(value)`` cut to 40 characters, for error messages."""
+    try:
+        text = repr(value)
+    except Exception:  # a value whose repr fails (or is huge: ints past str's digit limit)
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def key_problem(kwargs) -> str | None:
+    """Why a kwargs dict is refused (a key that is not a string), or None."""
+    for key in kwargs:
+        if type(key) is not str:
+            return f"kwargs keys must be strings, got {short(key)} ({type(key).__name__})"
+    return None
+
+
+# -- nesting depth -------------------------------------------------------------
+#
+# A message nested N deep is at least N bytes long (2N in JSON) and has at
+# least N container openings in its bytes.  Shorter messages are not looked
+# at; for longer ones the count of bytes that *can* open a container, an
+# upper bound on the depth, is taken at C speed, and only when it exceeds the
+# limit is the decoded message walked.  JSON: "[" and "{".  msgpack:
+# fixarray/fixmap (0x80-0x9f) and array/map 16/32 (0xdc-0xdf).  CBOR: array,
+# map and tag heads (0x80-0xdb).
+# Bytes inside strings or numbers only make the bound looser, never wrong.
+
+
+def _bytes_outside(*ranges: tuple[int, int]) -> bytes:
+    inside = set()
+    for low, high in ranges:
+        inside.update(range(low, high + 1))
+    return bytes(b for b in range(256) if b not in inside)
+
+
+_MSGPACK_OTHER = _bytes_outside((0x80, 0x9F), (0xDC, 0xDF))
+_CBOR_OTHER = _bytes_outside((0x80, 0xDB))
+
+
+def _json_openings(payload) -> int:
+    return payload.count(b"[") + payload.count(b"{")
+
+
+def _msgpack_openings(payload) -> int:
+    return len(payload.translate(None, _MSGPACK_OTHER))
+
+
+def _cbor_openings(payload) -> int:
+    return len(payload.translate(None, _CBOR_OTHER))
+
+
+OPENINGS = {"json": _json_openings, "msgpack": _msgpack_openings, "cbor": _cbor_openings}
+
+# -- map keys in the payload ----------------------------------------------------
+#
+# JSON keys are strings and the router's msgpack decoder takes only string or
+# bytes keys (as autobahn's does, and so as msgpack subscribers do).  CBOR can
+# carry any key (integers, arrays); passed on, such a payload kills msgpack
+# subscribers.  So a CBOR payload's map keys must be strings or bytes.  Only a
+# payload with a non-empty map head (0xa1-0xbf) can hold a key at all.
+
+_CBOR_OTHER_THAN_MAPS = _bytes_outside((0xA1, 0xBF))
+
+
+def cbor_has_maps(payload) -> bool:
+    """Whether a CBOR payload can hold a non-empty map (a byte 0xa1-0xbf anywhere)."""
+    return bool(payload.translate(None, _CBOR_OTHER_THAN_MAPS))
+#: Where the payload (args, kwargs) starts in each client message that carries one.
+PAYLOAD_AT = {_CALL_CODE: 4, _PUBLISH_CODE: 4, _YIELD_CODE: 3, _ERROR_CODE: 5}
+
+
+def odd_payload_key(values):
+    """The first map key in ``values`` (walked iteratively) that is neither a string nor bytes, else None."""
+    stack = list(values)
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        node = pop()
+        kind = type(node)
+        if kind is dict:
+            for key, value in node.items():
+                if type(key) is not str and type(key) is not bytes:
+                    return key
+                push(value)
+        elif kind in _SEQUENCES:
+            extend(node)
+        elif kind is _CBORTag:
+            push(node.value)
+    return None
+def deeper_than(obj, limit: int) -> bool:
+    """Whether arrays/maps (and CBOR tags) in ``obj`` nest deeper than ``limit``; the top level is 1."""
+    stack = [(obj, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > limit:
+            return True
+        kind = type(node)
+        if kind is dict:
+            children = list(node.values())
+            children.extend(k for k in node if type(k) is not str)
+        elif kind in _SEQUENCES:
+            children = node
+        else:  # a CBOR tag wrapping a value
+            children = (node.value,)
+        depth += 1
+        for child in children:
+            t = type(child)
+            if t is dict or t in _SEQUENCES or t is _CBORTag:
+                push((child, depth))
+    return False
+
+
+try:
+    from cbor2 import CBORTag as _CBORTag
+except ImportError:  # pragma: no cover - cbor2 comes with autobahn's serializers
+    class _CBORTag:  # type: ignore[no-redef]
+        value = None
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def json_head(payload) -> list | None:
+    """
+    The leading elements of a JSON message too deep to decode (type, request,
+    options...: as many as decode on their own), so that its request can still
+    be answered; None when not even the type and one more element decode.
+    """
+    try:
+        text = payload.decode("utf-8") if type(payload) is not str else payload
+    except UnicodeDecodeError:
+        return None
+    decode = json.JSONDecoder(parse_constant=no_json_constant).raw_decode
+    at = _SPACE.match(text).end()
+    if text[at : at + 1] != "[":
+        return None
+    head: list = []
+    while len(head) < 4:
+        at = _SPACE.match(text, at + 1).end()
+        try:
+            value, at = decode(text, at)
+        except (ValueError, RecursionError):
+            break
+        head.append(value)
+        at = _SPACE.match(text, at).end()
+        if text[at : at + 1] != ",":
+            break
+    return head if len(head) >= 2 and type(head[0]) is int else None
+
+
+def no_json_constant(name: str):
+    """``parse_constant`` for JSON decoders: NaN and Infinity are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
