@@ -28,6 +28,7 @@ from typing import Any, Iterable
 
 from autobahn.twisted.rawsocket import WampRawSocketClientFactory
 from autobahn.twisted.wamp import ApplicationSession
+from autobahn.wamp.exception import TransportLost
 from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
 from autobahn.wamp.types import ComponentConfig
 from twisted.internet.address import IPv4Address
@@ -123,7 +124,13 @@ class MemoryRouter:
         while moved:
             moved = False
             for key, pump in list(self._pumps.items()):
-                if pump.pump(advanceClock=False):
+                try:
+                    if pump.pump(advanceClock=False):
+                        moved = True
+                except TransportLost:
+                    # older Autobahn RawSocket clients (the floor in .ci/floors.txt;
+                    # fixed by autobahn-python #1850) raise when the router refuses
+                    # their handshake; the bytes were delivered, the client is closed
                     moved = True
                 if pump.clientIO.disconnected and pump.serverIO.disconnected:
                     del self._pumps[key]
