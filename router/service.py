@@ -40,6 +40,7 @@ from twisted.logger import Logger
 
 from router.auth import LoginLimiter
 from router.config import ListenerConfig, RouterConfig
+from router.config.auth import build_realm_auth
 from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
 from router.policy import ConnectionPolicy
@@ -103,7 +104,7 @@ class RouterService(Service):
 
             pairs.insert(0, (None, LogListener()))
         self.router = Router(
-            realms=config.realms,
+            realms=(),
             listeners=[(obj, cfg.priority if cfg is not None else None) for cfg, obj in pairs],
             listener_timeout=config.listener_timeout,
             clock=reactor,
@@ -126,6 +127,8 @@ class RouterService(Service):
             max_retained_topics=config.max_retained_topics,
             retained_ttl=config.retained_ttl,
         )
+        for realm in config.realms:
+            self.router.add_realm(realm.name, *build_realm_auth(realm, reactor))
         for app in apps:
             self.router.install_app(app)
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)

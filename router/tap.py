@@ -268,7 +268,7 @@ class Options(usage.Options):
 
     def _check_realm_plugins(self, config: RouterConfig) -> None:
         """Dynamic authenticators/authorizers load now: a bad one is a usage error, not a crash."""
-        from router.auth import build_realm_auth
+        from router.config.auth import build_realm_auth  # lazy: loads router.auth; keeps twistd --help fast
 
         for index, realm in enumerate(config.realms):
             try:

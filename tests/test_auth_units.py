@@ -29,7 +29,6 @@ from router.auth import (
     HelloInfo,
     Principal,
     RealmAuthenticator,
-    build_realm_auth,
     derive_key,
     parse_cookies,
 )
@@ -43,6 +42,7 @@ from router.config import (
     load_config,
     parse_config,
 )
+from router.config.auth import build_realm_auth
 from router.events import ConnectionInfo, SessionInfo
 
 SESSION_ID = 4242
