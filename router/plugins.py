@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from router.app import App
 from router.config import ConfigError, ListenerConfig, RouterConfig
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "build_listener",
     "build_listeners",
     "listener_priority",
+    "load_app",
     "load_callable",
     "load_object",
 ]
@@ -275,3 +277,19 @@ def load_callable(spec: str, group: str, key: str) -> Any:
     if not callable(obj):
         raise ConfigError(key, f"plugin {spec!r}: is not callable ({type(obj).__name__})")
     return obj
+
+
+def load_app(spec: str) -> App:
+    """
+    Load a server-side L{App}: C{"package.module:attr"} or an entry-point
+    name in group C{wampd.apps}; a callable that is not an App is called
+    without arguments to make one.
+
+    @raise PluginError: if it cannot be loaded or gives no App.
+    """
+    app = load_object(spec, APP_GROUP)
+    if not isinstance(app, App) and callable(app):
+        app = app()
+    if not isinstance(app, App):
+        raise PluginError(f"is {type(app).__name__}, not a router.app.App (or a factory of one)")
+    return app

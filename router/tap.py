@@ -14,7 +14,6 @@ from typing import Any
 
 from twisted.python import usage
 
-from listeners import DEFAULT_LISTENER, PluginError, build_listener, load_object
 from router.config import (
     AppConfig,
     HttpConfig,
@@ -26,6 +25,7 @@ from router.config import (
     load_config,
     parse_listen,
 )
+from router.plugins import DEFAULT_LISTENER, PluginError, build_listener, load_app
 
 __all__ = ["Options", "makeService"]
 
@@ -392,23 +392,13 @@ class Options(usage.Options):
                 raise usage.UsageError(f"{where}: {exc}") from None
         return built
 
-
     def _build_apps(self, config: RouterConfig) -> list:
-        from router.app import App
-
         built = []
-        for index, app_config in enumerate(config.apps):
+        for app_config in config.apps:
             try:
-                app = load_object(app_config.plugin, "wampd.apps")
-                if not isinstance(app, App) and callable(app):
-                    app = app()
+                built.append(load_app(app_config.plugin))
             except PluginError as exc:
                 raise usage.UsageError(f"app {app_config.plugin}: {exc}") from None
-            if not isinstance(app, App):
-                raise usage.UsageError(
-                    f"app {app_config.plugin}: is {type(app).__name__}, not a router.app.App (or a factory of one)"
-                )
-            built.append(app)
         return built
 
 
