@@ -219,7 +219,7 @@ def test_unknown_keys(text, key):
 
 def test_unknown_key_suggests_the_right_one():
     error = config_error("[router]\nping_intervall = 1\n")
-    from router.config import _ROUTER_KEYS
+    from router.config._toml import _ROUTER_KEYS
 
     assert _ROUTER_KEYS[:12] == (
         "max_message_size", "ping_interval", "ping_timeout", "listener_timeout", "shutdown_timeout",
