@@ -17,6 +17,7 @@ from router.config import (
     parse_config,
     parse_listen,
 )
+from tests.config_helpers import config_error
 
 FULL = """
 [router]
@@ -50,13 +51,6 @@ options = { greeting = "hi", nested = { a = [1, 2] } }
 [[listener]]
 plugin = "log"
 """
-
-
-def config_error(text, source="<config>"):
-    """Parse TOML text and return the ConfigError it must raise."""
-    with pytest.raises(ConfigError) as info:
-        parse_config(tomllib.loads(text), source)
-    return info.value
 
 
 # --- good configurations ---------------------------------------------------
