@@ -104,16 +104,16 @@ class Router:
 
     # -- realms ---------------------------------------------------------------
 
-    def add_realm(self, name) -> Realm:
-        """Add a realm by name (open to anonymous) or from a RealmConfig (with its auth)."""
-        config = None
-        if not isinstance(name, str):
-            config, name = name, name.name
+    def add_realm(self, name: str, authenticator=None, authorizer=None) -> Realm:
+        """
+        Add a realm, with its authenticator and authorizer (see
+        :mod:`router.auth`); without them it is open to anonymous clients.
+        """
         if not is_valid_realm(name):
             raise ValueError(f"invalid realm name {name!r}: it must be a WAMP URI not starting with 'wamp.'")
         if name in self.realms:
             raise ValueError(f"realm {name!r} exists already")
-        realm = self.realms[name] = Realm(name, self, config)
+        realm = self.realms[name] = Realm(name, self, authenticator, authorizer)
         return realm
 
     def api(self, realm: str = "realm1"):

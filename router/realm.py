@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from router.auth import open_realm_auth
 from router.broker import Broker
 from router.dealer import Dealer
 from router.meta import Meta
@@ -19,12 +20,13 @@ __all__ = ["Realm"]
 
 
 class Realm:
-    def __init__(self, name: str, router: Router, config=None) -> None:
-        from router.auth import build_realm_auth
-        from router.config import RealmConfig
-
-        self.config = config if config is not None else RealmConfig(name)
-        self.authenticator, self.authorizer = build_realm_auth(self.config, router.clock)
+    def __init__(self, name: str, router: Router, authenticator=None, authorizer=None) -> None:
+        # built by whoever configures the realm (router.config.auth); the open anonymous pair by default
+        if authenticator is None or authorizer is None:
+            open_authenticator, open_authorizer = open_realm_auth(name, router.clock)
+            authenticator = authenticator if authenticator is not None else open_authenticator
+            authorizer = authorizer if authorizer is not None else open_authorizer
+        self.authenticator, self.authorizer = authenticator, authorizer
         self.name = name
         self.router = router
         self.sessions: dict[int, RouterSession] = {}

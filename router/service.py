@@ -32,16 +32,22 @@ from typing import Any, Iterable
 
 import errno
 import os
+import platform
+import signal
 
+from autobahn.websocket import USES_NVX
 from twisted.application.service import Service
 from twisted.internet.defer import DeferredList, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
+from listeners.log import LogListener
 from router.auth import LoginLimiter
 from router.config import ListenerConfig, RouterConfig
+from router.config.auth import build_realm_auth
 from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
+from router.http import push_site
 from router.policy import ConnectionPolicy
 from router.transport import PingSweeper, RawSocketFactory, WebSocketFactory
 
@@ -94,16 +100,14 @@ class RouterService(Service):
         daemon: bool = False,
     ) -> None:
         if reactor is None:
-            from twisted.internet import reactor
+            from twisted.internet import reactor  # lazy: the reactor is passed in; the global one is only the default
         self.config = config = config if config is not None else RouterConfig()
         self.reactor = reactor
         pairs = list(listeners)
         if config.default_listener and not any(_is_log_listener(obj) for _, obj in pairs):
-            from listeners.log import LogListener
-
             pairs.insert(0, (None, LogListener()))
         self.router = Router(
-            realms=config.realms,
+            realms=(),
             listeners=[(obj, cfg.priority if cfg is not None else None) for cfg, obj in pairs],
             listener_timeout=config.listener_timeout,
             clock=reactor,
@@ -126,6 +130,8 @@ class RouterService(Service):
             max_retained_topics=config.max_retained_topics,
             retained_ttl=config.retained_ttl,
         )
+        for realm in config.realms:
+            self.router.add_realm(realm.name, *build_realm_auth(realm, reactor))
         for app in apps:
             self.router.install_app(app)
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
@@ -172,8 +178,6 @@ class RouterService(Service):
         ]
         http = getattr(self.config, "http", None)
         if http is not None:
-            from router.http import push_site
-
             site = push_site(self.router, http.secret, http.max_body)
             wanted.append((f"http:{http.endpoint}", http.endpoint, site))
         listening = []
@@ -275,8 +279,6 @@ class RouterService(Service):
         lifecycle events) is the worst answer, so until it can, SIGHUP takes
         the same orderly path as SIGTERM.
         """
-        import signal
-
         def stop(signum, frame):
             self.reactor.callFromThread(self._stop_reactor, signal.Signals(signum).name)
 
@@ -329,10 +331,6 @@ def _remove_socket_file(port) -> None:
 
 def _check_accelerators() -> None:
     """Autobahn's NVX (C UTF-8 validation and XOR masking) should be on under CPython."""
-    import platform
-
-    from autobahn.websocket import USES_NVX
-
     if platform.python_implementation() == "CPython" and not USES_NVX:
         _log.warn(
             "Autobahn's NVX accelerator is not active (AUTOBAHN_USE_NVX or a build without cffi?): "
@@ -341,6 +339,4 @@ def _check_accelerators() -> None:
 
 
 def _is_log_listener(obj) -> bool:
-    from listeners.log import LogListener
-
     return isinstance(obj, LogListener)

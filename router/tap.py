@@ -14,7 +14,6 @@ from typing import Any
 
 from twisted.python import usage
 
-from listeners import DEFAULT_LISTENER, PluginError, build_listener, load_object
 from router.config import (
     AppConfig,
     HttpConfig,
@@ -26,35 +25,10 @@ from router.config import (
     load_config,
     parse_listen,
 )
+from router.config.cli import LIST_OPTIONS, NUMBER_OPTIONS, OPT_PARAMETERS
+from router.plugins import DEFAULT_LISTENER, PluginError, build_listener, load_app
 
 __all__ = ["Options", "makeService"]
-
-# option name -> (RouterConfig field, converter, what the value must be)
-_NUMBER_OPTIONS = (
-    ("max-message-size", "max_message_size", int, "an integer"),
-    ("max-outbound-buffer", "max_outbound_buffer", int, "an integer"),
-    ("slow-consumer", "slow_consumer", str, "a string"),
-    ("ping-interval", "ping_interval", float, "a number"),
-    ("ping-timeout", "ping_timeout", float, "a number"),
-    ("listener-timeout", "listener_timeout", float, "a number"),
-    ("shutdown-timeout", "shutdown_timeout", float, "a number"),
-    ("hello-timeout", "hello_timeout", float, "a number"),
-    ("max-connections", "max_connections", int, "an integer"),
-    ("max-connections-per-address", "max_connections_per_address", int, "an integer"),
-    ("auth-fail-window", "auth_fail_window", float, "a number"),
-    ("auth-fail-limit-authid", "auth_fail_limit_authid", int, "an integer"),
-    ("auth-fail-limit-address", "auth_fail_limit_address", int, "an integer"),
-    ("auth-fail-tracked", "auth_fail_tracked", int, "an integer"),
-    ("max-nesting-depth", "max_nesting_depth", int, "an integer"),
-    ("max-retained-topics", "max_retained_topics", int, "an integer"),
-    ("retained-ttl", "retained_ttl", float, "a number"),
-)
-# repeatable option -> RouterConfig field (values added to the config file's)
-_LIST_OPTIONS = (
-    ("allowed-origin", "allowed_origins"),
-    ("allow-address", "allow_addresses"),
-    ("deny-address", "deny_addresses"),
-)
 
 
 class Options(usage.Options):
@@ -76,105 +50,7 @@ class Options(usage.Options):
         "rawsocket:tcp:9000 --realm realm1 --listener mypkg.listeners:Audit"
     )
 
-    optParameters = (
-        (
-            "http",
-            None,
-            None,
-            "Serve the HTTP push endpoint (POST /publish, POST /call) on this "
-            "Twisted endpoint string, e.g. tcp:8081:interface=127.0.0.1. Needs --http-secret.",
-        ),
-        ("hello-timeout", None, None, "Seconds a connection may take for its transport handshake, and to join (HELLO to WELCOME); 0 disables [default: 10]."),
-        ("max-connections", None, None, "Most open connections in total, counted from accept; 0 is unlimited [default: 0]."),
-        ("max-connections-per-address", None, None, "Most open connections from one address, counted from accept; 0 is unlimited [default: 0]."),
-        ("auth-fail-window", None, None, "Seconds over which failed authentications are counted [default: 60]."),
-        (
-            "auth-fail-limit-authid",
-            None,
-            None,
-            "Failed authentications of one authid per window before its attempts are refused; 0 is off [default: 10].",
-        ),
-        (
-            "auth-fail-limit-address",
-            None,
-            None,
-            "Failed authentications from one address per window before its attempts are refused; 0 is off [default: 50].",
-        ),
-        ("auth-fail-tracked", None, None, "Most addresses, and most authids, tracked for failed authentications [default: 10000]."),
-        (
-            "max-nesting-depth",
-            None,
-            None,
-            "How deeply arrays/objects may nest in one message; deeper requests get "
-            "ERROR invalid_argument; 0 is no limit [default: 64].",
-        ),
-        (
-            "max-retained-topics",
-            None,
-            None,
-            "Topics with a retained event per realm; when full, the least recently "
-            "retained topic's event goes; 0 is unlimited [default: 10000].",
-        ),
-        ("retained-ttl", None, None, "Seconds a retained event is kept; 0 is until replaced [default: 0]."),
-        (
-            "http-secret",
-            None,
-            None,
-            "The shared secret push requests must send as 'Authorization: Bearer <secret>'.",
-        ),
-        (
-            "config",
-            None,
-            None,
-            "Read settings from this TOML file; the options below override it.",
-        ),
-        (
-            "max-message-size",
-            None,
-            None,
-            "Largest message accepted, in bytes [default: 1048576].",
-        ),
-        (
-            "max-outbound-buffer",
-            None,
-            None,
-            "Bytes that may wait for a client that stopped reading, beyond the socket's "
-            "own buffer; 0 is unlimited [default: 1048576].",
-        ),
-        (
-            "slow-consumer",
-            None,
-            None,
-            "What happens to a client over --max-outbound-buffer: 'disconnect' it, or "
-            "'drop' its events (anything else still disconnects) [default: disconnect].",
-        ),
-        (
-            "ping-interval",
-            None,
-            None,
-            "Seconds between WebSocket pings to an idle connection; "
-            "0 disables pings [default: 30].",
-        ),
-        (
-            "ping-timeout",
-            None,
-            None,
-            "Seconds to wait for a pong before dropping the connection "
-            "[default: 10].",
-        ),
-        (
-            "listener-timeout",
-            None,
-            None,
-            "Seconds a listener handler may take [default: 5].",
-        ),
-        (
-            "shutdown-timeout",
-            None,
-            None,
-            "Seconds to wait for sessions to say GOODBYE at shutdown [default: 3].",
-        ),
-    )
+    optParameters = OPT_PARAMETERS
 
     optFlags = (
         (
@@ -196,7 +72,7 @@ class Options(usage.Options):
         try:
             super().parseOptions(options)
         except usage.UsageError as exc:
-            from twisted.application.app import ServerOptions
+            from twisted.application.app import ServerOptions  # lazy: needed only on a usage error
 
             parent = getattr(self, "parent", None)
             if not isinstance(parent, ServerOptions):
@@ -211,7 +87,7 @@ class Options(usage.Options):
         self["realm"] = []
         self["listener"] = []
         self["app"] = []
-        for option, _ in _LIST_OPTIONS:
+        for option, _ in LIST_OPTIONS:
             self[option] = []
 
     def opt_allowed_origin(self, pattern: str) -> None:
@@ -268,7 +144,7 @@ class Options(usage.Options):
 
     def _check_realm_plugins(self, config: RouterConfig) -> None:
         """Dynamic authenticators/authorizers load now: a bad one is a usage error, not a crash."""
-        from router.auth import build_realm_auth
+        from router.config.auth import build_realm_auth  # lazy: loads router.auth; keeps twistd --help fast
 
         for index, realm in enumerate(config.realms):
             try:
@@ -324,7 +200,7 @@ class Options(usage.Options):
             changes["listeners"] = config.listeners + tuple(added)
 
         option_for_field = {}
-        for option, field_name, convert, kind in _NUMBER_OPTIONS:
+        for option, field_name, convert, kind in NUMBER_OPTIONS:
             option_for_field[field_name] = option
             raw = self[option]
             if raw is None:
@@ -353,7 +229,7 @@ class Options(usage.Options):
             except ConfigError as exc:
                 raise usage.UsageError(f"--http: {exc.reason}") from None
 
-        for option, field_name in _LIST_OPTIONS:
+        for option, field_name in LIST_OPTIONS:
             if self[option]:
                 changes[field_name] = getattr(config, field_name) + tuple(self[option])
                 option_for_field[field_name] = option
@@ -392,29 +268,19 @@ class Options(usage.Options):
                 raise usage.UsageError(f"{where}: {exc}") from None
         return built
 
-
     def _build_apps(self, config: RouterConfig) -> list:
-        from router.app import App
-
         built = []
-        for index, app_config in enumerate(config.apps):
+        for app_config in config.apps:
             try:
-                app = load_object(app_config.plugin, "wampd.apps")
-                if not isinstance(app, App) and callable(app):
-                    app = app()
+                built.append(load_app(app_config.plugin))
             except PluginError as exc:
                 raise usage.UsageError(f"app {app_config.plugin}: {exc}") from None
-            if not isinstance(app, App):
-                raise usage.UsageError(
-                    f"app {app_config.plugin}: is {type(app).__name__}, not a router.app.App (or a factory of one)"
-                )
-            built.append(app)
         return built
 
 
 def makeService(options: Options) -> Any:
     """The router service for parsed L{Options}."""
-    from router.service import RouterService
+    from router.service import RouterService  # lazy: the router core; twistd --help must not import it
 
     # twistd's own options (``-n``) are the parent of ours; twist has no daemon mode
     parent = getattr(options, "parent", None)

@@ -37,6 +37,9 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
+from router.auth import LoginLimiter
+from router.config import RealmConfig
+from router.config.auth import build_realm_auth
 from router.core import Router
 from router.transport import PingSweeper, RawSocketFactory
 
@@ -50,7 +53,7 @@ class MemoryRouter:
 
     def __init__(
         self,
-        realms: Iterable[str] = ("realm1",),
+        realms: Iterable[str | RealmConfig] = ("realm1",),
         listeners: Iterable[object] = (),
         clock: Clock | None = None,
         listener_timeout: float = 5.0,
@@ -64,10 +67,8 @@ class MemoryRouter:
     ) -> None:
         """``router_options`` go to :class:`~router.core.Router` (``max_retained_topics``, ``retained_ttl``, ...)."""
         self.clock = clock if clock is not None else Clock()
-        from router.auth import LoginLimiter
-
         self.router = Router(
-            realms=realms,
+            realms=(),
             listeners=[(listener, None) for listener in listeners],
             listener_timeout=listener_timeout,
             clock=self.clock,
@@ -76,6 +77,12 @@ class MemoryRouter:
             seed=seed,  # a seed makes every ID the router draws repeatable
             **router_options,
         )
+        for realm in realms:
+            # a name (an open realm) or a RealmConfig, with its auth built as the service does
+            if isinstance(realm, str):
+                self.router.add_realm(realm)
+            else:
+                self.router.add_realm(realm.name, *build_realm_auth(realm, self.clock))
         for app in apps:
             self.router.install_app(app)
         # pings are off unless asked for (RawSocket peers are pinged only once they ping)

@@ -20,28 +20,12 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
 from tests.raw_client import Calls, answer_to, departed, fence, send_any
-from tests.wamp_clients import SERIALIZERS, TRANSPORTS, Client, join, leave
+from tests.wamp_clients import SERIALIZERS, TRANSPORTS, join, join_as, leave
 
 COMBOS = [(t, s) for t in TRANSPORTS for s in SERIALIZERS]
 ACK = PublishOptions(acknowledge=True)
 DETAILS = SubscribeOptions(details=True)
 
-
-class Named(Client):
-    """A client that asks for an authid in HELLO (anonymous sessions keep it)."""
-
-    authid = None
-
-    def onConnect(self):
-        self.join(self.config.realm, authid=self.authid)
-
-
-def named(authid: str):
-    return type(f"Named_{authid}", (Named,), {"authid": authid})
-
-
-async def join_as(live_router, authid, transport="websocket", serializer="json"):
-    return await join(live_router.address(transport), transport, serializer, session_class=named(authid))
 
 
 def events(client, subscription=None):

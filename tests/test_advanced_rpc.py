@@ -42,7 +42,7 @@ from tests.raw_client import (
     send_any,
     wait_inbox,
 )
-from tests.wamp_clients import SERIALIZERS, TRANSPORTS, Client, join, leave
+from tests.wamp_clients import SERIALIZERS, TRANSPORTS, join, leave, named
 
 COMBOS = [(t, s) for t in TRANSPORTS for s in SERIALIZERS]
 DETAILS = "details"
@@ -66,17 +66,6 @@ STREAMING_CALLER = {
     }
 }
 PLAIN_CALLEE = {"callee": {}}
-
-
-class Named(Client):
-    authid = None
-
-    def onConnect(self):
-        self.join(self.config.realm, authid=self.authid)
-
-
-def named(authid: str):
-    return type(f"Named_{authid}", (Named,), {"authid": authid})
 
 
 def invocations(client):

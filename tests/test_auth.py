@@ -17,7 +17,6 @@ look at the whole realm.
 from __future__ import annotations
 
 import os
-import tomllib
 
 import pytest
 import pytest_twisted
@@ -28,7 +27,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from router.auth import derive_key
-from router.config import RealmConfig, parse_config
+from router.config import RealmConfig
 from tests import auth_helpers
 from tests.auth_helpers import (
     bounded,
@@ -39,6 +38,7 @@ from tests.auth_helpers import (
     ticket,
     wampcra,
 )
+from tests.config_helpers import config_from_toml
 from tests.conftest import make_service
 from tests.raw_client import Calls, connect_raw
 from tests.wamp_clients import Recorder
@@ -226,7 +226,7 @@ async def auth_router(tmp_path_factory):
     (folder / "alice.secret").write_text(ALICE_SECRET + "\n")
     os.environ["WAMPD_TEST_JOE_TICKET"] = JOE_TICKET
     try:
-        config = parse_config(tomllib.loads(CONFIG), str(folder / "wampd.toml"))
+        config = config_from_toml(CONFIG, str(folder / "wampd.toml"))
     finally:
         del os.environ["WAMPD_TEST_JOE_TICKET"]
     realms = (

@@ -15,8 +15,8 @@ import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 
 from examples.auth.jwt_authenticator import InvalidToken, JwtAuthenticator, issue_token, verify_token
-from router.auth import load_callable
 from router.config import ConfigError, load_config
+from router.plugins import load_callable
 from tests.auth_helpers import bounded, open_session, ticket
 from tests.test_lifecycle import Started
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import binascii
 import json
 import string
-import tomllib
 
 import pytest
 from autobahn.wamp import message, role as wamp_role, types
@@ -29,7 +28,6 @@ from router.auth import (
     HelloInfo,
     Principal,
     RealmAuthenticator,
-    build_realm_auth,
     derive_key,
     parse_cookies,
 )
@@ -41,9 +39,10 @@ from router.config import (
     RealmConfig,
     RoleConfig,
     load_config,
-    parse_config,
 )
+from router.config.auth import build_realm_auth
 from router.events import ConnectionInfo, SessionInfo
+from tests.config_helpers import config_error, realm_from_toml
 
 SESSION_ID = 4242
 
@@ -85,16 +84,6 @@ def result_of(value):
 def session(authrole, session_id=1, authid="someone"):
     connection = ConnectionInfo(1, "websocket", "tcp4:127.0.0.1:1", "127.0.0.1", "json", "tcp:0", 0.0)
     return SessionInfo(session_id, "realm1", authid, authrole, "ticket", "static", connection, 0.0)
-
-
-def realm_from_toml(text, source="<config>"):
-    return parse_config(tomllib.loads(text), source).realms[0]
-
-
-def config_error(text, source="<config>"):
-    with pytest.raises(ConfigError) as info:
-        parse_config(tomllib.loads(text), source)
-    return info.value
 
 
 ALL = ("websocket", "rawsocket")
@@ -482,7 +471,9 @@ def test_cryptosign_needs_a_pubkey_in_hello(authextra):
 # --- dynamic authenticator ---------------------------------------------------
 
 
-class Recorder:
+class RecordingAuthenticator:
+    """A dynamic authenticator that records each call and answers with C{answer}."""
+
     def __init__(self, answer):
         self.answer = answer
         self.calls = []
@@ -494,7 +485,7 @@ class Recorder:
 
 
 def test_dynamic_ticket_sync_and_static_principal_first():
-    check = Recorder(lambda h, m, s: Accept(f"jwt:{s}", "user", "ticket") if s == "good" else Deny("bad token"))
+    check = RecordingAuthenticator(lambda h, m, s: Accept(f"jwt:{s}", "user", "ticket") if s == "good" else Deny("bad token"))
     authenticator = RealmAuthenticator(
         "realm1", {"ticket": ALL}, [Principal("admin", "admin", ticket="root")], check
     )
@@ -568,7 +559,7 @@ def test_dynamic_anonymous_reads_cookies_or_falls_back():
 
 def test_dynamic_wampcra_principal_lookup():
     users = {"dora": Principal("dora", "user", secret="dora-secret")}
-    check = Recorder(lambda h, m, s: users.get(h.authid))
+    check = RecordingAuthenticator(lambda h, m, s: users.get(h.authid))
     authenticator = RealmAuthenticator("realm1", {"wampcra": ALL}, dynamic=check)
     challenge = authenticator.start(hello("wampcra", authid="dora"))
     assert json.loads(challenge.extra["challenge"])["authprovider"] == "dynamic"
@@ -585,7 +576,7 @@ def test_dynamic_wampcra_principal_lookup():
 
 def test_dynamic_cryptosign_principal_lookup():
     key = raw_public(EVE_KEY)
-    check = Recorder(lambda h, m, s: Principal("eve", "user", pubkeys=(key,)))
+    check = RecordingAuthenticator(lambda h, m, s: Principal("eve", "user", pubkeys=(key,)))
     authenticator = RealmAuthenticator("realm1", {"cryptosign": ALL}, dynamic=check)
     challenge = authenticator.start(cryptosign_hello(EVE_KEY))
     signature = EVE_KEY.sign(binascii.a2b_hex(challenge.extra["challenge"])).hex()

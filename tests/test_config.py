@@ -17,6 +17,7 @@ from router.config import (
     parse_config,
     parse_listen,
 )
+from tests.config_helpers import config_error
 
 FULL = """
 [router]
@@ -50,13 +51,6 @@ options = { greeting = "hi", nested = { a = [1, 2] } }
 [[listener]]
 plugin = "log"
 """
-
-
-def config_error(text, source="<config>"):
-    """Parse TOML text and return the ConfigError it must raise."""
-    with pytest.raises(ConfigError) as info:
-        parse_config(tomllib.loads(text), source)
-    return info.value
 
 
 # --- good configurations ---------------------------------------------------
@@ -219,7 +213,7 @@ def test_unknown_keys(text, key):
 
 def test_unknown_key_suggests_the_right_one():
     error = config_error("[router]\nping_intervall = 1\n")
-    from router.config import _ROUTER_KEYS
+    from router.config._toml import _ROUTER_KEYS
 
     assert _ROUTER_KEYS[:12] == (
         "max_message_size", "ping_interval", "ping_timeout", "listener_timeout", "shutdown_timeout",

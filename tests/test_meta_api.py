@@ -18,24 +18,10 @@ from autobahn.wamp.types import SubscribeOptions
 from router.core import ROUTER_ROLES
 from tests.conftest import make_service
 from tests.raw_client import Calls, bounded, connect_raw, departed, fence
-from tests.wamp_clients import SERIALIZERS, TRANSPORTS, Client, join, leave
+from tests.wamp_clients import SERIALIZERS, TRANSPORTS, join, join_as, leave, named
 
 COMBOS = [(t, s) for t in TRANSPORTS for s in SERIALIZERS]
 
-
-class Named(Client):
-    authid = None
-
-    def onConnect(self):
-        self.join(self.config.realm, authid=self.authid)
-
-
-def named(authid: str):
-    return type(f"Named_{authid}", (Named,), {"authid": authid})
-
-
-async def join_as(live_router, authid, transport="websocket", serializer="json", realm="realm1"):
-    return await join(live_router.address(transport), transport, serializer, realm, session_class=named(authid))
 
 
 def events(client):

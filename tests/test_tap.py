@@ -1,5 +1,5 @@
 """
-Tests for plugin loading (listeners._loader), the twistd Options
+Tests for plugin loading (router.plugins, re-exported by listeners), the twistd Options
 (router.tap) and the twistd plugin file.
 """
 

@@ -216,3 +216,22 @@ async def rawsocket_handshake(port: int, octet: int = 0xF1) -> bytes:
 
     await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(Factory.forProtocol(Raw))
     return await lost.addTimeout(10, reactor)
+
+
+class Named(Client):
+    """A client that asks for an authid in HELLO (anonymous sessions keep it)."""
+
+    authid = None
+
+    def onConnect(self):
+        self.join(self.config.realm, authid=self.authid)
+
+
+def named(authid: str):
+    """A L{Named} client class asking for C{authid}."""
+    return type(f"Named_{authid}", (Named,), {"authid": authid})
+
+
+async def join_as(live_router, authid, transport="websocket", serializer="json", realm="realm1"):
+    """A client joined to C{live_router} asking for C{authid}."""
+    return await join(live_router.address(transport), transport, serializer, realm, session_class=named(authid))

@@ -1,7 +1,8 @@
 """
 Authentication and authorization building blocks, per realm.
 
-    authenticator, authorizer = build_realm_auth(realm_config)
+    authenticator, authorizer = open_realm_auth("realm1", clock)   # or built by
+    # the service from a RealmConfig: router.config.auth.build_realm_auth
 
     # HELLO
     answer = authenticator.start(HelloInfo.from_hello(hello, connection, session_id))
@@ -20,12 +21,7 @@ protocol, and L{router.auth._authorizer} for the permission rules.
 
 from router.auth._authenticator import AUTH_FAILED, DynamicAuthenticator, RealmAuthenticator
 from router.auth._authorizer import ACTIONS, Authorizer, DynamicAuthorizer, uri_is_reserved
-from router.auth._build import (
-    AUTHENTICATOR_GROUP,
-    AUTHORIZER_GROUP,
-    build_realm_auth,
-    load_callable,
-)
+from router.auth._build import open_realm_auth
 from router.auth._crypto import derive_key, wampcra_signature
 from router.auth._limiter import LoginLimiter
 from router.auth._types import (
@@ -43,8 +39,6 @@ from router.auth._types import (
 __all__ = [
     "ACTIONS",
     "AUTHENTICATION_FAILED",
-    "AUTHENTICATOR_GROUP",
-    "AUTHORIZER_GROUP",
     "AUTH_FAILED",
     "Accept",
     "Authorizer",
@@ -58,9 +52,8 @@ __all__ = [
     "NO_AUTH_METHOD",
     "Principal",
     "RealmAuthenticator",
-    "build_realm_auth",
     "derive_key",
-    "load_callable",
+    "open_realm_auth",
     "parse_cookies",
     "uri_is_reserved",
     "wampcra_signature",

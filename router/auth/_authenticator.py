@@ -19,17 +19,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
-import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from router.auth._crypto import (
     CRYPTOSIGN_CHALLENGE_BYTES,
@@ -38,6 +33,8 @@ from router.auth._crypto import (
     wampcra_challenge,
     wampcra_signature,
 )
+from router.auth._decoys import Decoys
+from router.auth._dynamic import AUTH_FAILED, DynamicAnswers
 from router.auth._types import (
     AUTHENTICATION_FAILED,
     NO_AUTH_METHOD,
@@ -49,11 +46,6 @@ from router.auth._types import (
 )
 
 __all__ = ["DynamicAuthenticator", "RealmAuthenticator", "AUTH_FAILED"]
-
-_log = Logger(namespace="wampd.auth")
-
-AUTH_FAILED = Deny("authentication failed", AUTHENTICATION_FAILED)
-"""The one answer to every refused credential."""
 
 DynamicAuthenticator = Callable[[HelloInfo, str, "str | None"], Any]
 """
@@ -78,23 +70,7 @@ class _Pending:
     used: bool = False  # a challenge answers one AUTHENTICATE only
 
 
-_HEX_LOWER = "0123456789abcdef"
-_HEX_UPPER = "0123456789ABCDEF"
-_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_BASE64 = _ALNUM + "+/"
-_BASE64_URL = _ALNUM + "-_"
-
-
-def _salt_alphabet(salt: str) -> str:
-    """The smallest usual alphabet C{salt} is written in (what its decoys are written in)."""
-    chars = set(salt)
-    for alphabet in (_HEX_LOWER, _HEX_UPPER, _ALNUM, _BASE64, _BASE64_URL):
-        if chars <= set(alphabet):
-            return alphabet
-    return _BASE64_URL
-
-
-class RealmAuthenticator:
+class RealmAuthenticator(DynamicAnswers):
     """
     Per realm: which methods are allowed on which transports, with which
     principals.
@@ -187,9 +163,8 @@ class RealmAuthenticator:
         # Decoy challenges for unknown principals look like real ones: each
         # unknown authid imitates one wampcra principal (its role, provider,
         # salting, iterations and keylen), always the same one (see
-        # _decoy_model).
-        self._decoy_key = self._random(32)
-        self._decoy_models = [p for p in self._by_authid.values() if p.secret]
+        # Decoys.model).
+        self._decoys = Decoys(self._random, self._by_authid.values())
         self._starts = {
             "anonymous": self._start_anonymous,
             "ticket": self._start_ticket,
@@ -321,12 +296,12 @@ class RealmAuthenticator:
             salt, iterations, keylen = principal.salt, principal.iterations, principal.keylen
         else:
             # A decoy that looks like a real principal's challenge.
-            model = self._decoy_model(authid)
+            model = self._decoys.model(authid)
             if model is not None:
                 role, provider = model.role, model.authprovider
             else:  # no static wampcra principal: as the dynamic authenticator's would be
                 role, provider = "user", "dynamic" if self.dynamic is not None else "static"
-            salt = self._decoy_salt(model, authid) if model is not None and model.salt else None
+            salt = self._decoys.salt(model, authid) if model is not None and model.salt else None
             iterations, keylen = (model.iterations, model.keylen) if model else (1000, 32)
         text = wampcra_challenge(
             authid,
@@ -341,47 +316,10 @@ class RealmAuthenticator:
             extra.update(salt=salt, iterations=iterations, keylen=keylen)
         return Challenge("wampcra", extra, _Pending(self, "wampcra", hello, principal, text))
 
-    def _decoy_salt(self, model: Principal, authid: str) -> str:
-        """
-        The decoy salt for the unknown C{authid}: the same on every attempt (a
-        real one does not change), and of the same length and alphabet (hex,
-        base64 with its padding, URL-safe base64, or letters and digits) as
-        the salt of the principal it imitates, so its shape does not give it
-        away either.  It comes from a key drawn when the router starts, so it
-        changes across restarts; deriving it from the realm's secrets instead
-        would hand out an offline oracle for weak ones.
-        """
-        real = model.salt or ""
-        body = real.rstrip("=")
-        padding = real[len(body):]
-        alphabet = _salt_alphabet(body)
-        stream = b""
-        block = 0
-        while len(stream) < len(body):
-            message = b"salt\0%d\0" % block + authid.encode("utf-8")
-            stream += hmac.new(self._decoy_key, message, hashlib.sha256).digest()
-            block += 1
-        return "".join(alphabet[byte % len(alphabet)] for byte in stream[: len(body)]) + padding
-
-    def _decoy_model(self, authid: str) -> Principal | None:
-        """
-        The static wampcra principal whose challenge the decoy for the unknown
-        C{authid} imitates: picked by a keyed hash of the authid, so one
-        authid always gets the same kind of challenge (a real principal's
-        does not change either), and in a realm with salted and unsalted
-        secrets, or several roles, the kind of challenge does not tell known
-        authids from unknown ones.
-        """
-        models = self._decoy_models
-        if not models:
-            return None
-        mac = hmac.new(self._decoy_key, b"model\0" + authid.encode("utf-8"), hashlib.sha256)
-        return models[int.from_bytes(mac.digest()[:8], "big") % len(models)]
-
     def _verify_wampcra(self, state: _Pending, signature: object) -> Accept | Deny:
         principal = state.principal
         key = principal.secret if principal is not None and principal.secret else None
-        expected = wampcra_signature(key or base64.b64encode(self._decoy_key).decode(), state.data)
+        expected = wampcra_signature(key or base64.b64encode(self._decoys.key).decode(), state.data)
         if same_secret(signature, expected) and key is not None:
             return self._accept(principal, "wampcra")
         return AUTH_FAILED
@@ -455,84 +393,3 @@ class RealmAuthenticator:
         if principal.authprovider == "static":
             return replace(principal, authprovider="dynamic")
         return principal
-
-    def _ask(
-        self,
-        hello: HelloInfo,
-        method: str,
-        signature: str | None,
-        answer: Callable[[object], Any],
-    ) -> Any:
-        """
-        Call the dynamic authenticator and turn its result into ours with
-        C{answer}; synchronous results stay synchronous.  Any failure is
-        logged and becomes L{AUTH_FAILED}.
-        """
-
-        def failed(failure) -> Deny:
-            _log.failure(
-                "dynamic authenticator {name} failed on {method} for realm {realm} "
-                "(authid {authid!r})",
-                failure,
-                name=self.dynamic_name,
-                method=method,
-                realm=self.realm,
-                authid=hello.authid,
-            )
-            return AUTH_FAILED
-
-        def safe_answer(result: object) -> Any:
-            try:
-                return answer(result)
-            except Exception:
-                return failed(Failure())
-
-        try:
-            result = self.dynamic(hello, method, signature)  # type: ignore[misc]
-        except Exception:
-            return failed(Failure())
-        if inspect.isawaitable(result) and not isinstance(result, Deferred):
-            result = Deferred.fromCoroutine(result)  # type: ignore[arg-type]
-        if isinstance(result, Deferred):
-            return result.addCallbacks(safe_answer, failed)
-        return safe_answer(result)
-
-    def _accept_or_deny(
-        self, result: object, method: str, *, none_denies: bool = False
-    ) -> Accept | Deny:
-        if isinstance(result, Deny):
-            return self._checked_deny(result)
-        if isinstance(result, Accept):
-            if (
-                isinstance(result.authid, str)
-                and result.authid
-                and isinstance(result.authrole, str)
-                and result.authrole
-                and isinstance(result.authmethod, str)
-                and isinstance(result.authprovider, str)
-                and (result.authextra is None or isinstance(result.authextra, Mapping))
-            ):
-                if result.authprovider == "static":
-                    result = replace(result, authprovider="dynamic")
-                return result
-        if result is None and none_denies:
-            return AUTH_FAILED
-        self._bad_answer(method, result, "Accept or Deny")
-        return AUTH_FAILED
-
-    def _checked_deny(self, deny: Deny) -> Deny:
-        if isinstance(deny.message, str) and isinstance(deny.uri, str) and deny.uri:
-            return deny
-        self._bad_answer("deny", deny, "Deny(message: str, uri: str)")
-        return AUTH_FAILED
-
-    def _bad_answer(self, method: str, result: object, wanted: str) -> None:
-        _log.error(
-            "dynamic authenticator {name} returned {result!r} for {method} on realm "
-            "{realm}; expected {wanted}: refused",
-            name=self.dynamic_name,
-            result=result,
-            method=method,
-            realm=self.realm,
-            wanted=wanted,
-        )

@@ -1,11 +1,14 @@
 """
-Finding listener plugins and building listeners from their configuration.
+The one plugin finder: listeners, apps, dynamic authenticators and
+authorizers are all found the same way.
 
 A plugin is named either by a ``"package.module:Attribute"`` path or by the
-name of an entry point in a group (``wampd.listeners`` for listeners).  What
-it names is either a listener itself (an object with ``on_<event>(event)``
-methods) or a factory (a class or other callable) that makes one from the
-configured options.
+name of an entry point in its group (``wampd.listeners``, ``wampd.apps``,
+``wampd.authenticators``, ``wampd.authorizers``).  A listener plugin names
+either a listener itself (an object with ``on_<event>(event)`` methods) or a
+factory (a class or other callable) that makes one from the configured
+options; an authenticator or authorizer plugin names a callable or a class
+made without arguments.
 """
 
 from __future__ import annotations
@@ -16,22 +19,30 @@ import importlib.metadata
 import inspect
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from router.config import ListenerConfig, RouterConfig
+from router.app import App
+from router.config import ConfigError, ListenerConfig, RouterConfig
 
 __all__ = [
+    "APP_GROUP",
+    "AUTHENTICATOR_GROUP",
+    "AUTHORIZER_GROUP",
     "DEFAULT_LISTENER",
     "ENTRY_POINT_GROUP",
     "PluginError",
     "build_listener",
     "build_listeners",
     "listener_priority",
+    "load_app",
+    "load_callable",
     "load_object",
 ]
 
 ENTRY_POINT_GROUP = "wampd.listeners"
+APP_GROUP = "wampd.apps"
+AUTHENTICATOR_GROUP = "wampd.authenticators"
+AUTHORIZER_GROUP = "wampd.authorizers"
 DEFAULT_LISTENER = "listeners.log:LogListener"
 
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*", re.ASCII)
@@ -220,8 +231,6 @@ def build_listeners(config: RouterConfig) -> list[tuple[ListenerConfig, object]]
 
     @raise PluginError: for the first listener that cannot be built.
     """
-    from router.config import ListenerConfig
-
     configs = list(config.listeners)
     if config.default_listener:
         configs.insert(0, ListenerConfig(plugin=DEFAULT_LISTENER))
@@ -244,3 +253,43 @@ def listener_priority(config: ListenerConfig, listener: object) -> int:
             f"integer, got {priority!r}"
         )
     return priority
+
+
+def load_callable(spec: str, group: str, key: str) -> Any:
+    """
+    Load a dynamic authenticator or authorizer: C{"package.module:attr"} or
+    an entry-point name in C{group}, as listeners are found.  A class is
+    instantiated without arguments; the result must be callable.
+
+    @raise ConfigError: against C{key}, saying why.
+    """
+    try:
+        obj = load_object(spec, group)
+    except PluginError as exc:
+        raise ConfigError(key, str(exc)) from None
+    if isinstance(obj, type):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise ConfigError(
+                key, f"plugin {spec!r}: creating it raised {type(exc).__name__}: {exc}"
+            ) from exc
+    if not callable(obj):
+        raise ConfigError(key, f"plugin {spec!r}: is not callable ({type(obj).__name__})")
+    return obj
+
+
+def load_app(spec: str) -> App:
+    """
+    Load a server-side L{App}: C{"package.module:attr"} or an entry-point
+    name in group C{wampd.apps}; a callable that is not an App is called
+    without arguments to make one.
+
+    @raise PluginError: if it cannot be loaded or gives no App.
+    """
+    app = load_object(spec, APP_GROUP)
+    if not isinstance(app, App) and callable(app):
+        app = app()
+    if not isinstance(app, App):
+        raise PluginError(f"is {type(app).__name__}, not a router.app.App (or a factory of one)")
+    return app
