@@ -348,6 +348,11 @@ class _PushRequest(server.Request):
 
     _received = 0
 
+    def setHeader(self, name, value):
+        """Every header but ``Server``: twisted.web names itself and its version there, wampd names nothing."""
+        if name.lower() != b"server":
+            super().setHeader(name, value)
+
     def handleContentChunk(self, data):
         channel = self.channel
         if channel.refused:

@@ -154,6 +154,7 @@ async def test_publish_delivers_to_subscribers_and_returns_the_publication_id():
         )
         assert status == 200, answer
         assert headers.getRawHeaders(b"content-type") == [b"application/json"]
+        assert headers.getRawHeaders(b"server") is None
         publication = answer["publication"]
         assert isinstance(publication, int) and 1 <= publication <= 2**53
 
@@ -327,6 +328,7 @@ async def test_publish_errors_publish_nothing():
             assert (got_status, answer["error"]) == (status, uri), (what, answer)
             assert isinstance(answer["message"], str) and answer["message"], what
             assert headers.getRawHeaders(b"content-type") == [b"application/json"], what
+            assert headers.getRawHeaders(b"server") is None, what  # no software or version named
             if status == 401:
                 assert headers.getRawHeaders(b"www-authenticate") == [b'Bearer realm="wampd"'], what
             if status == 405:
