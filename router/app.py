@@ -69,6 +69,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from zope.interface import implementer
+
+from router.errors import Refusal
+from router.interfaces import ITopicHandler
+from router.uri import is_reserved
+
 __all__ = [
     "App",
     "Refuse",
@@ -83,13 +89,11 @@ __all__ = [
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class Refuse(Exception):
+class Refuse(Refusal):
     """Raised by a topic hook to refuse a subscribe or publish."""
 
     def __init__(self, message: str = "refused", uri: str = "wamp.error.not_authorized") -> None:
-        super().__init__(message)
-        self.message = message
-        self.uri = uri
+        super().__init__(uri, message)
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,7 @@ class Route:
         return m.groupdict()
 
 
+@implementer(ITopicHandler)
 class TopicHandler:
     """Base class for topic handlers: every hook is optional."""
 
@@ -217,7 +222,7 @@ class App:
     ) -> None:
         if not callable(fn):
             raise TypeError(f"procedure {pattern!r}: {fn!r} is not callable")
-        if pattern.startswith("wamp."):
+        if is_reserved(pattern):
             raise ValueError(f"procedure {pattern!r}: wamp.* URIs are reserved")
         self.procedures.append(ProcedureSpec(Route(pattern, requirements), fn, realm, invoke))
 

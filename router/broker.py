@@ -48,7 +48,7 @@ from autobahn.wamp import message
 from twisted.logger import Logger
 
 from router.matching import PatternIndex
-from router.uri import is_valid_uri
+from router.uri import is_reserved, is_valid_uri
 
 if TYPE_CHECKING:
     from router.realm import Realm
@@ -247,7 +247,7 @@ class Broker:
 
     def publish(self, session: RouterSession, msg: message.Publish) -> None:
         topic = msg.topic
-        if topic.startswith("wamp."):
+        if is_reserved(topic):
             refuse_publish(session, msg, "wamp.error.not_authorized", "wamp.* topics are reserved for the router")
             return
         hooks = self.realm.topic_hooks

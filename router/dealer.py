@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING
 from autobahn.wamp import message
 
 from router.matching import MATCH_POLICIES, PatternIndex
-from router.uri import is_valid_uri
+from router.errors import ProtocolViolation
+from router.uri import is_reserved, is_valid_uri
 
 if TYPE_CHECKING:
     from router.realm import Realm
@@ -167,7 +168,7 @@ class Dealer:
         def refuse(uri: str, text: str) -> None:
             session.send_error(_REGISTER, request, uri, text)
 
-        if procedure.startswith("wamp."):
+        if is_reserved(procedure):
             return refuse("wamp.error.not_authorized", "wamp.* procedures are reserved for the router")
         if match not in MATCH_POLICIES:
             return refuse("wamp.error.invalid_argument", f"unknown match policy {match!r}")
@@ -248,17 +249,13 @@ class Dealer:
             if pending.streaming:
                 self._next_chunk(pending, msg, progress)
                 return
-            from router.session import ProtocolViolation
-
             raise ProtocolViolation(f"CALL request {request} is already in flight")
         if progress and not _feature(caller, "caller", "progressive_call_invocations"):
-            from router.session import ProtocolViolation
-
             raise ProtocolViolation(
                 "CALL with progress=true from a caller that did not announce progressive_call_invocations"
             )
         procedure = msg.procedure
-        if procedure.startswith("wamp."):
+        if is_reserved(procedure):
             self.realm.meta.call(caller, msg)
             return
         found = self._index.best(procedure)
@@ -393,8 +390,6 @@ class Dealer:
             return  # already answered, or already being killed
         mode = msg.mode or "killnowait"
         if mode not in _CANCEL_MODES:
-            from router.session import ProtocolViolation
-
             raise ProtocolViolation(f"unknown CANCEL mode {mode!r}")
         callee = pending.callee
         if not _supports_canceling(callee):

@@ -21,9 +21,11 @@ from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, may
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from router.app import CallInfo, Refuse, Result, Route
 from router.events import ClientError, ConnectionInfo, SessionInfo
+from router.interfaces import IRoutedSession
 from router.uri import Counter
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ def _as_deferred(result) -> Deferred | None:
     return result if isinstance(result, Deferred) else None
 
 
+@implementer(IRoutedSession)
 class InternalSession:
     """The router's session in one realm (authid ``wampd``, authrole ``router``)."""
 
@@ -92,6 +95,9 @@ class InternalSession:
 
     def discloses(self, action: str, uri: str) -> bool:
         return False
+
+    def may(self, action: str, uri: str, *, fresh: bool = False) -> bool:
+        return True  # the router may do anything in its own realm
 
     def goodbye(self, reason: str, text: str | None = None) -> None:
         """The router's own session cannot be killed."""

@@ -29,7 +29,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from router.events import SessionInfo
-from router.uri import is_valid_uri
+from router.errors import Refusal
+from router.uri import is_reserved, is_valid_uri
 
 if TYPE_CHECKING:
     from router.broker import Subscription
@@ -54,12 +55,11 @@ class _Departed:
         self.info = info
 
 
-class MetaError(Exception):
-    """A meta procedure's ERROR: a WAMP error URI and a message."""
+class MetaError(Refusal):
+    """A meta procedure's ERROR: a WAMP error URI and a message (``text``, also ``message``)."""
 
     def __init__(self, uri: str, text: str) -> None:
-        super().__init__(text)
-        self.uri = uri
+        super().__init__(uri, text)
         self.text = text
 
 
@@ -358,7 +358,7 @@ class Meta:
         topic = args[0]
         if not is_valid_uri(topic):
             raise MetaError("wamp.error.invalid_uri", f"{topic!r} is not a valid topic URI")
-        if topic.startswith("wamp."):
+        if is_reserved(topic):
             # as for PUBLISH: the wamp.* topics are the router's
             raise MetaError("wamp.error.not_authorized", "wamp.* topics are reserved for the router")
         t_args = args[1] if len(args) > 1 else None

@@ -24,8 +24,11 @@ from typing import TYPE_CHECKING, Any
 from autobahn.wamp import message
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from router.dispatcher import Chain
+from router.errors import ProtocolViolation
+from router.interfaces import IRoutedSession
 from router.events import (
     ClientConnected,
     ClientDisconnected,
@@ -47,7 +50,8 @@ if TYPE_CHECKING:
     from router.core import Router
     from router.realm import Realm
 
-__all__ = ["RouterSession", "ProtocolViolation", "OutboundFull", "TooBig", "SLOW_CONSUMER"]
+__all__ = ["RouterSession", "ProtocolViolation",  # re-exported: it lives in router.errors
+           "OutboundFull", "TooBig", "SLOW_CONSUMER"]
 
 _log = Logger(namespace="wampd.session")
 
@@ -88,10 +92,6 @@ _ANSWERABLE = {
 }
 
 
-class ProtocolViolation(Exception):
-    """A peer broke the protocol; its connection is aborted."""
-
-
 class OutboundFull(Exception):
     """
     Raised by a peer's ``send_bytes`` (which then writes nothing) when a
@@ -118,6 +118,7 @@ class TooBig(Exception):
         self.limit = limit
 
 
+@implementer(IRoutedSession)
 class RouterSession:
     __slots__ = (
         "router",
