@@ -164,6 +164,7 @@ class Broker:
         self._retained: dict[str, list[_Retained]] = {}
         self._retained_sorted: list[str] = []  # the same topics, sorted: prefix look-ups
         self._evicting_logged = False
+        self._owned: dict[Any, set[int]] = {}  # session -> its subscription ids: leaving costs what it owns
 
     # -- queries (also used by the meta API) ----------------------------------
 
@@ -181,6 +182,10 @@ class Broker:
 
     def by_policy(self) -> dict[str, list[Subscription]]:
         return self._index.by_policy()
+
+    def subscriptions_of(self, session) -> frozenset[int]:
+        """The subscription ids ``session`` holds."""
+        return frozenset(self._owned.get(session, ()))
 
     def retained_topics(self) -> tuple[str, ...]:
         """Topics holding a retained event now, least recently retained first."""
@@ -219,7 +224,10 @@ class Broker:
             self._by_id[sub.id] = sub
         added = session not in sub.subscribers
         sub.subscribers[session] = None
-        session.subscriptions.add(sub.id)
+        owned = self._owned.get(session)
+        if owned is None:
+            owned = self._owned[session] = set()
+        owned.add(sub.id)
         session.send(message.Subscribed(msg.request, sub.id))
         meta = self.realm.meta
         if created:
@@ -241,7 +249,7 @@ class Broker:
                 f"session has no subscription {msg.subscription}",
             )
             return
-        session.subscriptions.discard(sub.id)
+        self._owned[session].discard(sub.id)
         session.send(message.Unsubscribed(msg.request))
         self._drop(session, sub)
 
@@ -504,9 +512,10 @@ class Broker:
     # -- session cleanup ---------------------------------------------------------
 
     def remove_session(self, session: RouterSession) -> None:
+        owned = self._owned.pop(session, None)
+        if not owned:
+            return
         by_id = self._by_id
-        owned = list(session.subscriptions)
-        session.subscriptions.clear()
         for sub_id in owned:
             sub = by_id.get(sub_id)
             if sub is not None:

@@ -30,7 +30,7 @@ Remote procedure calls for one realm.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from autobahn.wamp import message
 
@@ -95,9 +95,22 @@ class Registration:
         return callees[0]
 
 
+class _Party:
+    """What one session has going on in the dealer: leaving costs what it owns, not a scan."""
+
+    __slots__ = ("calls", "invocations", "registrations")
+
+    def __init__(self) -> None:
+        self.calls: dict[int, PendingCall] = {}  # as caller: CALL request id -> PendingCall
+        self.invocations: dict[int, PendingCall] = {}  # as callee: INVOCATION request id -> PendingCall
+        self.registrations: set[int] = set()
+
+
 class PendingCall:
     __slots__ = (
         "caller",
+        "caller_party",
+        "callee_party",
         "call_request",
         "callee",
         "invocation_request",
@@ -124,6 +137,8 @@ class PendingCall:
         self.timer = None
         self.timeout = 0.0  # seconds, when the call has a timeout
         self.killing = False  # CANCEL kill sent: waiting for the callee's answer
+        self.caller_party: _Party | None = None
+        self.callee_party: _Party | None = None
 
 
 def _feature(session: RouterSession, role: str, name: str) -> bool:
@@ -140,6 +155,7 @@ class Dealer:
         self.realm = realm
         self._index: PatternIndex[Registration] = PatternIndex()
         self._by_id: dict[int, Registration] = {}
+        self._parties: dict[Any, _Party] = {}  # session -> its calls, invocations and registrations
 
     # -- queries (also used by the meta API) ----------------------------------
 
@@ -158,6 +174,22 @@ class Dealer:
 
     def by_policy(self) -> dict[str, list[Registration]]:
         return self._index.by_policy()
+
+    def pending(self, session) -> tuple[dict[int, PendingCall], dict[int, PendingCall]]:
+        """``session``'s calls in flight as caller and as callee (copies): request id -> PendingCall."""
+        party = self._parties.get(session)
+        return ({}, {}) if party is None else (dict(party.calls), dict(party.invocations))
+
+    def invocation(self, callee, request: int) -> PendingCall | None:
+        """The call behind INVOCATION ``request`` to ``callee``, while it is in flight."""
+        party = self._parties.get(callee)
+        return None if party is None else party.invocations.get(request)
+
+    def _party(self, session) -> _Party:
+        party = self._parties.get(session)
+        if party is None:
+            party = self._parties[session] = _Party()
+        return party
 
     # -- registering ------------------------------------------------------------
 
@@ -215,7 +247,7 @@ class Dealer:
             self._index.add(procedure, match, reg)
             self._by_id[reg.id] = reg
         reg.callees.append(session)
-        session.registrations.add(reg.id)
+        self._party(session).registrations.add(reg.id)
         return reg
 
     def _announce(self, session, reg: Registration) -> None:
@@ -234,7 +266,7 @@ class Dealer:
                 f"session has no registration {msg.registration}",
             )
             return
-        session.registrations.discard(reg.id)
+        self._parties[session].registrations.discard(reg.id)
         session.send(message.Unregistered(msg.request))
         self._drop(session, reg)
 
@@ -244,7 +276,11 @@ class Dealer:
         request = msg.request
         options = msg._router_internal if type(msg._router_internal) is dict else {}
         progress = options.get("progress") is True
-        pending = caller.calls.get(request)
+        parties = self._parties
+        party = parties.get(caller)
+        if party is None:
+            party = parties[caller] = _Party()
+        pending = party.calls.get(request)
         if pending is not None:
             if pending.streaming:
                 self._next_chunk(pending, msg, progress)
@@ -283,13 +319,15 @@ class Dealer:
             and _supports_canceling(callee)
         )
         pending = PendingCall(caller, request, callee, callee.request_ids.next(), reg, receive_progress)
+        pending.caller_party = party
+        pending.callee_party = callee_party = parties[callee]  # it registered: it has a party
         pending.disclose = (
             options.get("disclose_me") is True or callee in reg.disclose_to or caller.discloses("call", procedure)
         )
         pending.procedure = procedure if policy != "exact" else None
         pending.streaming = progress
-        caller.calls[request] = pending
-        callee.invocations[pending.invocation_request] = pending
+        party.calls[request] = pending
+        callee_party.invocations[pending.invocation_request] = pending
         timeout = options.get("timeout")
         if type(timeout) is int and timeout > 0:
             pending.timeout = timeout / 1000.0
@@ -329,7 +367,8 @@ class Dealer:
         self._invoke(pending, msg, progress)
 
     def yield_(self, callee: RouterSession, msg: message.Yield) -> None:
-        pending = callee.invocations.get(msg.request)
+        party = self._parties.get(callee)
+        pending = party.invocations.get(msg.request) if party is not None else None
         if pending is None:
             return  # late or unknown: the call already ended; drop quietly
         progress = msg.progress is True
@@ -361,7 +400,8 @@ class Dealer:
             )
 
     def callee_error(self, callee: RouterSession, msg: message.Error) -> None:
-        pending = callee.invocations.get(msg.request)
+        party = self._parties.get(callee)
+        pending = party.invocations.get(msg.request) if party is not None else None
         if pending is None:
             return
         self._finish(pending)
@@ -385,7 +425,8 @@ class Dealer:
             )
 
     def cancel(self, caller: RouterSession, msg: message.Cancel) -> None:
-        pending = caller.calls.get(msg.request)
+        party = self._parties.get(caller)
+        pending = party.calls.get(msg.request) if party is not None else None
         if pending is None or pending.killing:
             return  # already answered, or already being killed
         mode = msg.mode or "killnowait"
@@ -410,7 +451,8 @@ class Dealer:
         failed to handle.  Its pending state and timer go; a callee already
         invoked that supports canceling gets INTERRUPT.
         """
-        pending = caller.calls.get(request)
+        party = self._parties.get(caller)
+        pending = party.calls.get(request) if party is not None else None
         if pending is not None:
             self._finish(pending)
             if _supports_canceling(pending.callee):
@@ -423,7 +465,7 @@ class Dealer:
         refused or could not be handled: the caller's call ends with ERROR
         ``uri``.  Nothing more for the callee (it considers the call answered).
         """
-        pending = callee.invocations.get(request)
+        pending = self.invocation(callee, request)
         if pending is None:
             return  # late or unknown: the call already ended
         self._finish(pending)
@@ -442,8 +484,8 @@ class Dealer:
 
     @staticmethod
     def _finish(pending: PendingCall) -> None:
-        pending.caller.calls.pop(pending.call_request, None)
-        pending.callee.invocations.pop(pending.invocation_request, None)
+        pending.caller_party.calls.pop(pending.call_request, None)
+        pending.callee_party.invocations.pop(pending.invocation_request, None)
         if pending.timer is not None:
             if pending.timer.active():
                 pending.timer.cancel()
@@ -457,7 +499,10 @@ class Dealer:
         """
         realm = self.realm
         for callee in (realm.internal, *realm.sessions.values()):
-            for pending in list(callee.invocations.values()):
+            party = self._parties.get(callee)
+            if party is None:
+                continue
+            for pending in list(party.invocations.values()):
                 self._finish(pending)
                 pending.caller.send_error(_CALL, pending.call_request, "wamp.error.canceled", text)
                 if _supports_canceling(callee):
@@ -466,14 +511,15 @@ class Dealer:
     # -- session cleanup ---------------------------------------------------------
 
     def remove_session(self, session: RouterSession) -> None:
-        owned = list(session.registrations)
-        session.registrations.clear()
-        for reg_id in owned:
+        party = self._parties.pop(session, None)
+        if party is None:
+            return
+        for reg_id in party.registrations:
             reg = self._by_id.get(reg_id)
             if reg is not None:
                 self._drop(session, reg)
         # calls this session was serving: their callers get an ERROR now
-        for pending in list(session.invocations.values()):
+        for pending in list(party.invocations.values()):
             self._finish(pending)
             pending.caller.send_error(
                 _CALL,
@@ -482,7 +528,7 @@ class Dealer:
                 f"the callee of {pending.registration.uri!r} left before answering",
             )
         # calls this session made: forget them, tell callees that can hear it
-        for pending in list(session.calls.values()):
+        for pending in list(party.calls.values()):
             self._finish(pending)
             if _supports_canceling(pending.callee):
                 pending.callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))

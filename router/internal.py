@@ -74,12 +74,7 @@ class InternalSession:
             "caller": role.RoleCallerFeatures(),
         }
         self.codec = _NoCodec()
-        self.subscriptions: set[int] = set()
-        self.registrations: set[int] = set()
-        self.calls: dict = {}
-        self.invocations: dict = {}
         self.request_ids = Counter()
-        self.testaments = None
         self.state = "joined"
         self._procedures: dict[int, tuple[Route, Callable]] = {}  # registration id -> (route, fn)
         self._running: dict[int, Deferred] = {}  # invocation request -> running call
@@ -133,7 +128,7 @@ class InternalSession:
 
     def _invoke(self, msg: message.Invocation) -> None:
         route, fn = self._procedures[msg.registration]
-        pending = self.invocations.get(msg.request)
+        pending = self.realm.dealer.invocation(self, msg.request)
         procedure = msg.procedure or (pending.registration.uri if pending else route.pattern)
         params = route.params(procedure) if route.names else {}
         request = msg.request

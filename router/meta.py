@@ -94,6 +94,7 @@ def _ids_by_policy(groups: dict[str, list]) -> dict[str, list[int]]:
 class Meta:
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
+        self._testaments: dict[Any, dict] = {}  # session -> scope -> [(topic, args, kwargs, options)]
         self._procedures: dict[str, Callable[[RouterSession, list, dict], Any]] = {
             "wamp.session.count": self._count,
             "wamp.session.list": self._list,
@@ -204,10 +205,9 @@ class Meta:
         answer is asynchronous, all of the session's testaments wait for all
         answers and go out in their order (after ``wamp.session.on_leave``).
         """
-        testaments = session.testaments
+        testaments = self._testaments.pop(session, None)
         if not testaments:
             return
-        session.testaments = None
         info = session.info
         decided = []
         waiting = False
@@ -383,8 +383,7 @@ class Meta:
             )
         return self._testament_allowed(caller, caller.session_id, allowed, scope, testament)
 
-    @staticmethod
-    def _testament_allowed(caller, session_id, allowed, scope: str, testament: tuple):
+    def _testament_allowed(self, caller, session_id, allowed, scope: str, testament: tuple):
         topic = testament[0]
         if allowed is not True:
             role = caller.info.authrole if caller.info is not None else "?"
@@ -394,18 +393,20 @@ class Meta:
             )
         if caller.session_id != session_id or caller.state != "joined":
             return _NOTHING  # left while the authorizer decided: nothing to keep
-        if caller.testaments is None:
-            caller.testaments = {}
-        caller.testaments.setdefault(scope, []).append(testament)
+        testaments = self._testaments.get(caller)
+        if testaments is None:
+            testaments = self._testaments[caller] = {}
+        testaments.setdefault(scope, []).append(testament)
         return _NOTHING
 
     def _flush_testaments(self, caller, args, kwargs):
         scope = kwargs.get("scope", "destroyed")
         if scope not in _SCOPES:
             raise ValueError(f"scope must be one of {_SCOPES}")
-        if not caller.testaments:
+        testaments = self._testaments.get(caller)
+        if not testaments:
             return 0
-        return len(caller.testaments.pop(scope, ()))
+        return len(testaments.pop(scope, ()))
 
     def _subscription(self, args):
         sub = self.realm.broker.subscription(args[0])

@@ -132,13 +132,8 @@ class RouterSession:
         "last_info",
         "realm",
         "roles",
-        "subscriptions",
-        "registrations",
-        "calls",
-        "invocations",
         "request_ids",
         "last_seen",
-        "testaments",
         "_pending",
         "_challenge",
         "_authextra",
@@ -164,14 +159,8 @@ class RouterSession:
         self.last_info: SessionInfo | None = None
         self.realm: Realm | None = None
         self.roles: dict = {}
-        # what this session owns, so leaving costs what it owns, not a scan
-        self.subscriptions: set[int] = set()
-        self.registrations: set[int] = set()
-        self.calls: dict[int, Any] = {}  # as caller: CALL request id -> PendingCall
-        self.invocations: dict[int, Any] = {}  # as callee: INVOCATION request id -> PendingCall
-        self.request_ids = Counter()
+        self.request_ids = Counter()  # session-scope IDs (INVOCATION requests) for this peer
         self.last_seen = connection.opened_at  # last message received (the ping sweeper spares busy peers)
-        self.testaments: dict | None = None  # scope -> [(topic, args, kwargs, options)]
         self._pending = None  # (realm, hello) while authenticating
         self._challenge = None
         self._authextra = None
