@@ -47,12 +47,12 @@ from typing import TYPE_CHECKING, Any
 from autobahn.wamp import message
 from twisted.logger import Logger
 
+from router.filters import Receivers as _Receivers, compile_filters as _compile_filters
 from router.matching import PatternIndex
 from router.uri import is_reserved, is_valid_uri
 
 if TYPE_CHECKING:
-    from router.realm import Realm
-    from router.session import RouterSession
+    from router.interfaces import IRoutedSession as RouterSession
 
 __all__ = ["Broker", "Subscription", "topic_matches"]
 
@@ -61,8 +61,6 @@ _log = Logger(namespace="wampd.broker")
 _SUBSCRIBE = message.Subscribe.MESSAGE_TYPE
 _UNSUBSCRIBE = message.Unsubscribe.MESSAGE_TYPE
 _PUBLISH = message.Publish.MESSAGE_TYPE
-
-_FILTERS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
 
 
 class Subscription:
@@ -112,38 +110,6 @@ def _valid_pattern(uri: str, match: str) -> bool:
     return bool(uri) and all(" " not in p and "#" not in p for p in uri.split("."))
 
 
-class _Receivers:
-    """The black/white list of one publication, compiled once."""
-
-    __slots__ = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
-
-    def __init__(self, options: dict) -> None:
-        for name in _FILTERS:
-            value = options.get(name)
-            setattr(self, name, frozenset(value) if isinstance(value, list) else None)
-
-    def allows(self, info) -> bool:
-        if self.exclude is not None and info.session_id in self.exclude:
-            return False
-        if self.exclude_authid is not None and info.authid in self.exclude_authid:
-            return False
-        if self.exclude_authrole is not None and info.authrole in self.exclude_authrole:
-            return False
-        if self.eligible is not None and info.session_id not in self.eligible:
-            return False
-        if self.eligible_authid is not None and info.authid not in self.eligible_authid:
-            return False
-        if self.eligible_authrole is not None and info.authrole not in self.eligible_authrole:
-            return False
-        return True
-
-
-def _compile_filters(options: Any) -> _Receivers | None:
-    if type(options) is not dict or not any(name in options for name in _FILTERS):
-        return None
-    return _Receivers(options)
-
-
 def refuse_publish(session: RouterSession, msg: message.Publish, uri: str, text: str) -> None:
     """
     A refused publication is never delivered; the publisher hears about it
@@ -155,7 +121,8 @@ def refuse_publish(session: RouterSession, msg: message.Publish, uri: str, text:
 
 
 class Broker:
-    def __init__(self, realm: Realm) -> None:
+    def __init__(self, realm: Any) -> None:
+        # realm: the router.realm.Realm this broker serves (router, scope_ids, meta, topic_hooks, name)
         self.realm = realm
         self._index: PatternIndex[Subscription] = PatternIndex()
         self._by_id: dict[int, Subscription] = {}

@@ -39,8 +39,7 @@ from router.errors import ProtocolViolation
 from router.uri import is_reserved, is_valid_uri
 
 if TYPE_CHECKING:
-    from router.realm import Realm
-    from router.session import RouterSession
+    from router.interfaces import IRoutedSession as RouterSession
 
 __all__ = ["Dealer", "Registration", "PendingCall", "INVOKE_POLICIES"]
 
@@ -151,7 +150,8 @@ def _supports_canceling(session: RouterSession) -> bool:
 
 
 class Dealer:
-    def __init__(self, realm: Realm) -> None:
+    def __init__(self, realm: Any) -> None:
+        # realm: the router.realm.Realm this dealer serves (router, scope_ids, meta, internal, sessions)
         self.realm = realm
         self._index: PatternIndex[Registration] = PatternIndex()
         self._by_id: dict[int, Registration] = {}

@@ -13,7 +13,7 @@ bytes: ``send`` receives message objects.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from autobahn.wamp import message, role
 from autobahn.wamp.exception import ApplicationError
@@ -25,12 +25,10 @@ from zope.interface import implementer
 
 from router.app import CallInfo, Refuse, Result, Route
 from router.events import ClientError, ConnectionInfo, SessionInfo
+from router.filters import compile_filters
 from router.interfaces import IRoutedSession
 from router.uri import Counter
 
-if TYPE_CHECKING:
-    from router.realm import Realm
-    from router.session import RouterSession
 
 __all__ = ["InternalSession", "RealmApi", "TopicHooks"]
 
@@ -60,7 +58,7 @@ class InternalSession:
 
     send_failure = "wamp.error.invalid_argument"  # what the dealer tells a caller when send() is False
 
-    def __init__(self, realm: Realm) -> None:
+    def __init__(self, realm: Any) -> None:
         router = realm.router
         self.realm = realm
         self.session_id = realm.new_session_id()
@@ -208,8 +206,6 @@ class RealmApi:
         ``exclude_authrole``, ``eligible``, ``eligible_authid``,
         ``eligible_authrole`` and ``retain``.
         """
-        from router.broker import _compile_filters
-
         options = dict(options or {})
         unknown = set(options) - {
             "exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole", "retain"
@@ -224,7 +220,7 @@ class RealmApi:
                 raise ValueError(f"publish option {name!r} must be a list")
         internal = self._internal
         return internal.realm.broker.publish_from(
-            internal, topic, list(args) or None, kwargs or None, _compile_filters(options), options.get("retain") is True
+            internal, topic, list(args) or None, kwargs or None, compile_filters(options), options.get("retain") is True
         )
 
     def call(self, procedure: str, *args, timeout_ms: int | None = None, **kwargs) -> Deferred:
@@ -248,7 +244,7 @@ class RealmApi:
 class TopicHooks:
     """One realm's topic handlers: routes, hooks and per-topic timers."""
 
-    def __init__(self, realm: Realm, specs, api: RealmApi) -> None:
+    def __init__(self, realm: Any, specs, api: RealmApi) -> None:
         self.realm = realm
         self.api = api
         self._specs = list(specs)
@@ -263,7 +259,7 @@ class TopicHooks:
                 return spec.handler, params
         return None
 
-    def _guard(self, session: RouterSession, run: Callable[[], Any], proceed: Callable, refuse: Callable, kind: str):
+    def _guard(self, session, run: Callable[[], Any], proceed: Callable, refuse: Callable, kind: str):
         """Run a hook; call ``proceed(result)`` or ``refuse(uri, text)``; failures fail closed."""
         try:
             result = run()

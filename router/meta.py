@@ -29,14 +29,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from router.events import SessionInfo
+from router.filters import compile_filters
 from router.errors import Refusal
 from router.uri import is_reserved, is_valid_uri
 
 if TYPE_CHECKING:
     from router.broker import Subscription
     from router.dealer import Registration
-    from router.realm import Realm
-    from router.session import RouterSession
+    from router.interfaces import IRoutedSession as RouterSession
 
 __all__ = ["Meta", "MetaError", "session_details"]
 
@@ -92,7 +92,8 @@ def _ids_by_policy(groups: dict[str, list]) -> dict[str, list[int]]:
 
 
 class Meta:
-    def __init__(self, realm: Realm) -> None:
+    def __init__(self, realm: Any) -> None:
+        # realm: the router.realm.Realm whose meta API this is (sessions, broker, dealer, name)
         self.realm = realm
         self._testaments: dict[Any, dict] = {}  # session -> scope -> [(topic, args, kwargs, options)]
         self._procedures: dict[str, Callable[[RouterSession, list, dict], Any]] = {
@@ -233,8 +234,6 @@ class Meta:
         answers.addErrback(lambda failure: _log.failure("testaments of session {session} were lost", failure, session=info.session_id))
 
     def _deliver_testaments(self, info: SessionInfo, decided: list) -> None:
-        from router.broker import _compile_filters
-
         broker = self.realm.broker
         departed = _Departed(info)  # the session is gone; only its identity remains
         refused = []
@@ -249,7 +248,7 @@ class Meta:
                 publisher=departed,
                 exclude_me=True,
                 disclose=disclose,
-                filters=_compile_filters(options),
+                filters=compile_filters(options),
             )
         if refused:
             _log.warn(

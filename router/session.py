@@ -19,7 +19,7 @@ Deferred per routed message.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autobahn.wamp import message
 from twisted.internet.defer import Deferred, fail
@@ -29,6 +29,7 @@ from zope.interface import implementer
 from router.dispatcher import Chain
 from router.errors import ProtocolViolation
 from router.interfaces import IRoutedSession
+from router.realm import ANSWERABLE as _ANSWERABLE, Realm, RefusedRequest
 from router.events import (
     ClientConnected,
     ClientDisconnected,
@@ -44,11 +45,8 @@ from router.events import (
 from router.uri import Counter
 from router.auth import AUTHENTICATION_FAILED, NO_AUTH_METHOD, Accept, Challenge, HelloInfo
 from router.checks import BadRequest
-from router.wire import MESSAGE_NAMES, FastCall, FastYield, UriError, WireError
+from router.wire import MESSAGE_NAMES, UriError, WireError
 
-if TYPE_CHECKING:
-    from router.core import Router
-    from router.realm import Realm
 
 __all__ = ["RouterSession", "ProtocolViolation",  # re-exported: it lives in router.errors
            "OutboundFull", "TooBig", "SLOW_CONSUMER"]
@@ -71,25 +69,9 @@ RATE_LIMITED_TEXT = "authentication failed: too many failed attempts; try again 
 SLOW_CONSUMER = "wampd.close.slow_consumer"
 PAYLOAD_SIZE_EXCEEDED = "wamp.error.payload_size_exceeded"
 _EVENT = message.Event
-INVALID_ARGUMENT = "wamp.error.invalid_argument"
-#: Ends a call the router failed to handle (a bug, not the client's fault).
-RUNTIME_ERROR = "wamp.error.runtime_error"
 
-_CALL = message.Call.MESSAGE_TYPE
-_YIELD = message.Yield.MESSAGE_TYPE
-_ERROR = message.Error.MESSAGE_TYPE
 _PUBLISH = message.Publish.MESSAGE_TYPE
-_INVOCATION = message.Invocation.MESSAGE_TYPE
 
-# Message types that carry a request the router answers with ERROR.
-_ANSWERABLE = {
-    message.Subscribe.MESSAGE_TYPE,
-    message.Unsubscribe.MESSAGE_TYPE,
-    message.Publish.MESSAGE_TYPE,
-    message.Register.MESSAGE_TYPE,
-    message.Unregister.MESSAGE_TYPE,
-    message.Call.MESSAGE_TYPE,
-}
 
 
 class OutboundFull(Exception):
@@ -137,8 +119,8 @@ class RouterSession:
         "_pending",
         "_challenge",
         "_authextra",
-        "_authorizer",
-        "_queue",
+        "route",
+        "_gate",
         "handshake_since",
         "_closing_reason",
         "_lost",
@@ -147,7 +129,7 @@ class RouterSession:
         "oversize_dropped",
     )
 
-    def __init__(self, router: Router, peer: Any, connection: ConnectionInfo, codec) -> None:
+    def __init__(self, router: Any, peer: Any, connection: ConnectionInfo, codec) -> None:
         self.router = router
         self.peer = peer
         self.connection = connection
@@ -164,8 +146,8 @@ class RouterSession:
         self._pending = None  # (realm, hello) while authenticating
         self._challenge = None
         self._authextra = None
-        self._authorizer = None  # None: this session needs no authorization checks
-        self._queue: list | None = None  # messages held behind a pending (async) authorization
+        self.route = None  # joined: its realm's router function, bound at join (Realm.attach)
+        self._gate = None  # joined: its realm's authorization gate; None: no checks needed
         self.handshake_since = connection.opened_at
         self._closing_reason: str | None = None
         self._lost = False
@@ -275,22 +257,7 @@ class RouterSession:
         """Route one parsed message according to the session state."""
         state = self.state
         if state is JOINED:
-            if self._queue is not None:
-                self._queue.append(msg)  # keep order behind a pending authorization
-                return
-            handler = _JOINED.get(type(msg))
-            if handler is None:
-                self.protocol_violation(
-                    f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} is not allowed from a client",
-                    msg,
-                )
-                return
-            if self._authorizer is not None:
-                action = _ACTIONS.get(type(msg))
-                if action is not None:
-                    self._authorize(msg, action, handler)
-                    return
-            self._handle(handler, msg)
+            self.route(self, msg)  # the realm routes it (router.realm)
             return
         if state is CHALLENGED:
             if type(msg) is message.Authenticate:
@@ -326,35 +293,6 @@ class RouterSession:
                 f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} received before WELCOME", msg
             )
 
-    def _handle(self, handler, msg) -> None:
-        try:
-            handler(self, msg)
-        except ProtocolViolation as exc:
-            self.protocol_violation(str(exc), msg, exc)
-        except Exception as exc:
-            _log.failure("internal error handling {msg}", msg=MESSAGE_NAMES[msg.MESSAGE_TYPE])
-            self._report_error(exc, msg)
-            self._unanswered(msg)
-
-    def _unanswered(self, msg) -> None:
-        """
-        A handler failed: every CALL still ends in RESULT or ERROR.  A CALL (or
-        the YIELD/ERROR answering one) that was being handled ends with ERROR
-        ``wamp.error.runtime_error`` and its state (pending call, timer) goes.
-        """
-        realm = self.realm
-        if realm is None or self.state is not JOINED or type(msg) is _Refusal:
-            return
-        kind = msg.MESSAGE_TYPE
-        text = f"the router failed handling this {MESSAGE_NAMES[kind]}"
-        try:
-            if kind == _CALL:
-                realm.dealer.end_call(self, msg.request, RUNTIME_ERROR, text)
-            elif kind == _YIELD or (kind == _ERROR and msg.request_type == _INVOCATION):
-                realm.dealer.end_invocation(self, msg.request, RUNTIME_ERROR, text)
-        except Exception:
-            _log.failure("could not end the call after an internal error")
-
     def _bad_request(self, exc: BadRequest) -> None:
         """
         A well-formed request with refused values (see :mod:`router.wire`):
@@ -364,45 +302,11 @@ class RouterSession:
         """
         if self.state is CLOSING:
             return  # after our GOODBYE only the peer's GOODBYE (or ABORT) matters
-        refusal = _Refusal.of(exc)
+        refusal = RefusedRequest.of(exc)
         if refusal is None or self.state is not JOINED:
             self.protocol_violation(str(exc), None, exc)
             return
         self.dispatch(refusal)
-
-    def _authorize(self, msg, action: tuple[str, str], handler) -> None:
-        name, field = action
-        # a pattern (prefix/wildcard SUBSCRIBE or REGISTER) is allowed only if every URI it can match is
-        allowed = self._authorizer.authorize(self.info, name, getattr(msg, field), getattr(msg, "match", None))
-        if isinstance(allowed, Deferred):
-            self._queue = []
-            allowed.addCallback(self._authorized, msg, action, handler)
-            return
-        self._decided(allowed, msg, action, handler)
-
-    def _authorized(self, allowed, msg, action, handler) -> None:
-        queue, self._queue = self._queue, None
-        if self.state is not JOINED or queue is None:
-            return  # left meanwhile
-        self._decided(allowed, msg, action, handler)
-        for index, queued in enumerate(queue):
-            if self._queue is not None:  # blocked again: keep the rest in order
-                self._queue.extend(queue[index:])
-                break
-            self.dispatch(queued)
-
-    def _decided(self, allowed: bool, msg, action, handler) -> None:
-        if allowed is True:
-            self._handle(handler, msg)
-            return
-        name, field = action
-        text = f"role {self.info.authrole!r} may not {name} {getattr(msg, field)!r}"
-        if type(msg) is message.Publish:
-            from router.broker import refuse_publish
-
-            refuse_publish(self, msg, "wamp.error.not_authorized", text)
-        else:
-            self.send_error(msg.MESSAGE_TYPE, msg.request, "wamp.error.not_authorized", text)
 
     def may(self, action: str, uri: str, *, fresh: bool = False) -> bool | Deferred:
         """
@@ -412,15 +316,15 @@ class RouterSession:
         ``fresh`` asks a dynamic authorizer again even when it has a cached
         answer (testaments are checked again as the session leaves).
         """
-        authorizer = self._authorizer
-        if authorizer is None:
+        gate = self._gate
+        if gate is None:
             return True  # an open realm's anonymous session: no checks, as for its own messages
-        return authorizer.authorize(self.info, action, uri, fresh=fresh)
+        return gate.may(self.info, action, uri, fresh)
 
     def discloses(self, action: str, uri: str) -> bool:
         """Whether the realm's roles disclose this session's identity for ``action`` on ``uri``."""
-        authorizer = self._authorizer
-        return authorizer is not None and authorizer.disclose(self.info, action, uri)
+        gate = self._gate
+        return gate is not None and gate.discloses(self.info, action, uri)
 
     def _bad_uri(self, exc: UriError) -> None:
         request = exc.request
@@ -569,10 +473,8 @@ class RouterSession:
         self.realm = realm
         self.last_info = info
         self.router.joined(self)
-        authorizer = realm.authorizer
-        # a realm with no roles and no authorizer is open to anonymous sessions: no checks at all
-        self._authorizer = None if (authorizer.open_anonymous and info.authrole == "anonymous") else authorizer
-        realm.attach(self)
+        # a realm with no roles and no authorizer is open to anonymous sessions: no gate at all
+        self.route, self._gate = realm.attach(self)
         self.send(welcome)
         realm.meta.session_joined(self)
         self.router.dispatcher.emit(SessionJoined(info), self.chain)
@@ -602,7 +504,7 @@ class RouterSession:
 
     # -- leaving --------------------------------------------------------------
 
-    def _on_goodbye(self, msg: message.Goodbye) -> None:
+    def on_goodbye(self, msg: message.Goodbye) -> None:
         self.send(message.Goodbye(reason="wamp.close.goodbye_and_out"))
         self._said_goodbye = True
         self._leave(msg.reason)
@@ -621,7 +523,7 @@ class RouterSession:
         self.session_id = None
         self.peer.close()
 
-    def _on_abort(self, msg: message.Abort) -> None:
+    def on_abort(self, msg: message.Abort) -> None:
         self._leave(msg.reason)
         self.state = AWAIT_HELLO
         self.peer.close()
@@ -639,11 +541,9 @@ class RouterSession:
         info = self.info
         self._closing_reason = None
         if realm is not None:
-            realm.detach(self)
-            if self._authorizer is not None and info is not None:
-                self._authorizer.forget(info.session_id)
-        self._authorizer = None
-        self._queue = None
+            realm.detach(self, self._gate)
+        self._gate = None
+        self.route = None
         self.realm = None
         self.info = None
         self.session_id = None
@@ -658,7 +558,7 @@ class RouterSession:
         """Tell the peer with ABORT protocol_violation and end this connection only."""
         if self.state is CLOSED:
             return
-        self._report_error(exc or ProtocolViolation(text), msg)
+        self.report_error(exc or ProtocolViolation(text), msg)
         if self.state in (JOINED, CLOSING):
             self._closing_reason = PROTOCOL_VIOLATION
             self._leave(PROTOCOL_VIOLATION)
@@ -674,7 +574,8 @@ class RouterSession:
         self.send(message.Abort(reason=reason, message=text))
         self.peer.close()
 
-    def _report_error(self, exc: Exception, msg) -> None:
+    def report_error(self, exc: Exception, msg) -> None:
+        """Fire ``client_error`` for ``exc``, raised while handling ``msg`` (or a payload that was not one)."""
         # the offending message's type: from the message, or (one Autobahn refused to
         # parse, e.g. a client-sent WELCOME) from the type code the payload carried
         code = msg.MESSAGE_TYPE if msg is not None else getattr(exc, "message_type", None)
@@ -775,117 +676,3 @@ def _announced_roles(hello: message.Hello) -> dict:
             if type(value) is bool and not hasattr(features, feature):
                 setattr(features, feature, value)
     return roles
-
-
-# -- message table for joined sessions -------------------------------------
-
-
-class _Refusal:
-    """A request :mod:`router.wire` refused, queued like a message so its ERROR keeps the session's order."""
-
-    __slots__ = ("MESSAGE_TYPE", "request", "options", "text")
-
-    @classmethod
-    def of(cls, exc: BadRequest) -> "_Refusal | None":
-        raw = exc.raw
-        code = raw[0]
-        at = 1
-        if code == _ERROR:
-            if len(raw) < 3 or raw[1] != _INVOCATION:
-                return None
-            at = 2
-        elif code not in _ANSWERABLE and code != _YIELD:
-            return None
-        if len(raw) <= at:
-            return None
-        request = raw[at]
-        if type(request) is not int or not 1 <= request <= 2**53:
-            return None
-        refusal = cls()
-        refusal.MESSAGE_TYPE = code
-        refusal.request = request
-        options = raw[at + 1] if len(raw) > at + 1 else None
-        refusal.options = options if type(options) is dict else {}
-        refusal.text = str(exc)
-        return refusal
-
-
-def _refused(session: RouterSession, refusal: _Refusal) -> None:
-    code, request, text = refusal.MESSAGE_TYPE, refusal.request, refusal.text
-    dealer = session.realm.dealer
-    if code == _CALL:
-        dealer.end_call(session, request, INVALID_ARGUMENT, text)
-    elif code == _YIELD or code == _ERROR:
-        dealer.end_invocation(session, request, INVALID_ARGUMENT, f"the callee's answer was refused: {text}")
-    elif code == _PUBLISH:
-        if refusal.options.get("acknowledge") is True:  # as refuse_publish: only an acknowledged one hears
-            session.send_error(code, request, INVALID_ARGUMENT, text)
-    else:
-        session.send_error(code, request, INVALID_ARGUMENT, text)
-
-
-def _publish(session, msg):
-    session.realm.broker.publish(session, msg)
-
-
-def _subscribe(session, msg):
-    session.realm.broker.subscribe(session, msg)
-
-
-def _unsubscribe(session, msg):
-    session.realm.broker.unsubscribe(session, msg)
-
-
-def _call(session, msg):
-    session.realm.dealer.call(session, msg)
-
-
-def _yield(session, msg):
-    session.realm.dealer.yield_(session, msg)
-
-
-def _register(session, msg):
-    session.realm.dealer.register(session, msg)
-
-
-def _unregister(session, msg):
-    session.realm.dealer.unregister(session, msg)
-
-
-def _cancel(session, msg):
-    session.realm.dealer.cancel(session, msg)
-
-
-def _on_error(session: RouterSession, msg: message.Error) -> None:
-    if msg.request_type != message.Invocation.MESSAGE_TYPE:
-        raise ProtocolViolation(
-            f"ERROR for {MESSAGE_NAMES.get(msg.request_type, msg.request_type)} is not allowed from a client"
-        )
-    session.realm.dealer.callee_error(session, msg)
-
-
-# messages that need authorization: (action, the message field holding the URI)
-_ACTIONS = {
-    message.Subscribe: ("subscribe", "topic"),
-    message.Publish: ("publish", "topic"),
-    message.Register: ("register", "procedure"),
-    message.Call: ("call", "procedure"),
-    FastCall: ("call", "procedure"),
-}
-
-_JOINED = {
-    _Refusal: _refused,
-    message.Publish: _publish,
-    message.Subscribe: _subscribe,
-    message.Unsubscribe: _unsubscribe,
-    message.Call: _call,
-    FastCall: _call,
-    message.Yield: _yield,
-    FastYield: _yield,
-    message.Register: _register,
-    message.Unregister: _unregister,
-    message.Cancel: _cancel,
-    message.Error: _on_error,
-    message.Goodbye: RouterSession._on_goodbye,
-    message.Abort: RouterSession._on_abort,
-}
