@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from router.auth import LoginLimiter
 from router.dispatcher import Dispatcher
 from router.events import ConnectionInfo, Reject, ServerStopping
+from router.hooks import TopicHooks
 from router.policy import ConnectionPolicy
 from router.realm import Realm
 from router.session import RouterSession
@@ -125,8 +126,6 @@ class Router:
 
     def install_app(self, app) -> None:
         """Add an :class:`~router.app.App`'s topic handlers, procedures and periodic services."""
-        from router.internal import TopicHooks
-
         def targets(spec_realm):
             if spec_realm is None:
                 return list(self.realms.values())
