@@ -13,8 +13,11 @@ States::
          |                    +--refused: ABORT---------+--> CLOSED (transport lost)
          +--anything else: ABORT protocol_violation --> CLOSED
 
-Messages are dispatched by a dict keyed on the message class; there is no
-Deferred per routed message.
+A joined session's messages go to the router function its realm bound at
+join (:mod:`router.realm`: a dict keyed on the message class; no Deferred
+per routed message).  The session's other parts: :mod:`router.connection`
+(the connection's lifecycle events) and :mod:`router.joining` (HELLO to
+WELCOME); its states are in :mod:`router.states`.
 """
 
 from __future__ import annotations
@@ -22,56 +25,40 @@ from __future__ import annotations
 from typing import Any
 
 from autobahn.wamp import message
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from router.checks import BadRequest
+from router.connection import ConnectionLifecycle
 from router.dispatcher import Chain
 from router.errors import ProtocolViolation
+from router.events import ClientError, ConnectionInfo, SessionInfo, SessionLeft
 from router.interfaces import IRoutedSession
-from router.realm import ANSWERABLE as _ANSWERABLE, Realm, RefusedRequest
-from router.events import (
-    ClientConnected,
-    ClientDisconnected,
-    ClientError,
-    ClientRejected,
-    ConnectionInfo,
-    Reject,
-    SessionInfo,
-    SessionJoined,
-    SessionJoining,
-    SessionLeft,
+from router.joining import Joining
+from router.realm import ANSWERABLE as _ANSWERABLE, MESSAGE_NAMES, RefusedRequest
+from router.states import (  # noqa: F401  (the states are re-exported here)
+    AUTHENTICATING,
+    AWAIT_HELLO,
+    CHALLENGED,
+    CLOSED,
+    CLOSING,
+    JOINED,
+    JOINING,
+    PAYLOAD_SIZE_EXCEEDED,
+    PROTOCOL_VIOLATION,
+    SLOW_CONSUMER,
 )
 from router.uri import Counter
-from router.auth import AUTHENTICATION_FAILED, NO_AUTH_METHOD, Accept, Challenge, HelloInfo
-from router.checks import BadRequest
-from router.wire import MESSAGE_NAMES, UriError, WireError
-
+from router.wire import UriError, WireError
 
 __all__ = ["RouterSession", "ProtocolViolation",  # re-exported: it lives in router.errors
            "OutboundFull", "TooBig", "SLOW_CONSUMER"]
 
 _log = Logger(namespace="wampd.session")
 
-AWAIT_HELLO = "await_hello"
-AUTHENTICATING = "authenticating"  # waiting for the realm's authenticator
-CHALLENGED = "challenged"  # CHALLENGE sent, waiting for AUTHENTICATE
-JOINING = "joining"
-JOINED = "joined"
-CLOSING = "closing"
-CLOSED = "closed"
-
-TRANSPORT_LOST = "wamp.close.transport_lost"
-PROTOCOL_VIOLATION = "wamp.error.protocol_violation"
-RATE_LIMITED_TEXT = "authentication failed: too many failed attempts; try again later"
-#: ``session_left`` reason when the router dropped a session that stopped reading
-#: (the spec defines none; outside ``wamp.*`` on purpose).
-SLOW_CONSUMER = "wampd.close.slow_consumer"
-PAYLOAD_SIZE_EXCEEDED = "wamp.error.payload_size_exceeded"
 _EVENT = message.Event
-
 _PUBLISH = message.Publish.MESSAGE_TYPE
-
 
 
 class OutboundFull(Exception):
@@ -101,32 +88,14 @@ class TooBig(Exception):
 
 
 @implementer(IRoutedSession)
-class RouterSession:
+class RouterSession(ConnectionLifecycle, Joining):
     __slots__ = (
-        "router",
-        "peer",
-        "connection",
-        "codec",
-        "chain",
-        "state",
-        "session_id",
-        "info",
-        "last_info",
-        "realm",
-        "roles",
-        "request_ids",
-        "last_seen",
-        "_pending",
-        "_challenge",
-        "_authextra",
-        "route",
-        "_gate",
-        "handshake_since",
-        "_closing_reason",
-        "_lost",
-        "_said_goodbye",
-        "send_failure",
-        "oversize_dropped",
+        # the connection
+        "router", "peer", "connection", "codec", "chain", "last_seen", "handshake_since",
+        "_lost", "send_failure", "oversize_dropped",
+        # the session on it: identity, state, and (while joining) the authentication
+        "state", "session_id", "info", "last_info", "realm", "roles", "request_ids", "route", "_gate",
+        "_pending", "_challenge", "_authextra", "_closing_reason", "_said_goodbye",
     )
 
     def __init__(self, router: Any, peer: Any, connection: ConnectionInfo, codec) -> None:
@@ -139,7 +108,7 @@ class RouterSession:
         self.session_id: int | None = None
         self.info: SessionInfo | None = None
         self.last_info: SessionInfo | None = None
-        self.realm: Realm | None = None
+        self.realm: Any = None  # joined: its router.realm.Realm
         self.roles: dict = {}
         self.request_ids = Counter()  # session-scope IDs (INVOCATION requests) for this peer
         self.last_seen = connection.opened_at  # last message received (the ping sweeper spares busy peers)
@@ -158,82 +127,6 @@ class RouterSession:
 
     def __repr__(self) -> str:
         return f"<RouterSession conn={self.connection.id} session={self.session_id} {self.state}>"
-
-    # -- connection lifecycle (called by the transport) ---------------------
-
-    def opened(self):
-        """
-        The transport connected: fire ``client_connected``.  Returns None, or a
-        Deferred, that fails with :class:`Reject` when a listener refused.
-        A refusal has already fired ``client_rejected`` when this returns/fails.
-        """
-        refusal = self.router.track(self)
-        d = self.router.dispatcher.emit(ClientConnected(self.connection), self.chain)
-        if refusal is not None:
-            # the router's policy refuses it: listeners were told it connected, their say does not matter
-            if d is not None:
-                d.addErrback(lambda failure: failure.trap(Reject))
-            self.reject(refusal.reason, refusal.message)
-            return fail(refusal)
-        if d is None:
-            return None
-        return d.addErrback(self._connect_refused)
-
-    def refused_at_accept(self, refusal: Reject) -> None:
-        """Refused when accepted (a connection limit): ``client_connected``, then ``client_rejected``."""
-        d = self.router.dispatcher.emit(ClientConnected(self.connection), self.chain)
-        if d is not None:  # listeners are told it connected; their say does not matter
-            d.addErrback(lambda failure: failure.trap(Reject))
-        self.reject(refusal.reason, refusal.message)
-
-    def _connect_refused(self, failure):
-        failure.trap(Reject)
-        reject = failure.value
-        self.reject(reject.reason, reject.message)
-        return failure
-
-    def reject(self, reason: str, text: str, realm: str | None = None, authid: str | None = None) -> None:
-        self.router.dispatcher.emit(
-            ClientRejected(reason, text, self.connection, realm, authid), self.chain
-        )
-
-    def lost(self, orderly: bool, code: int | None = None, reason: str | None = None) -> None:
-        """
-        The transport is gone (any way at all). Exactly once per connection.
-
-        ``orderly``: WebSocket, the close handshake completed; RawSocket, TCP
-        closed without an error.  ``client_disconnected.was_clean`` says
-        whether the WAMP session ended properly: with a session still joined
-        it is clean only if the WebSocket close handshake completed (a
-        RawSocket peer that drops TCP while joined is not clean); otherwise
-        it is clean when the last session ended with a GOODBYE exchange (in
-        either direction), or when the transport closed in order.
-        """
-        if self._lost:
-            return
-        self._lost = True
-        if self.state in (JOINED, CLOSING):
-            was_clean = orderly and self.connection.transport == "websocket"
-            self._leave(self._closing_reason or TRANSPORT_LOST)
-            if not was_clean and reason is None:
-                reason = "the connection closed while a session was joined, without GOODBYE"
-        else:
-            was_clean = orderly or self._said_goodbye
-        self.state = CLOSED
-        now = self.router.clock.seconds()
-        self.router.dispatcher.emit(
-            ClientDisconnected(
-                self.connection,
-                was_clean,
-                code,
-                reason,
-                self.last_info,
-                now - self.connection.opened_at,
-            ),
-            self.chain,
-        )
-        # last: untracking may complete a shutdown that waits for every connection
-        self.router.untrack(self)
 
     # -- inbound --------------------------------------------------------------
 
@@ -343,165 +236,6 @@ class RouterSession:
         else:
             self.protocol_violation(str(exc), None, exc)
 
-    # -- joining --------------------------------------------------------------
-
-    def _on_hello(self, hello: message.Hello) -> None:
-        realm = self.router.realms.get(hello.realm)
-        if realm is None:
-            text = f"no realm {hello.realm!r} on this router"
-            self.reject("realm", text, hello.realm, hello.authid)
-            self.abort("wamp.error.no_such_realm", text)
-            return
-        limiter = self.router.login_limiter
-        if limiter.enabled:
-            why = limiter.refusal(realm.name, hello.authid, self.connection.host)
-            if why is not None:  # before any credential is looked at, known authid or not
-                self._rate_limited(realm.name, hello.authid, why)
-                return
-        self.roles = _announced_roles(hello)
-        self.state = AUTHENTICATING
-        # allocated first: wampcra puts it in the challenge
-        self.session_id = realm.new_session_id()
-        self._pending = (realm, hello)
-        hello_info = HelloInfo.from_hello(hello, self.connection, self.session_id)
-        self._authenticated(realm.authenticator.start(hello_info))
-
-    def _on_authenticate(self, msg: message.Authenticate) -> None:
-        realm, hello = self._pending
-        challenge, self._challenge = self._challenge, None
-        limiter = self.router.login_limiter
-        if limiter.enabled:
-            # checked again: attempts started in parallel must not all get their secret checked
-            why = limiter.refusal(realm.name, hello.authid, self.connection.host)
-            if why is not None:
-                self._pending = None
-                self.session_id = None
-                self.state = AWAIT_HELLO
-                self._rate_limited(realm.name, hello.authid, why)
-                return
-        self.state = AUTHENTICATING
-        self._authenticated(realm.authenticator.verify(challenge, msg.signature, msg.extra or {}))
-
-    def _authenticated(self, outcome) -> None:
-        """The authenticator's answer (Accept, Challenge, Deny, or a Deferred of one)."""
-        if isinstance(outcome, Deferred):
-            outcome.addCallback(self._authenticated)
-            return
-        if self.state is not AUTHENTICATING:  # transport lost or protocol violation meanwhile
-            return
-        realm, hello = self._pending
-        if isinstance(outcome, Challenge):
-            challenge = message.Challenge(outcome.method, dict(outcome.extra))
-            if not self._fits(challenge, realm.name, hello.authid):
-                return
-            self._challenge = outcome
-            self.state = CHALLENGED
-            self.send(challenge)
-            return
-        if not isinstance(outcome, Accept):
-            text = getattr(outcome, "message", "authentication failed")
-            uri = getattr(outcome, "uri", "wamp.error.not_authorized")
-            if uri != NO_AUTH_METHOD:  # a refused credential (not a method the realm lacks): counted
-                self.router.login_limiter.failed(realm.name, hello.authid, self.connection.host)
-            self._pending = None
-            self.session_id = None
-            self.state = AWAIT_HELLO
-            self.reject("authentication", text, realm.name, hello.authid)
-            self.abort(uri, text)
-            return
-        self._pending = None
-        self.state = JOINING
-        if outcome.authmethod != "anonymous":
-            self.router.login_limiter.succeeded(realm.name, outcome.authid)
-        now = self.router.clock.seconds()
-        info = SessionInfo(
-            session_id=self.session_id,
-            realm=realm.name,
-            authid=outcome.authid,
-            authrole=outcome.authrole,
-            authmethod=outcome.authmethod,
-            authprovider=outcome.authprovider,
-            connection=self.connection,
-            joined_at=now,
-        )
-        self.info = info
-        self._authextra = dict(outcome.authextra) if outcome.authextra else None
-        details = hello._router_internal if isinstance(hello._router_internal, dict) else {}
-        d = self.router.dispatcher.emit(SessionJoining(info, details), self.chain)
-        if d is None:
-            self._welcome(realm)
-        else:
-            d.addCallbacks(lambda _: self._welcome(realm), self._join_refused)
-
-    def _rate_limited(self, realm: str, authid: str | None, why: str) -> None:
-        """ABORT an attempt over the failed-login limit: the same answer whether the authid exists or not."""
-        self.reject("rate_limited", why, realm, authid)
-        self.abort(AUTHENTICATION_FAILED, RATE_LIMITED_TEXT)
-
-    def _join_refused(self, failure) -> None:
-        failure.trap(Reject)
-        reject = failure.value
-        info = self.info
-        self.info = None
-        self.session_id = None
-        if self.state is not JOINING:  # transport lost meanwhile
-            return
-        self.state = AWAIT_HELLO
-        self.reject(reject.reason, reject.message, info.realm, info.authid)
-        self.abort(reject.uri, reject.message)
-
-    def _welcome(self, realm: Realm) -> None:
-        if self.state is not JOINING:  # transport lost while listeners ran
-            self.info = None
-            return
-        info = self.info
-        welcome = message.Welcome(
-            session=self.session_id,
-            roles=self.router.roles,
-            realm=realm.name,
-            authid=info.authid,
-            authrole=info.authrole,
-            authmethod=info.authmethod,
-            authprovider=info.authprovider,
-            authextra=self._authextra,
-            custom={"x_router_agent": self.router.agent},
-        )
-        if not self._fits(welcome, info.realm, info.authid):
-            return
-        self.state = JOINED
-        self._said_goodbye = False
-        self.realm = realm
-        self.last_info = info
-        self.router.joined(self)
-        # a realm with no roles and no authorizer is open to anonymous sessions: no gate at all
-        self.route, self._gate = realm.attach(self)
-        self.send(welcome)
-        realm.meta.session_joined(self)
-        self.router.dispatcher.emit(SessionJoined(info), self.chain)
-
-    def _fits(self, msg: message.Message, realm: str, authid: str | None) -> bool:
-        """
-        Whether a CHALLENGE or WELCOME fits in what the peer accepts (a
-        RawSocket peer may announce as little as 512 bytes).  If not, the
-        join is refused (``client_rejected``, reason ``limit``) with a short
-        ABORT that fits, before the session counts as joined.
-        """
-        try:
-            size = len(self.codec.encode(msg))  # cached on the message for the send that follows
-        except Exception:
-            return True  # send() reports it
-        limit = self.peer.max_send
-        if size <= limit:
-            return True
-        self.info = None
-        self.session_id = None
-        self._pending = self._challenge = None
-        self.state = AWAIT_HELLO
-        text = f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} is {size} bytes; this client accepts at most {limit}"
-        self.reject("limit", text, realm, authid)
-        self.abort(PAYLOAD_SIZE_EXCEEDED, text)
-        return False
-
     # -- leaving --------------------------------------------------------------
 
     def on_goodbye(self, msg: message.Goodbye) -> None:
@@ -510,18 +244,6 @@ class RouterSession:
         self._leave(msg.reason)
         self.state = AWAIT_HELLO
         self.router.awaiting_hello(self)
-
-    def handshake_timed_out(self, limit: float) -> None:
-        """No joined session within the HELLO timeout: close the connection."""
-        if self._lost or self.state is JOINED or self.state is CLOSING:
-            return
-        text = f"no session joined within {limit:g}s of connecting"
-        if self.last_info is None:  # never joined: a refused connection; else just an idle one
-            self.reject("protocol", text)
-        self.state = AWAIT_HELLO
-        self._pending = self._challenge = None
-        self.session_id = None
-        self.peer.close()
 
     def on_abort(self, msg: message.Abort) -> None:
         self._leave(msg.reason)
@@ -659,20 +381,3 @@ class RouterSession:
         return self.send(
             message.Error(request_type, request, uri, args=[text] if text else None, **extra)
         )
-
-
-def _announced_roles(hello: message.Hello) -> dict:
-    """
-    The client's roles and features as HELLO announced them.  Autobahn's
-    feature classes drop features they do not know (such as
-    ``progressive_call_invocations``); those are copied back from the raw
-    HELLO details, so the dealer sees every boolean feature the client sent.
-    """
-    roles = hello.roles or {}
-    details = hello._router_internal if isinstance(hello._router_internal, dict) else {}
-    for name, features in roles.items():
-        raw = details.get("roles", {}).get(name, {}).get("features", {})
-        for feature, value in raw.items():
-            if type(value) is bool and not hasattr(features, feature):
-                setattr(features, feature, value)
-    return roles
