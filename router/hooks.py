@@ -14,7 +14,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from router.app import Refuse
+from router.app import Refuse, timer_seconds
 from router.events import ClientError, SessionInfo
 
 __all__ = ["TopicHooks", "as_deferred"]
@@ -129,7 +129,7 @@ class TopicHooks:
         if found is None:
             return
         handler, params = found
-        interval = getattr(handler, "interval", None)
+        interval = timer_seconds(handler)
         if not interval or topic in self._timers:
             return
 

@@ -88,7 +88,7 @@ class IAuthorizer(Interface):
 class ITopicHandler(Interface):
     """An App's topic handler (see :mod:`router.app`); every hook may return a Deferred or coroutine."""
 
-    interval = Attribute("seconds between on_timer calls per concrete topic, or None")
+    interval_ms = Attribute("milliseconds between on_timer calls per concrete topic, or None")
     api = Attribute("the realm's RealmApi, set when the handler is installed")
 
     def on_subscribe(session, topic, params):
