@@ -68,7 +68,10 @@ class PendingCall:
         "killing",
     )
 
-    def __init__(self, caller, call_request, callee, invocation_request, registration, receive_progress):
+    def __init__(
+        self, caller, call_request, callee, invocation_request, registration, receive_progress,
+        caller_party=None, callee_party=None,
+    ):
         self.caller = caller
         self.call_request = call_request
         self.callee = callee
@@ -81,8 +84,8 @@ class PendingCall:
         self.timer = None
         self.timeout = 0.0  # seconds, when the call has a timeout
         self.killing = False  # CANCEL kill sent: waiting for the callee's answer
-        self.caller_party: _Party | None = None
-        self.callee_party: _Party | None = None
+        self.caller_party: _Party | None = caller_party  # the caller's calls, in the dealer
+        self.callee_party: _Party | None = callee_party  # the callee's invocations, in the dealer
 
 
 def _feature(session: RouterSession, role: str, name: str) -> bool:
@@ -161,9 +164,10 @@ class Calls:
             and _feature(callee, "callee", "progressive_call_results")
             and _supports_canceling(callee)
         )
-        pending = PendingCall(caller, request, callee, callee.request_ids.next(), reg, receive_progress)
-        pending.caller_party = party
-        pending.callee_party = callee_party = parties[callee]  # it registered: it has a party
+        callee_party = parties[callee]  # it registered: it has a party
+        pending = PendingCall(
+            caller, request, callee, callee.request_ids.next(), reg, receive_progress, party, callee_party
+        )
         pending.disclose = (
             options.get("disclose_me") is True or callee in reg.disclose_to or caller.discloses("call", procedure)
         )
