@@ -113,6 +113,7 @@ class IRoutedSession(Interface):
     codec = Attribute("what encodes its messages: ``name``, ``binary`` and ``check(msg)`` (None or a problem)")
     state = Attribute('"joined" while it may route')
     send_failure = Attribute("the error URI explaining why the last send() returned False")
+    request_ids = Attribute("its session-scope IDs for requests the router sends it (INVOCATION): ``next()``")
 
     def send(msg):
         """Send one message object; False when it cannot be sent (``send_failure`` says why)."""
