@@ -10,7 +10,7 @@ router-side procedures and periodic services, collected in an :class:`App`.
 
     @app.topic("chat.room.{room}", room=r"[a-z0-9_]+")
     class Room(TopicHandler):
-        interval = 10.0                      # seconds: on_timer per concrete topic
+        interval_ms = 10_000                 # on_timer per concrete topic
 
         def on_subscribe(self, session, topic, params):
             if params["room"] == "staff" and session.authrole != "staff":
@@ -50,14 +50,18 @@ Rules:
   and a ``client_error`` event fires.
 * ``on_publish`` returns None (let the event through unchanged) or
   ``(args, kwargs)`` (send this instead).
-* ``interval`` (seconds) with ``on_timer(topic, params)``: one timer per
-  concrete topic, started with its first subscriber, stopped with its last.
+* ``interval_ms`` with ``on_timer(topic, params)``: one timer per concrete
+  topic, started with its first subscriber, stopped with its last.
 * Router-side procedures are called as ``fn(call, *args, **kwargs)`` where
   ``call`` has ``session`` (the caller's SessionInfo), ``procedure``,
   ``params`` and ``api``.  Return a value, a tuple ``(args, kwargs)`` via
   :class:`Result`, or raise ``autobahn.wamp.exception.ApplicationError``:
   exactly what a client callee could do.  They appear in the registration
   meta API like any callee.
+* Every duration of this API is in milliseconds, as in WAMP itself
+  (``interval_ms``, ``@app.periodic(interval_ms)``, ``api.call(...,
+  timeout_ms=)``).  A topic handler's ``interval`` in seconds still works
+  and warns (DeprecationWarning): set ``interval_ms``.
 * Periodic services run ``fn(api)`` every ``interval_ms`` from
   ``server_launched`` until shutdown; a failing tick is logged and the next
   one runs.
@@ -66,8 +70,15 @@ Rules:
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from zope.interface import implementer
+
+from router.errors import Refusal
+from router.interfaces import ITopicHandler
+from router.uri import is_reserved
 
 __all__ = [
     "App",
@@ -83,13 +94,11 @@ __all__ = [
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class Refuse(Exception):
+class Refuse(Refusal):
     """Raised by a topic hook to refuse a subscribe or publish."""
 
     def __init__(self, message: str = "refused", uri: str = "wamp.error.not_authorized") -> None:
-        super().__init__(message)
-        self.message = message
-        self.uri = uri
+        super().__init__(uri, message)
 
 
 @dataclass(frozen=True)
@@ -156,10 +165,12 @@ class Route:
         return m.groupdict()
 
 
+@implementer(ITopicHandler)
 class TopicHandler:
     """Base class for topic handlers: every hook is optional."""
 
-    interval: float | None = None
+    interval_ms: int | None = None  # milliseconds between on_timer calls per concrete topic
+    interval: float | None = None  # deprecated: seconds; set interval_ms
     api: Any = None  # set to the realm's RealmApi when the handler is installed
 
     def on_subscribe(self, session, topic: str, params: dict):
@@ -173,6 +184,14 @@ class TopicHandler:
 
     def on_timer(self, topic: str, params: dict):
         return None
+
+
+def timer_seconds(handler: Any) -> float | None:
+    """Seconds between a handler's ``on_timer`` calls: its ``interval_ms``, or the deprecated ``interval``."""
+    interval_ms = getattr(handler, "interval_ms", None)
+    if interval_ms:
+        return interval_ms / 1000.0
+    return getattr(handler, "interval", None) or None
 
 
 @dataclass(frozen=True)
@@ -210,6 +229,13 @@ class App:
     def add_topic(self, pattern: str, handler: Any, realm: str | None = None, **requirements: str) -> None:
         if isinstance(handler, type):
             handler = handler()
+        if getattr(handler, "interval", None) and not getattr(handler, "interval_ms", None):
+            warnings.warn(
+                f"topic handler {type(handler).__qualname__}: 'interval' (seconds) is deprecated; "
+                "set 'interval_ms' (milliseconds, like every duration of the App API)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self.topics.append(TopicSpec(Route(pattern, requirements), handler, realm))
 
     def add_procedure(
@@ -217,7 +243,7 @@ class App:
     ) -> None:
         if not callable(fn):
             raise TypeError(f"procedure {pattern!r}: {fn!r} is not callable")
-        if pattern.startswith("wamp."):
+        if is_reserved(pattern):
             raise ValueError(f"procedure {pattern!r}: wamp.* URIs are reserved")
         self.procedures.append(ProcedureSpec(Route(pattern, requirements), fn, realm, invoke))
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from autobahn.wamp import role
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 
+from router import __version__ as VERSION
 from router.auth import LoginLimiter
 from router.dispatcher import Dispatcher
 from router.events import ConnectionInfo, Reject, ServerStopping
+from router.features import ROUTER_ROLES
+from router.hooks import TopicHooks
 from router.policy import ConnectionPolicy
 from router.realm import Realm
 from router.session import RouterSession
@@ -25,36 +27,6 @@ __all__ = ["Router", "ROUTER_ROLES"]
 
 _log = Logger(namespace="wampd.router")
 
-from router import __version__ as VERSION
-
-#: The roles and features announced in WELCOME: exactly what is implemented.
-def _roles() -> dict:
-    broker = role.RoleBrokerFeatures(
-        publisher_exclusion=True,
-        publisher_identification=True,
-        subscriber_blackwhite_listing=True,
-        pattern_based_subscription=True,
-        event_retention=True,
-        session_meta_api=True,
-        subscription_meta_api=True,
-    )
-    dealer = role.RoleDealerFeatures(
-        caller_identification=True,
-        pattern_based_registration=True,
-        shared_registration=True,
-        call_timeout=True,
-        call_canceling=True,
-        progressive_call_results=True,
-        session_meta_api=True,
-        registration_meta_api=True,
-        testament_meta_api=True,
-    )
-    # Autobahn's feature classes do not know this one; they marshal any attribute
-    dealer.progressive_call_invocations = True
-    return {"broker": broker, "dealer": dealer}
-
-
-ROUTER_ROLES = _roles()
 
 
 class Router:
@@ -125,8 +97,6 @@ class Router:
 
     def install_app(self, app) -> None:
         """Add an :class:`~router.app.App`'s topic handlers, procedures and periodic services."""
-        from router.internal import TopicHooks
-
         def targets(spec_realm):
             if spec_realm is None:
                 return list(self.realms.values())

@@ -34,6 +34,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from router.events import EVENT_TYPES, Event, Reject
+from router.interfaces import LISTENER_METHODS
+
+#: event name -> the IListener method that handles it (the documented names, nothing else)
+_HANDLERS = {kind.name: "on_" + kind.name for kind in EVENT_TYPES}
+assert set(_HANDLERS.values()) == LISTENER_METHODS, "router.interfaces.IListener and router.events disagree"
 
 __all__ = ["Dispatcher", "Chain", "listener_name"]
 
@@ -93,13 +98,13 @@ class Dispatcher:
         self._listeners.append((priority, len(self._listeners), listener))
         ordered = sorted(self._listeners, key=lambda item: (-item[0], item[1]))
         table = {}
-        for kind in EVENT_TYPES:
+        for event, method in _HANDLERS.items():
             found = []
             for _, _, obj in ordered:
-                handler = getattr(obj, "on_" + kind.name, None)
+                handler = getattr(obj, method, None)
                 if callable(handler):
                     found.append((listener_name(obj), handler))
-            table[kind.name] = tuple(found)
+            table[event] = tuple(found)
         self._handlers = table
 
     # -- running ------------------------------------------------------------

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
+from router.errors import Refusal
+
 __all__ = [
     "Reject",
     "ConnectionInfo",
@@ -58,7 +60,7 @@ REJECT_REASONS = frozenset(
 )
 
 
-class Reject(Exception):
+class Reject(Refusal):
     """
     Raised by a listener's ``on_client_connected`` or ``on_session_joining``
     to refuse a connection or a join.
@@ -77,10 +79,8 @@ class Reject(Exception):
             raise ValueError(
                 f"unknown rejection reason {reason!r}; use one of {sorted(REJECT_REASONS)}"
             )
-        super().__init__(message)
-        self.message = message
+        super().__init__(uri, message)
         self.reason = reason
-        self.uri = uri
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.web import http, resource, server
 
 from router.app import Result
-from router.uri import is_valid_uri
+from router.uri import is_reserved, is_valid_uri
 
 __all__ = ["PushResource", "push_site"]
 
@@ -177,7 +177,7 @@ class PushResource(resource.Resource):
             raise _bad(f"{key!r} (a URI string) is required")
         if not is_valid_uri(uri):
             raise _Problem(400, "wamp.error.invalid_uri", f"{uri!r} is not a valid URI")
-        if uri.startswith("wamp.") and key == "topic":
+        if is_reserved(uri) and key == "topic":
             raise _Problem(401, "wamp.error.not_authorized", "wamp.* topics are reserved for the router")
         return uri
 

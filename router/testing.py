@@ -37,15 +37,33 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
+from zope.interface import implementer
+
 from router.auth import LoginLimiter
 from router.config import RealmConfig
 from router.config.auth import build_realm_auth
 from router.core import Router
+from router.interfaces import IListener
 from router.transport import PingSweeper, RawSocketFactory
 
-__all__ = ["MemoryRouter"]
+__all__ = ["MemoryRouter", "RecordingListener"]
 
 _SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
+
+
+@implementer(IListener)
+class RecordingListener:
+    """A listener that keeps every lifecycle event it gets, in order, in ``events``."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def _record(self, event) -> None:
+        self.events.append(event)
+
+    on_server_launched = on_client_connected = on_client_rejected = _record
+    on_session_joining = on_session_joined = on_session_left = _record
+    on_client_disconnected = on_client_error = on_server_stopping = _record
 
 
 class MemoryRouter:

@@ -243,3 +243,23 @@ def test_api_publish_and_call_and_periodic():
     memory.router.stop_periodics()
     memory.clock.advance(5)
     assert len(ticks) == 3
+
+
+def test_durations_are_milliseconds_and_the_old_interval_warns():
+    """Every duration of the App API is in milliseconds; a handler's ``interval`` (seconds) still works, with a warning."""
+
+    class Ms(Room):
+        interval = None
+        interval_ms = 1500
+
+    app = App()
+    ms = Ms()
+    app.add_topic("chat.ms.{room}", ms)
+    with pytest.warns(DeprecationWarning, match="'interval' \\(seconds\\) is deprecated"):
+        app.add_topic("chat.room.{room}", Room())
+    memory, _ = make(app)
+    subscribe(memory, memory.join(), "chat.ms.one")
+    memory.clock.advance(1.0)
+    assert ms.ticks == []
+    memory.clock.advance(0.5)
+    assert ms.ticks == ["chat.ms.one"]

@@ -150,8 +150,11 @@ async def test_churn_leaves_nothing_behind():
         # the router's own state
         mine = realm.sessions[sentinel.session_id]
         assert list(realm.sessions) == [sentinel.session_id]
-        assert mine.calls == {} and mine.invocations == {}  # the callers of churn.slow are gone
-        assert realm.internal.calls == {} and realm.internal.invocations == {}
+        assert realm.dealer.pending(mine) == ({}, {})  # the callers of churn.slow are gone
+        assert realm.dealer.pending(realm.internal) == ({}, {})
+        # what left is gone from the routing core's own indexes
+        assert set(realm.dealer._parties) <= {mine, realm.internal} and set(realm.broker._owned) <= {mine}
+        assert set(realm.meta._testaments) <= {mine}
         assert len(realm.broker._index) == 0 and realm.broker.subscriptions() == ()
         assert realm.broker._index._trie.children == {} and realm.broker._index._prefix_lengths == {}
         assert [reg.uri for reg in realm.dealer.registrations()] == ["churn.slow"]

@@ -242,7 +242,7 @@ async def run_case(live_router, sentinels: Sentinels, case) -> None:
         await live_router.recorder.wait_for(lambda e, sid=sid: e.name == "session_left" and e.session.session_id == sid)
     realm = live_router.service.router.realms["realm1"]
     for session in realm.sessions.values():
-        assert (session.calls, session.invocations) == ({}, {}), session
+        assert realm.dealer.pending(session) == ({}, {}), session
     timers = [c for c in live_router.service.router.clock.getDelayedCalls() if "_timed_out" in repr(c.func)]
     assert timers == []
 

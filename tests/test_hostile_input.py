@@ -76,7 +76,8 @@ def router_session(live_router, p):
 def assert_nothing_pending(live_router, *peers):
     for p in peers:
         s = router_session(live_router, p)
-        assert (s.calls, s.invocations) == ({}, {}), (s.calls, s.invocations)
+        pending = live_router.service.router.realms["realm1"].dealer.pending(s)
+        assert pending == ({}, {}), pending
     clock = live_router.service.router.clock
     assert not [c for c in clock.getDelayedCalls() if "_timed_out" in repr(c.func)]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from autobahn.wamp.types import SubscribeOptions
 
-import router.broker
+import router.broker._retention
 from router.testing import MemoryRouter
 from tests.raw_client import Calls
 
@@ -88,8 +88,8 @@ def test_prefix_get_retained_costs_what_it_returns(monkeypatch):
     for n in range(5_000):
         api.publish(f"com.idx.t{n:05d}", n, options={"retain": True})
     tested = []
-    real = router.broker.topic_matches
-    monkeypatch.setattr(router.broker, "topic_matches", lambda *a: tested.append(a) or real(*a))
+    real = router.broker._retention.topic_matches  # where the retention code looks it up
+    monkeypatch.setattr(router.broker._retention, "topic_matches", lambda *a: tested.append(a) or real(*a))
     client = memory.join()
     assert retained_events(memory, client, "com.idx.t0420") == [
         (f"com.idx.t0420{d}", (4200 + d,)) for d in range(10)

@@ -44,7 +44,7 @@ app = App(name="chat")
 class Rooms(TopicHandler):
     """``chat.room.{room}``: membership, message checks, author prefix, presence pings."""
 
-    interval = 30.0  # seconds between presence pings; one timer per room with members
+    interval_ms = 30_000  # between presence pings; one timer per room with members
 
     def __init__(self) -> None:
         # (realm, room) -> session ids subscribed to chat.room.<room>

@@ -1,22 +1,4 @@
-"""
-The WAMP meta API of one realm, served by the router itself.
-
-Meta events (published by the router to the realm):
-``wamp.session.on_join`` (details), ``wamp.session.on_leave`` (session, authid,
-authrole; never delivered to the leaving session), ``wamp.subscription.on_create``
-/ ``on_subscribe`` / ``on_unsubscribe`` / ``on_delete`` and
-``wamp.registration.on_create`` / ``on_register`` / ``on_unregister`` /
-``on_delete``.
-
-Meta procedures: ``wamp.session.count``, ``list``, ``get``, ``kill``,
-``kill_by_authid``, ``kill_by_authrole``, ``kill_all``, ``add_testament``,
-``flush_testaments``; ``wamp.subscription.list``, ``lookup``, ``match``, ``get``,
-``list_subscribers``, ``count_subscribers``; ``wamp.registration.list``,
-``lookup``, ``match``, ``get``, ``list_callees``, ``count_callees``.
-
-Python code (listeners, embedding applications) uses the same queries
-directly: ``router.realms["realm1"].meta.sessions()``, ``.kill(...)``, ...
-"""
+"""The meta procedures' table and their implementations (a part of :class:`router.meta.Meta`)."""
 
 from __future__ import annotations
 
@@ -24,20 +6,18 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from autobahn.wamp import message
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from router.errors import Refusal
 from router.events import SessionInfo
-from router.uri import is_valid_uri
+from router.uri import is_reserved, is_valid_uri
 
 if TYPE_CHECKING:
-    from router.broker import Subscription
-    from router.dealer import Registration
-    from router.realm import Realm
-    from router.session import RouterSession
+    from router.interfaces import IRoutedSession as RouterSession
 
-__all__ = ["Meta", "MetaError", "session_details"]
+__all__ = ["MetaError", "Procedures", "session_details", "subscription_details", "registration_details"]
 
 _log = Logger(namespace="wampd.meta")
 
@@ -45,21 +25,11 @@ _CALL = message.Call.MESSAGE_TYPE
 _SCOPES = ("destroyed", "detached")
 
 
-class _Departed:
-    """A session that left, as the publisher of its testaments: only its identity is left."""
-
-    __slots__ = ("info",)
-
-    def __init__(self, info: SessionInfo) -> None:
-        self.info = info
-
-
-class MetaError(Exception):
-    """A meta procedure's ERROR: a WAMP error URI and a message."""
+class MetaError(Refusal):
+    """A meta procedure's ERROR: a WAMP error URI and a message (``text``, also ``message``)."""
 
     def __init__(self, uri: str, text: str) -> None:
-        super().__init__(text)
-        self.uri = uri
+        super().__init__(uri, text)
         self.text = text
 
 
@@ -79,11 +49,11 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _subscription_details(sub: Subscription) -> dict:
+def subscription_details(sub: Any) -> dict:
     return {"id": sub.id, "created": _iso(sub.created), "uri": sub.uri, "match": sub.match}
 
 
-def _registration_details(reg: Registration) -> dict:
+def registration_details(reg: Any) -> dict:
     return {"id": reg.id, "created": _iso(reg.created), "uri": reg.uri, "match": reg.match, "invoke": reg.invoke}
 
 
@@ -91,9 +61,10 @@ def _ids_by_policy(groups: dict[str, list]) -> dict[str, list[int]]:
     return {policy: [item.id for item in items] for policy, items in groups.items()}
 
 
-class Meta:
-    def __init__(self, realm: Realm) -> None:
-        self.realm = realm
+class Procedures:
+    """The ``wamp.session.*``, ``wamp.subscription.*`` and ``wamp.registration.*`` procedures."""
+
+    def _init_procedures(self) -> None:
         self._procedures: dict[str, Callable[[RouterSession, list, dict], Any]] = {
             "wamp.session.count": self._count,
             "wamp.session.list": self._list,
@@ -107,7 +78,7 @@ class Meta:
             "wamp.subscription.list": lambda c, a, k: _ids_by_policy(self.realm.broker.by_policy()),
             "wamp.subscription.lookup": self._sub_lookup,
             "wamp.subscription.match": self._sub_match,
-            "wamp.subscription.get": lambda c, a, k: _subscription_details(self._subscription(a)),
+            "wamp.subscription.get": lambda c, a, k: subscription_details(self._subscription(a)),
             "wamp.subscription.list_subscribers": lambda c, a, k: [
                 s.session_id for s in self._subscription(a).subscribers
             ],
@@ -115,7 +86,7 @@ class Meta:
             "wamp.registration.list": lambda c, a, k: _ids_by_policy(self.realm.dealer.by_policy()),
             "wamp.registration.lookup": self._reg_lookup,
             "wamp.registration.match": self._reg_match,
-            "wamp.registration.get": lambda c, a, k: _registration_details(self._registration(a)),
+            "wamp.registration.get": lambda c, a, k: registration_details(self._registration(a)),
             "wamp.registration.list_callees": lambda c, a, k: [s.session_id for s in self._registration(a).callees],
             "wamp.registration.count_callees": lambda c, a, k: len(self._registration(a).callees),
         }
@@ -123,145 +94,6 @@ class Meta:
     @property
     def procedures(self) -> tuple[str, ...]:
         return tuple(self._procedures)
-
-    # -- the Python API ---------------------------------------------------------
-
-    def sessions(self, authroles=None) -> list[SessionInfo]:
-        """Who is joined to this realm (optionally only these authroles)."""
-        infos = [s.info for s in self.realm.sessions.values() if s.info is not None]
-        if authroles is not None:
-            wanted = set(authroles)
-            infos = [i for i in infos if i.authrole in wanted]
-        return infos
-
-    def session(self, session_id: int) -> SessionInfo | None:
-        found = self.realm.sessions.get(session_id)
-        return found.info if found is not None else None
-
-    def kill(self, session_id: int, reason: str = "wamp.close.normal", text: str | None = None) -> bool:
-        """Close one session with GOODBYE ``reason``; False if no such session."""
-        found = self.realm.sessions.get(session_id)
-        if found is None:
-            return False
-        found.goodbye(reason, text)
-        return True
-
-    def kill_where(
-        self, keep: Callable[[SessionInfo], bool], reason="wamp.close.normal", text=None, spare=None
-    ) -> list[int]:
-        """Close every session for which ``keep(info)`` is true, except ``spare``; returns their session ids."""
-        victims = [
-            s for s in self.realm.sessions.values() if s is not spare and s.info is not None and keep(s.info)
-        ]
-        for victim in victims:
-            victim.goodbye(reason, text)
-        return [victim.info.session_id for victim in victims]
-
-    # -- meta events -------------------------------------------------------------
-
-    def _publish(self, topic: str, *args) -> None:
-        self.realm.broker.deliver(topic, list(args), exclude_me=False)
-
-    def session_joined(self, session: RouterSession) -> None:
-        self._publish("wamp.session.on_join", session_details(session.info))
-
-    def session_left(self, info: SessionInfo) -> None:
-        self._publish("wamp.session.on_leave", info.session_id, info.authid, info.authrole)
-
-    def subscription_created(self, session, sub) -> None:
-        self._publish("wamp.subscription.on_create", session.session_id, _subscription_details(sub))
-
-    def subscribed(self, session, sub) -> None:
-        self._publish("wamp.subscription.on_subscribe", session.session_id, sub.id)
-
-    def unsubscribed(self, session, sub) -> None:
-        self._publish("wamp.subscription.on_unsubscribe", session.session_id, sub.id)
-
-    def subscription_deleted(self, session, sub) -> None:
-        self._publish("wamp.subscription.on_delete", session.session_id, sub.id)
-
-    def registration_created(self, session, reg) -> None:
-        self._publish("wamp.registration.on_create", session.session_id, _registration_details(reg))
-
-    def registered(self, session, reg) -> None:
-        self._publish("wamp.registration.on_register", session.session_id, reg.id)
-
-    def unregistered(self, session, reg) -> None:
-        self._publish("wamp.registration.on_unregister", session.session_id, reg.id)
-
-    def registration_deleted(self, session, reg) -> None:
-        self._publish("wamp.registration.on_delete", session.session_id, reg.id)
-
-    def publish_testaments(self, session: RouterSession) -> None:
-        """
-        The session is going: publish what it left, detached scope first, then
-        destroyed, each as a publish by that session.  Each topic is authorized
-        again now, freshly (a dynamic authorizer is asked even if it has a
-        cached answer: it may have changed its mind since the testament was
-        added), and fails closed: a denial, an authorizer that raises or does
-        not answer within the realm's ``authorizer_timeout`` means that
-        testament is not published, logged once per departure.  When some
-        answer is asynchronous, all of the session's testaments wait for all
-        answers and go out in their order (after ``wamp.session.on_leave``).
-        """
-        testaments = session.testaments
-        if not testaments:
-            return
-        session.testaments = None
-        info = session.info
-        decided = []
-        waiting = False
-        for scope in ("detached", "destroyed"):
-            for topic, args, kwargs, options in testaments.get(scope, ()):
-                allowed = session.may("publish", topic, fresh=True)
-                if isinstance(allowed, Deferred):
-                    waiting = True
-                    allowed.addErrback(lambda failure: False)  # never fails; if it did: denied
-                disclose = options.get("disclose_me") is True or session.discloses("publish", topic)
-                decided.append((allowed, topic, args, kwargs, options, disclose))
-        if not waiting:
-            self._deliver_testaments(info, decided)
-            return
-        answers = gatherResults(
-            [item[0] if isinstance(item[0], Deferred) else succeed(item[0]) for item in decided]
-        )
-        answers.addCallback(
-            lambda results: self._deliver_testaments(
-                info, [(allowed, *item[1:]) for allowed, item in zip(results, decided)]
-            )
-        )
-        answers.addErrback(lambda failure: _log.failure("testaments of session {session} were lost", failure, session=info.session_id))
-
-    def _deliver_testaments(self, info: SessionInfo, decided: list) -> None:
-        from router.broker import _compile_filters
-
-        broker = self.realm.broker
-        departed = _Departed(info)  # the session is gone; only its identity remains
-        refused = []
-        for allowed, topic, args, kwargs, options, disclose in decided:
-            if allowed is not True:
-                refused.append(topic)
-                continue
-            broker.deliver(
-                topic,
-                args,
-                kwargs,
-                publisher=departed,
-                exclude_me=True,
-                disclose=disclose,
-                filters=_compile_filters(options),
-            )
-        if refused:
-            _log.warn(
-                "{count} testament(s) of session {session} (authid {authid}, role {authrole}) on realm "
-                "{realm} not published: role may not publish on {topics}",
-                count=len(refused),
-                session=info.session_id,
-                authid=info.authid,
-                authrole=info.authrole,
-                realm=self.realm.name,
-                topics=", ".join(repr(t) for t in refused),
-            )
 
     # -- meta procedures -----------------------------------------------------------
 
@@ -358,7 +190,7 @@ class Meta:
         topic = args[0]
         if not is_valid_uri(topic):
             raise MetaError("wamp.error.invalid_uri", f"{topic!r} is not a valid topic URI")
-        if topic.startswith("wamp."):
+        if is_reserved(topic):
             # as for PUBLISH: the wamp.* topics are the router's
             raise MetaError("wamp.error.not_authorized", "wamp.* topics are reserved for the router")
         t_args = args[1] if len(args) > 1 else None
@@ -383,8 +215,7 @@ class Meta:
             )
         return self._testament_allowed(caller, caller.session_id, allowed, scope, testament)
 
-    @staticmethod
-    def _testament_allowed(caller, session_id, allowed, scope: str, testament: tuple):
+    def _testament_allowed(self, caller, session_id, allowed, scope: str, testament: tuple):
         topic = testament[0]
         if allowed is not True:
             role = caller.info.authrole if caller.info is not None else "?"
@@ -394,18 +225,20 @@ class Meta:
             )
         if caller.session_id != session_id or caller.state != "joined":
             return _NOTHING  # left while the authorizer decided: nothing to keep
-        if caller.testaments is None:
-            caller.testaments = {}
-        caller.testaments.setdefault(scope, []).append(testament)
+        testaments = self._testaments.get(caller)
+        if testaments is None:
+            testaments = self._testaments[caller] = {}
+        testaments.setdefault(scope, []).append(testament)
         return _NOTHING
 
     def _flush_testaments(self, caller, args, kwargs):
         scope = kwargs.get("scope", "destroyed")
         if scope not in _SCOPES:
             raise ValueError(f"scope must be one of {_SCOPES}")
-        if not caller.testaments:
+        testaments = self._testaments.get(caller)
+        if not testaments:
             return 0
-        return len(caller.testaments.pop(scope, ()))
+        return len(testaments.pop(scope, ()))
 
     def _subscription(self, args):
         sub = self.realm.broker.subscription(args[0])

@@ -1,68 +1,27 @@
-"""
-Publish & subscribe for one realm.
-
-* One subscription per (topic, match policy), shared by its subscribers.
-* Match indexes (:mod:`router.matching`) for exact, prefix and wildcard
-  subscriptions; a session receives one EVENT per matching subscription, with
-  ``details.topic`` set for pattern matches.
-* A publication builds one EVENT per matching subscription; the transports
-  encode it once per serializer.
-* Publisher exclusion (``exclude_me``, default true), publisher
-  identification (``disclose_me``), subscriber black- and whitelisting
-  (``exclude``, ``exclude_authid``, ``exclude_authrole``, ``eligible``,
-  ``eligible_authid``, ``eligible_authrole``, in any combination: a receiver
-  must be in every eligible list given and in no exclude list), and event
-  retention (``retain`` on PUBLISH keeps the topic's last event for everyone
-  plus newer black/whitelisted ones; ``get_retained`` on SUBSCRIBE delivers,
-  per matching topic, the most recent one the subscriber could have received,
-  with ``details.retained``).
-* Each session keeps its own subscription ids, so leaving costs what it owns.
-* Encodability is decided once per publication and serializer (the EVENT is
-  encoded once per serializer anyway): a publication that one serializer
-  cannot carry (an integer past 64 bits for msgpack, NaN or a non-string map
-  key for JSON, a lone surrogate for any) is logged once, reaches the
-  subscribers of the other serializers, and an acknowledged PUBLISH gets
-  ERROR ``wamp.error.invalid_argument`` naming the serializers instead of
-  PUBLISHED (and it is not retained).
-* Retention is bounded per realm.  ``max_retained_topics`` (the router's
-  setting) caps the topics holding a retained event; when a new topic would
-  pass it, the topic retained *least recently* loses its event.  Evicting,
-  not refusing, because a retained event is "the latest state of a topic":
-  refusing would freeze retention on whatever topics came first (stale ones
-  included) and silently lose the newest state; the spec makes retention best
-  effort, and the least recently retained topic is the one least likely still
-  wanted.  ``retained_ttl`` (seconds, 0: none) expires events: an expired one
-  is never delivered, and expired topics are swept from the front of the
-  retain-ordered table whenever something is retained or asked for (no timer
-  per topic).  Prefix ``get_retained`` walks a sorted topic list from the
-  prefix (bisect), so it costs what it returns; wildcard scans the bounded
-  set.
-"""
+"""The broker: subscriptions and publications of one realm (see :mod:`router.broker`)."""
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from typing import TYPE_CHECKING, Any
 
 from autobahn.wamp import message
 from twisted.logger import Logger
 
+from router.broker._retention import Retention, _Retained
+from router.filters import Receivers as _Receivers, compile_filters as _compile_filters
 from router.matching import PatternIndex
-from router.uri import is_valid_uri
+from router.uri import is_reserved, is_valid_uri
 
 if TYPE_CHECKING:
-    from router.realm import Realm
-    from router.session import RouterSession
+    from router.interfaces import IRoutedSession as RouterSession
 
-__all__ = ["Broker", "Subscription", "topic_matches"]
+__all__ = ["Broker", "Subscription", "refuse_publish"]
 
 _log = Logger(namespace="wampd.broker")
 
 _SUBSCRIBE = message.Subscribe.MESSAGE_TYPE
 _UNSUBSCRIBE = message.Unsubscribe.MESSAGE_TYPE
 _PUBLISH = message.Publish.MESSAGE_TYPE
-
-_FILTERS = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
 
 
 class Subscription:
@@ -76,72 +35,12 @@ class Subscription:
         self.subscribers: dict[RouterSession, None] = {}
 
 
-#: Retained events with a black/whitelist kept per topic besides the newest
-#: one for everyone (retention is best effort, the spec says).
-_RETAIN_KEEP = 16
-
-
-class _Retained:
-    __slots__ = ("publication", "args", "kwargs", "filters", "publisher", "excluded", "at")
-
-    def __init__(self, publication, args, kwargs, filters, publisher, excluded=None):
-        self.at = 0.0  # when it was retained (router clock)
-        self.publication = publication
-        self.args = args
-        self.kwargs = kwargs
-        self.filters = filters
-        self.publisher = publisher
-        self.excluded = excluded  # the publisher's session id when exclude_me was in force
-
-
-def topic_matches(topic: str, pattern: str, match: str) -> bool:
-    """Whether one concrete topic matches one subscription pattern."""
-    if match == "exact":
-        return topic == pattern
-    if match == "prefix":
-        return topic.startswith(pattern)
-    parts, wants = topic.split("."), pattern.split(".")
-    return len(parts) == len(wants) and all(w == "" or w == p for p, w in zip(parts, wants))
-
-
 def _valid_pattern(uri: str, match: str) -> bool:
     if match == "exact":
         return is_valid_uri(uri)
     if match == "prefix":
         return bool(uri) and is_valid_uri(uri.rstrip(".") or "x")
     return bool(uri) and all(" " not in p and "#" not in p for p in uri.split("."))
-
-
-class _Receivers:
-    """The black/white list of one publication, compiled once."""
-
-    __slots__ = ("exclude", "exclude_authid", "exclude_authrole", "eligible", "eligible_authid", "eligible_authrole")
-
-    def __init__(self, options: dict) -> None:
-        for name in _FILTERS:
-            value = options.get(name)
-            setattr(self, name, frozenset(value) if isinstance(value, list) else None)
-
-    def allows(self, info) -> bool:
-        if self.exclude is not None and info.session_id in self.exclude:
-            return False
-        if self.exclude_authid is not None and info.authid in self.exclude_authid:
-            return False
-        if self.exclude_authrole is not None and info.authrole in self.exclude_authrole:
-            return False
-        if self.eligible is not None and info.session_id not in self.eligible:
-            return False
-        if self.eligible_authid is not None and info.authid not in self.eligible_authid:
-            return False
-        if self.eligible_authrole is not None and info.authrole not in self.eligible_authrole:
-            return False
-        return True
-
-
-def _compile_filters(options: Any) -> _Receivers | None:
-    if type(options) is not dict or not any(name in options for name in _FILTERS):
-        return None
-    return _Receivers(options)
 
 
 def refuse_publish(session: RouterSession, msg: message.Publish, uri: str, text: str) -> None:
@@ -154,16 +53,16 @@ def refuse_publish(session: RouterSession, msg: message.Publish, uri: str, text:
         session.send_error(_PUBLISH, msg.request, uri, text)
 
 
-class Broker:
-    def __init__(self, realm: Realm) -> None:
+class Broker(Retention):
+    """Subscriptions, publications and event delivery (retention: :class:`Retention`)."""
+
+    def __init__(self, realm: Any) -> None:
+        # realm: the router.realm.Realm this broker serves (router, scope_ids, meta, topic_hooks, name)
         self.realm = realm
         self._index: PatternIndex[Subscription] = PatternIndex()
         self._by_id: dict[int, Subscription] = {}
-        # topic -> retained events, oldest first; the dict's order is the order
-        # topics were last retained in (least recent first: evicted/expired first)
-        self._retained: dict[str, list[_Retained]] = {}
-        self._retained_sorted: list[str] = []  # the same topics, sorted: prefix look-ups
-        self._evicting_logged = False
+        self._init_retention()
+        self._owned: dict[Any, set[int]] = {}  # session -> its subscription ids: leaving costs what it owns
 
     # -- queries (also used by the meta API) ----------------------------------
 
@@ -182,10 +81,9 @@ class Broker:
     def by_policy(self) -> dict[str, list[Subscription]]:
         return self._index.by_policy()
 
-    def retained_topics(self) -> tuple[str, ...]:
-        """Topics holding a retained event now, least recently retained first."""
-        self._expire(self.realm.router.clock.seconds())
-        return tuple(self._retained)
+    def subscriptions_of(self, session) -> frozenset[int]:
+        """The subscription ids ``session`` holds."""
+        return frozenset(self._owned.get(session, ()))
 
     # -- messages -------------------------------------------------------------
 
@@ -219,7 +117,10 @@ class Broker:
             self._by_id[sub.id] = sub
         added = session not in sub.subscribers
         sub.subscribers[session] = None
-        session.subscriptions.add(sub.id)
+        owned = self._owned.get(session)
+        if owned is None:
+            owned = self._owned[session] = set()
+        owned.add(sub.id)
         session.send(message.Subscribed(msg.request, sub.id))
         meta = self.realm.meta
         if created:
@@ -241,13 +142,13 @@ class Broker:
                 f"session has no subscription {msg.subscription}",
             )
             return
-        session.subscriptions.discard(sub.id)
+        self._owned[session].discard(sub.id)
         session.send(message.Unsubscribed(msg.request))
         self._drop(session, sub)
 
     def publish(self, session: RouterSession, msg: message.Publish) -> None:
         topic = msg.topic
-        if topic.startswith("wamp."):
+        if is_reserved(topic):
             refuse_publish(session, msg, "wamp.error.not_authorized", "wamp.* topics are reserved for the router")
             return
         hooks = self.realm.topic_hooks
@@ -384,129 +285,13 @@ class Broker:
                 failures.update(failed)
         return publication
 
-    def _retain(self, topic: str, kept: _Retained) -> None:
-        """
-        A retained event for everyone replaces the topic's retained events; one
-        with a black/whitelist is kept beside them, so that every subscriber can
-        get the most recent one it could have received.  The topic becomes the
-        most recently retained; past ``max_retained_topics`` the least recent
-        one is evicted.
-        """
-        router = self.realm.router
-        now = kept.at = router.clock.seconds()
-        self._expire(now)
-        retained = self._retained
-        history = retained.pop(topic, None)  # re-inserted last: most recently retained
-        if history is None:
-            insort(self._retained_sorted, topic)
-        if kept.filters is None:
-            history = [kept]
-        else:
-            history = history or []
-            history.append(kept)
-            if len(history) > _RETAIN_KEEP + 1:
-                del history[1 if history[0].filters is None else 0]
-        retained[topic] = history
-        limit = router.max_retained_topics
-        if limit and len(retained) > limit:
-            if not self._evicting_logged:
-                self._evicting_logged = True
-                _log.warn(
-                    "realm {realm} holds retained events on {limit} topics (max_retained_topics): "
-                    "the least recently retained ones are evicted to make room (logged once)",
-                    realm=self.realm.name,
-                    limit=limit,
-                )
-            while len(retained) > limit:
-                self._forget_retained(next(iter(retained)))
-
-    def _forget_retained(self, topic: str) -> None:
-        del self._retained[topic]
-        topics = self._retained_sorted
-        del topics[bisect_left(topics, topic)]
-
-    def _expire(self, now: float) -> None:
-        """Drop topics whose newest retained event is past ``retained_ttl`` (oldest first, so it stops early)."""
-        ttl = self.realm.router.retained_ttl
-        if not ttl:
-            return
-        retained = self._retained
-        while retained:
-            topic = next(iter(retained))
-            if retained[topic][-1].at + ttl > now:
-                return
-            self._forget_retained(topic)
-
-    def _retained_for(self, sub: Subscription) -> list[str]:
-        """The retained topics ``sub`` matches: a lookup, a bisect walk, or (wildcard) a scan."""
-        uri = sub.uri
-        if sub.match == "exact":
-            return [uri] if uri in self._retained else []
-        if sub.match == "prefix":
-            topics = self._retained_sorted
-            at = bisect_left(topics, uri)
-            found = []
-            while at < len(topics) and topics[at].startswith(uri):
-                found.append(topics[at])
-                at += 1
-            return found
-        return [topic for topic in self._retained if topic_matches(topic, uri, "wildcard")]
-
-    def _send_retained(self, session: RouterSession, sub: Subscription) -> None:
-        """For each matching topic, the most recent retained event this subscriber could have received."""
-        now = self.realm.router.clock.seconds()
-        self._expire(now)
-        ttl = self.realm.router.retained_ttl
-        skipped, first = 0, None  # events this subscriber's serializer cannot carry: logged once
-        for topic in self._retained_for(sub):
-            for kept in reversed(self._retained[topic]):
-                if ttl and kept.at + ttl <= now:
-                    break  # this one and all older ones have expired
-                if kept.excluded == session.session_id:
-                    continue
-                if kept.filters is None or kept.filters.allows(session.info):
-                    break
-            else:
-                continue
-            if ttl and kept.at + ttl <= now:
-                continue
-            info = kept.publisher
-            event = message.Event(
-                sub.id,
-                kept.publication,
-                args=kept.args,
-                kwargs=kept.kwargs,
-                publisher=info.session_id if info else None,
-                publisher_authid=info.authid if info else None,
-                publisher_authrole=info.authrole if info else None,
-                topic=topic if sub.match != "exact" else None,
-                retained=True,
-            )
-            problem = session.codec.check(event)
-            if problem is not None:
-                skipped += 1
-                first = first or (topic, problem)
-                continue
-            session.send(event)
-        if skipped:
-            _log.error(
-                "{skipped} retained event(s) matching {uri} ({match}) cannot be encoded as {serializer} "
-                "for session {session}, e.g. on {topic}: {error}",
-                skipped=skipped,
-                uri=sub.uri,
-                match=sub.match,
-                serializer=session.codec.name,
-                session=session.session_id,
-                topic=first[0],
-                error=first[1],
-            )
-
     # -- session cleanup ---------------------------------------------------------
 
     def remove_session(self, session: RouterSession) -> None:
+        owned = self._owned.pop(session, None)
+        if not owned:
+            return
         by_id = self._by_id
-        owned = list(session.subscriptions)
-        session.subscriptions.clear()
         for sub_id in owned:
             sub = by_id.get(sub_id)
             if sub is not None:

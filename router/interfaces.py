@@ -1,0 +1,131 @@
+"""
+The seams of the router, as zope.interface interfaces (implementations live
+elsewhere; ``tests/test_interfaces.py`` checks each with ``verifyObject``).
+
+* :class:`IListener`: a lifecycle listener (every ``on_<event>`` is optional).
+* :class:`IAuthenticator`, :class:`IAuthorizer`: a realm's authentication and
+  authorization, over plain values.
+* :class:`ITopicHandler`: an App's server-side topic handler.
+* :class:`IRoutedSession`: what the broker, the dealer and the meta API see of
+  a joined session (a client's, or the router's own).
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+__all__ = ["IListener", "LISTENER_METHODS", "IAuthenticator", "IAuthorizer", "ITopicHandler", "IRoutedSession"]
+
+
+class IListener(Interface):
+    """
+    Lifecycle listener.  Every method is optional: the dispatcher looks up
+    exactly the names below (:data:`LISTENER_METHODS`) and calls those a
+    listener has.  Each may return None, a Deferred or a coroutine.
+    """
+
+    def on_server_launched(event):
+        """Every endpoint listens."""
+
+    def on_client_connected(event):
+        """A transport opened, before HELLO; raise Reject to refuse it."""
+
+    def on_client_rejected(event):
+        """A connection or a join was refused."""
+
+    def on_session_joining(event):
+        """Before WELCOME; raise Reject to refuse the join."""
+
+    def on_session_joined(event):
+        """WELCOME was sent."""
+
+    def on_session_left(event):
+        """GOODBYE, or the transport was lost while joined."""
+
+    def on_client_disconnected(event):
+        """The transport closed."""
+
+    def on_client_error(event):
+        """A protocol violation or failure on one connection."""
+
+    def on_server_stopping(event):
+        """Shutdown begins."""
+
+
+#: The optional handler names of :class:`IListener` (``on_`` + an event's ``name``).
+LISTENER_METHODS: frozenset[str] = frozenset(name for name in IListener.names() if name.startswith("on_"))
+
+
+class IAuthenticator(Interface):
+    """A realm's authentication: HELLO (and AUTHENTICATE) in, Accept/Challenge/Deny (or a Deferred of one) out."""
+
+    def start(hello):
+        """Answer a HELLO (a HelloInfo): Accept, Challenge, Deny, or a Deferred firing with one (never failing)."""
+
+    def verify(challenge, signature, extra=None):
+        """Answer an AUTHENTICATE to ``challenge`` (one start returned): Accept, Deny, or a Deferred of one."""
+
+
+class IAuthorizer(Interface):
+    """A realm's authorization of joined sessions' actions."""
+
+    open_anonymous = Attribute("True when anonymous sessions of this realm need no checks at all")
+
+    def authorize(session, action, uri, match=None):
+        """
+        May ``session`` (a SessionInfo) ``action`` on ``uri`` (a ``match``
+        pattern: every URI it can match): True, False, or a Deferred of one
+        (never failing).  Keyword ``fresh=True`` asks past any cached answer.
+        """
+
+    def disclose(session, action, uri=None):
+        """Whether the realm's roles disclose ``session``'s identity for ``action`` on ``uri``."""
+
+    def forget(session_id):
+        """The session left: drop what was cached for it."""
+
+
+class ITopicHandler(Interface):
+    """An App's topic handler (see :mod:`router.app`); every hook may return a Deferred or coroutine."""
+
+    interval_ms = Attribute("milliseconds between on_timer calls per concrete topic, or None")
+    api = Attribute("the realm's RealmApi, set when the handler is installed")
+
+    def on_subscribe(session, topic, params):
+        """A client subscribes (exact) to a matching topic; raise Refuse to refuse."""
+
+    def on_unsubscribe(session, topic, params):
+        """A client's exact subscription to a matching topic ended."""
+
+    def on_publish(session, topic, params, args, kwargs):
+        """A client publishes; None lets it through, ``(args, kwargs)`` replaces it, Refuse refuses it."""
+
+    def on_timer(topic, params):
+        """The topic's timer ticked."""
+
+
+class IRoutedSession(Interface):
+    """A joined session as routing sees it: identity, features, codec and an outbox of messages."""
+
+    session_id = Attribute("the session's global-scope ID, or None once it left")
+    info = Attribute("its router.events.SessionInfo, or None once it left")
+    roles = Attribute("the roles and features it announced: role name -> Autobahn feature object")
+    codec = Attribute("what encodes its messages: ``name``, ``binary`` and ``check(msg)`` (None or a problem)")
+    state = Attribute('"joined" while it may route')
+    send_failure = Attribute("the error URI explaining why the last send() returned False")
+    request_ids = Attribute("its session-scope IDs for requests the router sends it (INVOCATION): ``next()``")
+
+    def send(msg):
+        """Send one message object; False when it cannot be sent (``send_failure`` says why)."""
+
+    def send_error(request_type, request, uri, text=None, **extra):
+        """Send ERROR for one of its requests."""
+
+    def discloses(action, uri):
+        """Whether the realm's roles disclose its identity for ``action`` on ``uri``."""
+
+    def may(action, uri):
+        """Whether its role may ``action`` on ``uri``: True, False, or a Deferred of one (keyword ``fresh``)."""
+
+    def goodbye(reason, text=None):
+        """Router-initiated close (GOODBYE)."""
