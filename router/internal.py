@@ -21,9 +21,11 @@ from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, may
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from router.app import CallInfo, Refuse, Result, Route
 from router.events import ClientError, ConnectionInfo, SessionInfo
+from router.interfaces import IPeer
 from router.uri import Counter
 
 if TYPE_CHECKING:
@@ -52,8 +54,12 @@ def _as_deferred(result) -> Deferred | None:
     return result if isinstance(result, Deferred) else None
 
 
+@implementer(IPeer)
 class InternalSession:
-    """The router's session in one realm (authid ``wampd``, authrole ``router``)."""
+    """
+    The router's session in one realm (authid ``wampd``, authrole ``router``).
+    It is its own peer: ``send`` takes the message objects.
+    """
 
     send_failure = "wamp.error.invalid_argument"  # what the dealer tells a caller when send() is False
 
@@ -95,6 +101,12 @@ class InternalSession:
 
     def goodbye(self, reason: str, text: str | None = None) -> None:
         """The router's own session cannot be killed."""
+
+    def close(self) -> None:
+        """The router's own session cannot be closed."""
+
+    def abort(self, reason: str | None = None) -> None:
+        """The router's own session cannot be dropped."""
 
     # -- procedures ---------------------------------------------------------------
 

@@ -43,7 +43,7 @@ from router.config import ListenerConfig, RouterConfig
 from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
 from router.policy import ConnectionPolicy
-from router.transport import PingSweeper, RawSocketFactory, WebSocketFactory
+from router.wire import PingSweeper, RawSocketFactory, WebSocketFactory
 
 __all__ = ["ListenError", "RouterService"]
 

@@ -1,10 +1,11 @@
 """
 The per-connection WAMP state machine.
 
-A :class:`RouterSession` sits between one transport connection (its *peer*:
-something with ``send_bytes``, ``close`` and ``abort``) and the router.  It
-never sees sockets; the transport hands it parsed messages and tells it when
-the connection is gone.
+A :class:`RouterSession` sits between one transport connection (its *peer*,
+a :class:`router.interfaces.IPeer`: send a message, close, abort) and the
+router.  It never sees bytes or sockets; the transport decodes, hands it
+message objects and tells it when the connection is gone.  Outbound, the peer
+encodes and writes (:meth:`RouterSession.send`).
 
 States::
 
@@ -40,14 +41,14 @@ from router.events import (
 )
 from router.uri import Counter
 from router.auth import AUTHENTICATION_FAILED, NO_AUTH_METHOD, Accept, Challenge, HelloInfo
-from router.checks import BadRequest
-from router.wire import MESSAGE_NAMES, FastCall, FastYield, UriError, WireError
+from router.errors import BadRequest, UriError
+from router.messages import MESSAGE_NAMES, FastCall, FastYield
 
 if TYPE_CHECKING:
     from router.core import Router
     from router.realm import Realm
 
-__all__ = ["RouterSession", "ProtocolViolation", "OutboundFull", "TooBig", "SLOW_CONSUMER"]
+__all__ = ["RouterSession", "ProtocolViolation", "SLOW_CONSUMER"]
 
 _log = Logger(namespace="wampd.session")
 
@@ -66,7 +67,6 @@ RATE_LIMITED_TEXT = "authentication failed: too many failed attempts; try again 
 #: (the spec defines none; outside ``wamp.*`` on purpose).
 SLOW_CONSUMER = "wampd.close.slow_consumer"
 PAYLOAD_SIZE_EXCEEDED = "wamp.error.payload_size_exceeded"
-_EVENT = message.Event
 INVALID_ARGUMENT = "wamp.error.invalid_argument"
 #: Ends a call the router failed to handle (a bug, not the client's fault).
 RUNTIME_ERROR = "wamp.error.runtime_error"
@@ -90,32 +90,6 @@ _ANSWERABLE = {
 
 class ProtocolViolation(Exception):
     """A peer broke the protocol; its connection is aborted."""
-
-
-class OutboundFull(Exception):
-    """
-    Raised by a peer's ``send_bytes`` (which then writes nothing) when a
-    message of ``size`` bytes would take the bytes waiting for a peer that
-    stopped reading past ``limit``: ``held`` were already waiting beyond the
-    transport's own buffer.  ``drop_events``: the slow-consumer policy is
-    "drop" rather than "disconnect".
-    """
-
-    def __init__(self, held: int, size: int, limit: int, drop_events: bool) -> None:
-        super().__init__(held, size, limit, drop_events)
-        self.held = held
-        self.size = size
-        self.limit = limit
-        self.drop_events = drop_events
-
-
-class TooBig(Exception):
-    """Raised by a peer's ``send_bytes`` (which then writes nothing) for a message over the size the peer accepts."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(size, limit)
-        self.size = size
-        self.limit = limit
 
 
 class RouterSession:
@@ -147,8 +121,6 @@ class RouterSession:
         "_closing_reason",
         "_lost",
         "_said_goodbye",
-        "send_failure",
-        "oversize_dropped",
     )
 
     def __init__(self, router: Router, peer: Any, connection: ConnectionInfo, codec) -> None:
@@ -180,9 +152,16 @@ class RouterSession:
         self._closing_reason: str | None = None
         self._lost = False
         self._said_goodbye = False  # the last session ended with a GOODBYE exchange
-        # the error URI explaining why the last send() returned False (the dealer answers callers with it)
-        self.send_failure = "wamp.error.invalid_argument"
-        self.oversize_dropped = 0  # messages over the size the peer announced (RawSocket), never sent
+
+    @property
+    def send_failure(self) -> str:
+        """The error URI explaining why the last send() returned False (the dealer answers callers with it)."""
+        return self.peer.send_failure
+
+    @property
+    def oversize_dropped(self) -> int:
+        """Messages over the size the peer announced (RawSocket), never sent."""
+        return getattr(self.peer, "oversize_dropped", 0)
 
     def __repr__(self) -> str:
         return f"<RouterSession conn={self.connection.id} session={self.session_id} {self.state}>"
@@ -265,20 +244,10 @@ class RouterSession:
 
     # -- inbound --------------------------------------------------------------
 
-    def receive(self, payload: bytes) -> None:
-        """One payload from the transport."""
+    def receive(self, msg: message.Message) -> None:
+        """One message from the transport, decoded (a payload it cannot decode goes to
+        :meth:`bad_uri`, :meth:`bad_request` or :meth:`protocol_violation` instead)."""
         self.last_seen = self.router.clock.seconds()
-        try:
-            msg = self.codec.decode(payload)
-        except UriError as exc:
-            self._bad_uri(exc)
-            return
-        except BadRequest as exc:
-            self._bad_request(exc)
-            return
-        except WireError as exc:
-            self.protocol_violation(str(exc), None, exc)
-            return
         self.dispatch(msg)
 
     def dispatch(self, msg: message.Message) -> None:
@@ -365,9 +334,9 @@ class RouterSession:
         except Exception:
             _log.failure("could not end the call after an internal error")
 
-    def _bad_request(self, exc: BadRequest) -> None:
+    def bad_request(self, exc: BadRequest) -> None:
         """
-        A well-formed request with refused values (see :mod:`router.wire`):
+        A well-formed request with refused values (see :mod:`router.wire.codec`):
         answered with ERROR ``invalid_argument`` in order with the session's
         other messages, or ABORT ``protocol_violation`` when nothing can be
         answered (not joined, or a message without a request).
@@ -432,7 +401,8 @@ class RouterSession:
         authorizer = self._authorizer
         return authorizer is not None and authorizer.disclose(self.info, action, uri)
 
-    def _bad_uri(self, exc: UriError) -> None:
+    def bad_uri(self, exc: UriError) -> None:
+        """A well-formed message with an invalid URI: ERROR ``invalid_uri`` where it can be answered."""
         request = exc.request
         if (
             self.state is JOINED
@@ -697,57 +667,20 @@ class RouterSession:
 
     def send(self, msg: message.Message) -> bool:
         """
-        Encode and send.  False when the message cannot be sent (it cannot be
-        encoded, it is over the size the peer accepts, or the peer is gone);
-        ``send_failure`` then holds the error URI for a caller.  A peer that
-        stopped reading is handled by the slow-consumer policy
-        (:meth:`slow_consumer`).
+        Hand ``msg`` to the peer, which encodes and writes it.  False when the
+        message cannot be sent (it cannot be encoded, it is over the size the
+        peer accepts, or the peer is gone); ``send_failure`` then holds the
+        error URI for a caller.  A peer that stopped reading is handled by the
+        slow-consumer policy (:meth:`slow_consumer`, called by the peer).
         """
         if self._lost:
             return False
-        try:
-            data = self.codec.encode(msg)
-        except Exception as exc:
-            _log.error(
-                "cannot encode {kind} for connection {conn} ({codec}): {error}",
-                kind=MESSAGE_NAMES.get(msg.MESSAGE_TYPE),
-                conn=self.connection.id,
-                codec=self.codec.name,
-                error=exc,
-            )
-            self.send_failure = "wamp.error.invalid_argument"
-            return False
-        try:
-            return self.peer.send_bytes(data, self.codec.binary)
-        except OutboundFull as full:
-            if full.drop_events and type(msg) is _EVENT:
-                self.peer.event_dropped()
-            else:
-                self.slow_consumer(full)
-            # taken: a dropped EVENT is counted, and a dropped connection's
-            # cleanup answers whatever is pending on it
-            return True
-        except TooBig as big:
-            self._oversize(msg, big)
-            return False
+        return self.peer.send(msg)
 
-    def _oversize(self, msg: message.Message, big: TooBig) -> None:
-        """A message over the size the peer announced: not sent, counted, logged once per connection."""
-        self.send_failure = PAYLOAD_SIZE_EXCEEDED
-        self.oversize_dropped += 1
-        if self.oversize_dropped == 1:
-            _log.warn(
-                "not sending a {size}-byte {kind} to connection {conn}: it accepts at most {limit} bytes "
-                "(further ones are counted, not logged)",
-                size=big.size,
-                kind=MESSAGE_NAMES.get(msg.MESSAGE_TYPE),
-                conn=self.connection.id,
-                limit=big.limit,
-            )
-
-    def slow_consumer(self, full: OutboundFull) -> None:
+    def slow_consumer(self, full) -> None:
         """
-        The peer stopped reading and its outbound buffer is over the limit:
+        The peer stopped reading and its outbound buffer is over the limit
+        (``full``: a :class:`router.wire.OutboundFull`, with ``held``, ``size``, ``limit``):
         drop the connection at once (a GOODBYE could not get through), so what
         was buffered for it is released.  ``session_left`` says
         :data:`SLOW_CONSUMER`, ``client_disconnected`` names the limit and
@@ -791,7 +724,7 @@ def _announced_roles(hello: message.Hello) -> dict:
 
 
 class _Refusal:
-    """A request :mod:`router.wire` refused, queued like a message so its ERROR keeps the session's order."""
+    """A request :mod:`router.wire.codec` refused, queued like a message so its ERROR keeps the session's order."""
 
     __slots__ = ("MESSAGE_TYPE", "request", "options", "text")
 
