@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from router.auth import LoginLimiter
 from router.dispatcher import Dispatcher
 from router.events import ConnectionInfo, Reject, ServerStopping
-from router.messages import DEFAULT_MAX_DEPTH
+from router.messages import DEFAULT_MAX_DEPTH, add_feature
 from router.policy import ConnectionPolicy
 from router.realm import Realm
 from router.session import RouterSession
@@ -50,7 +50,7 @@ def _roles() -> dict:
         testament_meta_api=True,
     )
     # Autobahn's feature classes do not know this one; they marshal any attribute
-    dealer.progressive_call_invocations = True
+    add_feature(dealer, "progressive_call_invocations", True)
     return {"broker": broker, "dealer": dealer}
 
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from autobahn.wamp import message
 
 from router.matching import MATCH_POLICIES, PatternIndex
+from router.messages import INVOCATION_DETAILS_AT
 from router.uri import is_valid_uri
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class _Invocation(message.Invocation):
     def marshal(self):
         raw = super().marshal()
         if self.progress:
-            raw[3]["progress"] = True
+            raw[INVOCATION_DETAILS_AT]["progress"] = True
         return raw
 
 

@@ -13,12 +13,23 @@ from __future__ import annotations
 from autobahn.wamp import message
 from autobahn.wamp.serializer import Serializer
 
-__all__ = ["FastCall", "FastYield", "MESSAGE_NAMES", "MESSAGE_CLASSES", "DEFAULT_MAX_DEPTH"]
+__all__ = [
+    "FastCall",
+    "FastYield",
+    "MESSAGE_NAMES",
+    "MESSAGE_CLASSES",
+    "DEFAULT_MAX_DEPTH",
+    "INVOCATION_DETAILS_AT",
+    "add_feature",
+]
 
 #: WAMP type code -> Autobahn message class (Autobahn's own table; see router.wire._autobahn).
 MESSAGE_CLASSES = Serializer.MESSAGE_TYPE_MAP
 #: WAMP type code -> its name in capitals (``48`` -> ``"CALL"``).
 MESSAGE_NAMES = {code: cls.__name__.upper() for code, cls in MESSAGE_CLASSES.items()}
+#: Where ``Invocation.marshal()`` puts the details dict in the list it returns
+#: (the dealer adds ``progress`` there; see router.wire._autobahn).
+INVOCATION_DETAILS_AT = 3
 #: Default for ``max_nesting_depth``: how deeply arrays and maps may nest in one message.
 DEFAULT_MAX_DEPTH = 64
 
@@ -54,3 +65,12 @@ class FastYield(_Fast):
     @property
     def progress(self):
         return self._router_internal.get("progress")
+
+
+def add_feature(features, name: str, value: bool) -> None:
+    """
+    Set a role feature Autobahn's feature class does not define (such as
+    ``progressive_call_invocations``): Autobahn marshals every public
+    attribute of a features object into HELLO/WELCOME (see router.wire._autobahn).
+    """
+    setattr(features, name, value)

@@ -40,8 +40,6 @@ connection alike):
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 
 from autobahn.wamp import message
@@ -50,6 +48,7 @@ from autobahn.wamp.serializer import CBORObjectSerializer, MsgPackObjectSerializ
 
 from router.errors import BadRequest, UriError, WireError
 from router.messages import DEFAULT_MAX_DEPTH, MESSAGE_CLASSES as _CLASSES, MESSAGE_NAMES, FastCall, FastYield
+from router.wire._json import FastJson
 from router.wire.checks import (
     KWARGS_AT,
     MAX_ID,
@@ -60,7 +59,6 @@ from router.wire.checks import (
     deeper_than,
     json_head,
     key_problem,
-    no_json_constant,
     odd_payload_key,
     option_problem,
     short,
@@ -159,50 +157,9 @@ def _fast(raw: list, code: int, str_keys: bool):
     return msg
 
 
-class _FastJson:
-    """Autobahn object-serializer interface over the stdlib C JSON codec."""
-
-    NAME = "json"
-    BINARY = False
-
-    def __init__(self) -> None:
-        # allow_nan=False: JSON has no NaN/Infinity, and JavaScript's JSON.parse refuses them
-        self._encoder = json.JSONEncoder(
-            separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
-        ).encode
-        self._decoder = json.JSONDecoder(parse_constant=no_json_constant).decode
-
-    def serialize(self, obj) -> bytes:
-        return self._encoder(obj).encode("utf-8")
-
-    def unserialize(self, payload: bytes) -> list:
-        obj = self._decoder(payload.decode("utf-8") if type(payload) is not str else payload)
-        if b"\\u0000" in payload:
-            obj = _unbinary(obj)
-        return [obj]
-
-
-def _json_default(obj):
-    if isinstance(obj, (bytes, bytearray)):
-        return "\x00" + base64.b64encode(obj).decode("ascii")
-    raise TypeError(f"{type(obj).__name__} cannot be sent as JSON")
-
-
-def _unbinary(obj):
-    if isinstance(obj, str):
-        if obj[:1] == "\x00":
-            return base64.b64decode(obj[1:])
-        return obj
-    if isinstance(obj, list):
-        return [_unbinary(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _unbinary(v) for k, v in obj.items()}
-    return obj
-
-
 def _object_serializer(name: str):
     if name == "json":
-        return _FastJson()
+        return FastJson()
     if name == "msgpack":
         return MsgPackObjectSerializer()
     if name == "cbor":

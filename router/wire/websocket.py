@@ -33,6 +33,7 @@ from zope.interface import implementer
 from router.errors import BadRequest, UriError, WireError
 from router.events import Reject
 from router.interfaces import IPeer
+from router.wire import _autobahn
 from router.wire._address import describe, peer_host
 from router.wire.codec import codecs, refuse
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit
@@ -59,7 +60,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
     # Autobahn copies its config attributes from the factory at every connection
     # and pretty-prints them for a debug line whether or not debug is on (about a
     # third of a join's cost); we copy them ourselves and give it nothing to print.
-    _AUTOBAHN_CONFIG_ATTRS = WampWebSocketServerProtocol.CONFIG_ATTRS
+    _AUTOBAHN_CONFIG_ATTRS = _autobahn.CONFIG_ATTRS
     CONFIG_ATTRS = ()
     last_heard: float = 0.0
     max_send = _UNLIMITED  # WebSocket peers announce no limit
@@ -88,7 +89,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         self.transport.write(_HTTP_503)
         self.transport.loseConnection()
 
-    def _connectionMade(self):
+    def _connectionMade(self):  # Autobahn's private hook (_autobahn.CONNECTION_MADE)
         factory = self.factory
         for name in self._AUTOBAHN_CONFIG_ATTRS:
             setattr(self, name, getattr(factory, name))
@@ -185,7 +186,8 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         binary frames while the connection is open, parsed here; anything
         else (control frames, fragments, partial frames, oversize messages,
         closing) goes through Autobahn's own frame machine, which keeps the
-        protocol's full rules.
+        protocol's full rules.  The frame machine's attributes read here are
+        listed in :mod:`router.wire._autobahn` (``FRAME_MACHINE``, ``DATA_RECEIVED``).
         """
         if self.state != self.STATE_OPEN or self.data or self.current_frame is not None or self.inside_message:
             self._dataReceived(data)
@@ -234,6 +236,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
             self._dataReceived(data[at:] if at else data)
 
     def onMessageEnd(self):
+        # a fragmented message is complete (message_data, failedByMe: see _autobahn)
         data, self.message_data = self.message_data, None
         if not self.failedByMe:
             self.onMessage(b"".join(data), None)
@@ -255,7 +258,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         self.factory.sweeper.discard(self)
         session = self.wampd_session
         if session is not None:
-            if self.closedByMe and self.localCloseCode is not None:
+            if self.closedByMe and self.localCloseCode is not None:  # _autobahn.CLOSE_STATE
                 # report why *we* closed (e.g. 1009 message too big), not the echo
                 code, reason = self.localCloseCode, self.localCloseReason or reason
             session.lost(wasClean, code, self._drop_reason or reason)
