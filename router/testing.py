@@ -41,6 +41,7 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 from zope.interface import implementer
 
+from router.auth import LoginLimiter
 from router.core import Router
 from router.interfaces import IPeer
 from router.wire import PingSweeper, RawSocketFactory, codec_for
@@ -69,8 +70,6 @@ class MemoryRouter:
     ) -> None:
         """``router_options`` go to :class:`~router.core.Router` (``max_retained_topics``, ``retained_ttl``, ...)."""
         self.clock = clock if clock is not None else Clock()
-        from router.auth import LoginLimiter
-
         self.router = Router(
             realms=realms,
             listeners=[(listener, None) for listener in listeners],
