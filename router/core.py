@@ -17,11 +17,11 @@ from router.dispatcher import Dispatcher
 from router.events import ConnectionInfo, Reject, ServerStopping
 from router.features import ROUTER_ROLES
 from router.hooks import TopicHooks
+from router.messages import DEFAULT_MAX_DEPTH
 from router.policy import ConnectionPolicy
 from router.realm import Realm
 from router.session import RouterSession
 from router.uri import Counter, GlobalIds, is_valid_realm
-from router.wire import DEFAULT_MAX_DEPTH, Codec
 
 __all__ = ["Router", "ROUTER_ROLES"]
 
@@ -53,7 +53,7 @@ class Router:
         self.hello_timeout = hello_timeout
         self._sockets: dict[Any, str | None] = {}  # every accepted connection open now -> its host
         self._per_host: dict[str, int] = {}  # accepted connections open now, per host
-        self.max_nesting_depth = max_nesting_depth
+        self.max_nesting_depth = max_nesting_depth  # the transports' codecs take it (router.wire.codec.codecs)
         self.max_retained_topics = max_retained_topics  # per realm; 0 unlimited
         self.retained_ttl = retained_ttl  # seconds; 0 none
         self._handshaking: dict[int, RouterSession] = {}  # connections not (or no longer) joined
@@ -67,7 +67,6 @@ class Router:
         self.realms: dict[str, Realm] = {}
         self._connection_ids = Counter()
         self._connections: dict[int, RouterSession] = {}
-        self._codecs: dict[str, Codec] = {}
         self._idle: list[Deferred] = []
         self._periodics: list = []  # (PeriodicSpec, realm name)
         self._loops: list = []
@@ -160,13 +159,6 @@ class Router:
 
     # -- connections ------------------------------------------------------------
 
-    def codec(self, name: str) -> Codec:
-        """The codec shared by all connections using serializer ``name``."""
-        codec = self._codecs.get(name)
-        if codec is None:
-            codec = self._codecs[name] = Codec(name, self.max_nesting_depth)
-        return codec
-
     def connect(
         self,
         peer: Any,
@@ -194,8 +186,7 @@ class Router:
             path=path,
             headers=headers or {},
         )
-        codec = self.codec(serializer) if serializer is not None else None
-        return RouterSession(self, peer, info, codec)
+        return RouterSession(self, peer, info, peer.codec)  # the peer's shared codec (None before a handshake)
 
     # -- counting connections: from accept to close ------------------------------
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from autobahn.wamp import role
 
+from router.messages import add_feature
+
 __all__ = ["ROUTER_ROLES"]
 
 
@@ -30,7 +32,7 @@ def _roles() -> dict:
         testament_meta_api=True,
     )
     # Autobahn's feature classes do not know this one; they marshal any attribute
-    dealer.progressive_call_invocations = True
+    add_feature(dealer, "progressive_call_invocations", True)
     return {"broker": broker, "dealer": dealer}
 
 

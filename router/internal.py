@@ -26,7 +26,7 @@ from router.api import RealmApi
 from router.app import CallInfo, Result, Route
 from router.events import ConnectionInfo, SessionInfo
 from router.hooks import TopicHooks, as_deferred
-from router.interfaces import IRoutedSession
+from router.interfaces import IPeer, IRoutedSession
 from router.uri import Counter
 
 
@@ -46,9 +46,12 @@ class _NoCodec:
         return None
 
 
-@implementer(IRoutedSession)
+@implementer(IRoutedSession, IPeer)
 class InternalSession:
-    """The router's session in one realm (authid ``wampd``, authrole ``router``)."""
+    """
+    The router's session in one realm (authid ``wampd``, authrole ``router``).
+    It is its own peer: ``send`` takes the message objects.
+    """
 
     send_failure = "wamp.error.invalid_argument"  # what the dealer tells a caller when send() is False
 
@@ -88,6 +91,12 @@ class InternalSession:
 
     def goodbye(self, reason: str, text: str | None = None) -> None:
         """The router's own session cannot be killed."""
+
+    def close(self) -> None:
+        """The router's own session cannot be closed."""
+
+    def abort(self, reason: str | None = None) -> None:
+        """The router's own session cannot be dropped."""
 
     # -- procedures ---------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from router.broker import Broker, refuse_publish
 from router.dealer import Dealer
 from router.errors import ProtocolViolation
 from router.internal import InternalSession
+from router.messages import MESSAGE_NAMES
 from router.meta import Meta
 from router.uri import ScopeIds
 
@@ -40,13 +41,6 @@ _INVOCATION = message.Invocation.MESSAGE_TYPE
 INVALID_ARGUMENT = "wamp.error.invalid_argument"
 #: Ends a call the router failed to handle (a bug, not the client's fault).
 RUNTIME_ERROR = "wamp.error.runtime_error"
-
-#: Message type code -> its name (as the wire's MESSAGE_NAMES: Autobahn's classes).
-MESSAGE_NAMES = {
-    cls.MESSAGE_TYPE: cls.__name__.upper()
-    for cls in vars(message).values()
-    if isinstance(cls, type) and issubclass(cls, message.Message) and type(getattr(cls, "MESSAGE_TYPE", None)) is int
-}
 
 #: Message types that carry a request the router answers with ERROR.
 ANSWERABLE = frozenset(

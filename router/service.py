@@ -49,7 +49,7 @@ from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
 from router.http import push_site
 from router.policy import ConnectionPolicy
-from router.transport import PingSweeper, RawSocketFactory, WebSocketFactory
+from router.wire import PingSweeper, RawSocketFactory, WebSocketFactory
 
 __all__ = ["ListenError", "RouterService"]
 

@@ -2,7 +2,7 @@
 The per-connection WAMP state machine.
 
 A :class:`RouterSession` sits between one transport connection (its *peer*:
-something with ``send_bytes``, ``close`` and ``abort``) and the router.  It
+a :class:`router.interfaces.IPeer`: send a message, close, abort) and the router.  It
 never sees sockets; the transport hands it parsed messages and tells it when
 the connection is gone.
 
@@ -29,7 +29,6 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from router.checks import BadRequest
 from router.connection import ConnectionLifecycle
 from router.dispatcher import Chain
 from router.errors import ProtocolViolation
@@ -50,41 +49,13 @@ from router.states import (  # noqa: F401  (the states are re-exported here)
     SLOW_CONSUMER,
 )
 from router.uri import Counter
-from router.wire import UriError, WireError
+from router.errors import BadRequest, UriError
 
-__all__ = ["RouterSession", "ProtocolViolation",  # re-exported: it lives in router.errors
-           "OutboundFull", "TooBig", "SLOW_CONSUMER"]
+__all__ = ["RouterSession", "ProtocolViolation", "SLOW_CONSUMER"]  # ProtocolViolation lives in router.errors
 
 _log = Logger(namespace="wampd.session")
 
-_EVENT = message.Event
 _PUBLISH = message.Publish.MESSAGE_TYPE
-
-
-class OutboundFull(Exception):
-    """
-    Raised by a peer's ``send_bytes`` (which then writes nothing) when a
-    message of ``size`` bytes would take the bytes waiting for a peer that
-    stopped reading past ``limit``: ``held`` were already waiting beyond the
-    transport's own buffer.  ``drop_events``: the slow-consumer policy is
-    "drop" rather than "disconnect".
-    """
-
-    def __init__(self, held: int, size: int, limit: int, drop_events: bool) -> None:
-        super().__init__(held, size, limit, drop_events)
-        self.held = held
-        self.size = size
-        self.limit = limit
-        self.drop_events = drop_events
-
-
-class TooBig(Exception):
-    """Raised by a peer's ``send_bytes`` (which then writes nothing) for a message over the size the peer accepts."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(size, limit)
-        self.size = size
-        self.limit = limit
 
 
 @implementer(IRoutedSession)
@@ -92,7 +63,7 @@ class RouterSession(ConnectionLifecycle, Joining):
     __slots__ = (
         # the connection
         "router", "peer", "connection", "codec", "chain", "last_seen", "handshake_since",
-        "_lost", "send_failure", "oversize_dropped",
+        "_lost",
         # the session on it: identity, state, and (while joining) the authentication
         "state", "session_id", "info", "last_info", "realm", "roles", "request_ids", "route", "_gate",
         "_pending", "_challenge", "_authextra", "_closing_reason", "_said_goodbye",
@@ -122,28 +93,26 @@ class RouterSession(ConnectionLifecycle, Joining):
         self._lost = False
         self._said_goodbye = False  # the last session ended with a GOODBYE exchange
         # the error URI explaining why the last send() returned False (the dealer answers callers with it)
-        self.send_failure = "wamp.error.invalid_argument"
-        self.oversize_dropped = 0  # messages over the size the peer announced (RawSocket), never sent
+
+    @property
+    def send_failure(self) -> str:
+        """The error URI explaining why the last send() returned False (the dealer answers callers with it)."""
+        return self.peer.send_failure
+
+    @property
+    def oversize_dropped(self) -> int:
+        """Messages over the size the peer announced (RawSocket), never sent."""
+        return getattr(self.peer, "oversize_dropped", 0)
 
     def __repr__(self) -> str:
         return f"<RouterSession conn={self.connection.id} session={self.session_id} {self.state}>"
 
     # -- inbound --------------------------------------------------------------
 
-    def receive(self, payload: bytes) -> None:
-        """One payload from the transport."""
+    def receive(self, msg: message.Message) -> None:
+        """One message from the transport, decoded (a payload it cannot decode goes to
+        :meth:`bad_uri`, :meth:`bad_request` or :meth:`protocol_violation` instead)."""
         self.last_seen = self.router.clock.seconds()
-        try:
-            msg = self.codec.decode(payload)
-        except UriError as exc:
-            self._bad_uri(exc)
-            return
-        except BadRequest as exc:
-            self._bad_request(exc)
-            return
-        except WireError as exc:
-            self.protocol_violation(str(exc), None, exc)
-            return
         self.dispatch(msg)
 
     def dispatch(self, msg: message.Message) -> None:
@@ -186,9 +155,9 @@ class RouterSession(ConnectionLifecycle, Joining):
                 f"{MESSAGE_NAMES[msg.MESSAGE_TYPE]} received before WELCOME", msg
             )
 
-    def _bad_request(self, exc: BadRequest) -> None:
+    def bad_request(self, exc: BadRequest) -> None:
         """
-        A well-formed request with refused values (see :mod:`router.wire`):
+        A well-formed request with refused values (see :mod:`router.wire.codec`):
         answered with ERROR ``invalid_argument`` in order with the session's
         other messages, or ABORT ``protocol_violation`` when nothing can be
         answered (not joined, or a message without a request).
@@ -219,7 +188,8 @@ class RouterSession(ConnectionLifecycle, Joining):
         gate = self._gate
         return gate is not None and gate.discloses(self.info, action, uri)
 
-    def _bad_uri(self, exc: UriError) -> None:
+    def bad_uri(self, exc: UriError) -> None:
+        """A well-formed message with an invalid URI: ERROR ``invalid_uri`` where it can be answered."""
         request = exc.request
         if (
             self.state is JOINED
@@ -310,55 +280,17 @@ class RouterSession(ConnectionLifecycle, Joining):
 
     def send(self, msg: message.Message) -> bool:
         """
-        Encode and send.  False when the message cannot be sent (it cannot be
-        encoded, it is over the size the peer accepts, or the peer is gone);
-        ``send_failure`` then holds the error URI for a caller.  A peer that
-        stopped reading is handled by the slow-consumer policy
-        (:meth:`slow_consumer`).
+        Hand ``msg`` to the peer, which encodes and writes it.  False when the
+        message cannot be sent (it cannot be encoded, it is over the size the
+        peer accepts, or the peer is gone); ``send_failure`` then holds the
+        error URI for a caller.  A peer that stopped reading is handled by the
+        slow-consumer policy (:meth:`slow_consumer`, called by the peer).
         """
         if self._lost:
             return False
-        try:
-            data = self.codec.encode(msg)
-        except Exception as exc:
-            _log.error(
-                "cannot encode {kind} for connection {conn} ({codec}): {error}",
-                kind=MESSAGE_NAMES.get(msg.MESSAGE_TYPE),
-                conn=self.connection.id,
-                codec=self.codec.name,
-                error=exc,
-            )
-            self.send_failure = "wamp.error.invalid_argument"
-            return False
-        try:
-            return self.peer.send_bytes(data, self.codec.binary)
-        except OutboundFull as full:
-            if full.drop_events and type(msg) is _EVENT:
-                self.peer.event_dropped()
-            else:
-                self.slow_consumer(full)
-            # taken: a dropped EVENT is counted, and a dropped connection's
-            # cleanup answers whatever is pending on it
-            return True
-        except TooBig as big:
-            self._oversize(msg, big)
-            return False
+        return self.peer.send(msg)
 
-    def _oversize(self, msg: message.Message, big: TooBig) -> None:
-        """A message over the size the peer announced: not sent, counted, logged once per connection."""
-        self.send_failure = PAYLOAD_SIZE_EXCEEDED
-        self.oversize_dropped += 1
-        if self.oversize_dropped == 1:
-            _log.warn(
-                "not sending a {size}-byte {kind} to connection {conn}: it accepts at most {limit} bytes "
-                "(further ones are counted, not logged)",
-                size=big.size,
-                kind=MESSAGE_NAMES.get(msg.MESSAGE_TYPE),
-                conn=self.connection.id,
-                limit=big.limit,
-            )
-
-    def slow_consumer(self, full: OutboundFull) -> None:
+    def slow_consumer(self, full) -> None:
         """
         The peer stopped reading and its outbound buffer is over the limit:
         drop the connection at once (a GOODBYE could not get through), so what

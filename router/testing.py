@@ -20,6 +20,10 @@ until you call :meth:`MemoryRouter.flush`, so tests are deterministic::
 
 The clock is a :class:`twisted.internet.task.Clock` (``memory.clock``):
 advance it to fire listener timeouts.
+
+:class:`MemoryPeer` is the smallest :class:`~router.interfaces.IPeer`: it
+keeps the message objects a session sends it, for tests of code that speaks
+to peers without any transport at all.
 """
 
 from __future__ import annotations
@@ -36,17 +40,16 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.test import iosim
-
 from zope.interface import implementer
 
 from router.auth import LoginLimiter
 from router.config import RealmConfig
 from router.config.auth import build_realm_auth
 from router.core import Router
-from router.interfaces import IListener
-from router.transport import PingSweeper, RawSocketFactory
+from router.interfaces import IListener, IPeer
+from router.wire import PingSweeper, RawSocketFactory, codec_for
 
-__all__ = ["MemoryRouter", "RecordingListener"]
+__all__ = ["MemoryRouter", "MemoryPeer", "RecordingListener"]
 
 _SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
 
@@ -192,3 +195,44 @@ class MemoryRouter:
         d = self.router.shutdown()
         self.flush()
         return d
+
+
+@implementer(IPeer)
+class MemoryPeer:
+    """
+    A peer that keeps what it is sent (``sent``: message objects, in order).
+    Each message is encoded with ``serializer``'s shared codec first, as a
+    transport would, so a message it could not carry is refused the same way
+    (``send`` returns False, ``send_failure`` says why).  ``max_send``: the
+    largest message it accepts, in bytes (the session checks WELCOME and
+    CHALLENGE against it, as for a RawSocket peer).
+    """
+
+    def __init__(self, serializer: str = "json", max_send: int = 2**63) -> None:
+        self.codec = codec_for(serializer)
+        self.max_send = max_send
+        self.send_failure = "wamp.error.invalid_argument"
+        self.sent: list = []
+        self.closed = False
+        self.abort_reason: str | None = None
+
+    def send(self, msg) -> bool:
+        try:
+            size = len(self.codec.encode(msg))
+        except Exception:
+            self.send_failure = "wamp.error.invalid_argument"
+            return False
+        if size > self.max_send:
+            self.send_failure = "wamp.error.payload_size_exceeded"
+            return False
+        if self.closed:
+            return False
+        self.sent.append(msg)
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self, reason: str | None = None) -> None:
+        self.closed = True
+        self.abort_reason = reason

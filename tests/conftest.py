@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.task import Clock
 
 from router.config import ListenConfig, RealmConfig, RouterConfig
 from router.service import RouterService
@@ -51,9 +52,26 @@ def make_service(recorder=None, **overrides) -> RouterService:
         shutdown_timeout=2.0,
     )
     listeners = overrides.pop("listener_objects", None)
+    service_reactor = overrides.pop("reactor", reactor)  # e.g. VirtualTime: the router's timers on a Clock
     options.update(overrides)
     pairs = [(None, recorder)] if recorder is not None else []
-    return RouterService(RouterConfig(**options), listeners=pairs + list(listeners or ()), reactor=reactor)
+    return RouterService(RouterConfig(**options), listeners=pairs + list(listeners or ()), reactor=service_reactor)
+
+
+class VirtualTime(Clock):
+    """
+    The real reactor for sockets, a :class:`Clock` for timers: a service
+    given this runs its pings, timeouts and sweeps when the test advances
+    the clock, not when wall-clock time passes.  It starts at the reactor's time.
+    """
+
+    def __init__(self, real=reactor) -> None:
+        super().__init__()
+        self._real = real
+        self.advance(real.seconds())
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
 
 
 @pytest_twisted.async_yield_fixture

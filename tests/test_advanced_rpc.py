@@ -630,28 +630,36 @@ async def test_call_timeout(live_router):
     CALL ``timeout`` is in milliseconds (Crossbar reads seconds): the caller
     gets ``wamp.error.timeout`` (Crossbar: ``canceled``) and a callee that
     supports canceling gets INTERRUPT ``killnowait``; one that does not gets
-    nothing, and its late answer is dropped.
+    nothing, and its late answer is dropped.  The router's clock is driven by hand.
     """
     caller = await join(live_router.ws_url)
     callee = await join(live_router.ws_url)
     held = Held()
     await callee.register(held.calls, "com.example.slow")
-    with pytest.raises(ApplicationError) as info:
-        await bounded(caller.call("com.example.slow", options=CallOptions(timeout=50)))
-    assert info.value.error == "wamp.error.timeout"
-    interrupt = await wait_inbox(callee, lambda m: isinstance(m, message.Interrupt))
-    assert (interrupt.request, interrupt.mode, interrupt.reason) == (
-        invocations(callee)[0].request,
-        "killnowait",
-        "wamp.error.timeout",
-    )
-
     plain = await raw_peer(live_router, PLAIN_CALLEE)
     await plain.register(1, "com.example.plain")
-    with pytest.raises(ApplicationError) as info:
-        await bounded(caller.call("com.example.plain", options=CallOptions(timeout=50)))
-    assert info.value.error == "wamp.error.timeout"
-    inv = await plain.wait_nth(INVOCATION, 1)
+    with router_clock(live_router) as clock:
+        d = caller.call("com.example.slow", options=CallOptions(timeout=50))
+        await held.calls.wait(1)  # the callee has it: the 50 ms run from here
+        assert len(clock.getDelayedCalls()) == 1
+        clock.advance(0.05)
+        with pytest.raises(ApplicationError) as info:
+            await bounded(d)
+        assert info.value.error == "wamp.error.timeout"
+        interrupt = await wait_inbox(callee, lambda m: isinstance(m, message.Interrupt))
+        assert (interrupt.request, interrupt.mode, interrupt.reason) == (
+            invocations(callee)[0].request,
+            "killnowait",
+            "wamp.error.timeout",
+        )
+
+        d = caller.call("com.example.plain", options=CallOptions(timeout=50))
+        inv = await plain.wait_nth(INVOCATION, 1)
+        assert len(clock.getDelayedCalls()) == 1
+        clock.advance(0.05)
+        with pytest.raises(ApplicationError) as info:
+            await bounded(d)
+        assert info.value.error == "wamp.error.timeout"
     plain.send([YIELD, inv[1], {}, ["late"]])
     assert await caller.call("wamp.session.count") == 3
     await plain.fence()

@@ -318,7 +318,7 @@ def test_memory_is_released_once_after_dropped_connections():
     """
     from twisted.internet.task import Clock
 
-    from router.transport import MemoryReleaser
+    from router.wire import MemoryReleaser
 
     class Cycle:
         pass

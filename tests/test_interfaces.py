@@ -16,21 +16,25 @@ from router.testing import MemoryRouter, RecordingListener
 
 
 def test_recording_listener_is_a_listener():
+    """RecordingListener provides IListener and has every documented on_<event> method."""
     assert verifyObject(IListener, RecordingListener())
     assert set(LISTENER_METHODS) <= set(dir(RecordingListener))
 
 
 def test_realm_auth_implements_the_auth_interfaces():
+    """A realm's built authenticator and authorizer provide IAuthenticator and IAuthorizer."""
     authenticator, authorizer = build_realm_auth(RealmConfig("realm1"), Clock())
     assert verifyObject(IAuthenticator, authenticator, tentative=True)
     assert verifyObject(IAuthorizer, authorizer, tentative=True)
 
 
 def test_topic_handler_base():
+    """The App topic handler base class provides ITopicHandler."""
     assert verifyObject(ITopicHandler, TopicHandler())
 
 
 def test_routed_sessions():
+    """Client sessions and the realm's internal session provide IRoutedSession; joining and leaving fire the usual events."""
     seen = RecordingListener()
     memory = MemoryRouter(listeners=[seen])
     client = memory.join()
@@ -46,6 +50,7 @@ def test_routed_sessions():
 
 
 def test_one_refusal_base():
+    """Reject, Refuse and MetaError share the Refusal base (uri, message) and keep their own constructors."""
     for refusal, uri, message in (
         (Reject("no"), "wamp.error.not_authorized", "no"),
         (Reject("no", "realm", "wamp.error.no_such_realm"), "wamp.error.no_such_realm", "no"),
@@ -60,6 +65,7 @@ def test_one_refusal_base():
 
 
 def test_protocol_violation_still_importable_from_the_session():
+    """ProtocolViolation moved to router.errors and is still importable from router.session."""
     from router.session import ProtocolViolation as old
 
     assert old is ProtocolViolation

@@ -18,7 +18,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 
 from router.events import Reject
-from tests.conftest import make_service
+from tests.conftest import VirtualTime, make_service
+from tests.raw_client import bounded
 from tests.wamp_clients import Client, Recorder, connect, join, leave, open_websocket, rawsocket_handshake
 
 ENDED = ["client_connected", "session_joining", "session_joined", "session_left", "client_disconnected"]
@@ -111,9 +112,26 @@ class _DeafProtocol(WampWebSocketClientProtocol):
         pass  # never pong
 
 
+def _ponged(r: Started, client) -> Deferred:
+    """Fires when the router's side of ``client``'s connection gets a pong."""
+    peer = r.service.router.realms["realm1"].sessions[client.sid].peer
+    d = Deferred()
+    on_pong = peer.onPong
+
+    def onPong(payload):
+        on_pong(payload)
+        if not d.called:
+            d.callback(None)
+
+    peer.onPong = onPong
+    return d
+
+
 @pytest_twisted.ensureDeferred
 async def test_ping_timeout_drops_the_connection():
-    async with Started(ping_interval=0.2, ping_timeout=0.3) as r:
+    """The sweeper's clock is driven by hand: an interval of silence, a ping, a timeout without pong."""
+    clock = VirtualTime()
+    async with Started(ping_interval=0.2, ping_timeout=0.3, reactor=clock) as r:
         # a client that answers pings stays
         healthy = await join(r.ws_url)
         # a client that does not is dropped
@@ -122,6 +140,10 @@ async def test_ping_timeout_drops_the_connection():
         factory.protocol = _DeafProtocol
         await TCP4ClientEndpoint(reactor, "127.0.0.1", int(r.ws_url.split(":")[2].split("/")[0])).connect(factory)
         await session.joined
+        ponged = _ponged(r, healthy)
+        clock.advance(0.2)  # silent for an interval: both are pinged
+        await bounded(ponged)
+        clock.advance(0.35)  # no pong within the timeout (and one sweep past it): the deaf one is dropped
         closed = await r.recorder.wait_for(
             lambda e: e.name == "client_disconnected" and e.session.session_id == session.sid
         )
@@ -361,10 +383,14 @@ class _Hangs:
 @pytest_twisted.ensureDeferred
 async def test_failing_and_hanging_listeners_do_not_stop_routing_or_others():
     hanger = _Hangs()
-    async with Started(listener_timeout=0.3, listener_objects=[(None, _Raises()), (None, hanger)]) as r:
+    clock = VirtualTime()  # the listener timeout runs when the test advances it
+    listeners = [(None, _Raises()), (None, hanger)]
+    async with Started(listener_timeout=0.3, listener_objects=listeners, reactor=clock) as r:
         c = await join(r.ws_url)  # joins although a listener raised and one hangs
         await c.register(lambda: 1, "com.example.one")
         assert await c.call("com.example.one") == 1
+        assert hanger.cancelled == 0
+        clock.advance(0.3)  # the hanger's time is up: the events behind it go on
         joined = await r.recorder.wait_for(lambda e: e.name == "session_joined")
         assert joined.session.session_id == c.sid
         await leave(c)

@@ -104,4 +104,8 @@ def test_the_service_passes_the_retention_settings():
     service = make_service(max_retained_topics=7, retained_ttl=3.5, max_nesting_depth=12)
     router_ = service.router
     assert (router_.max_retained_topics, router_.retained_ttl) == (7, 3.5)
-    assert router_.codec("cbor").max_depth == 12
+    from router.wire import RawSocketFactory, WebSocketFactory
+
+    assert router_.max_nesting_depth == 12
+    for factory in (RawSocketFactory(router_), WebSocketFactory(router_, service.sweeper)):
+        assert factory.codecs["cbor"].max_depth == 12

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from autobahn.wamp import message
 
 from router.errors import ProtocolViolation
+from router.messages import INVOCATION_DETAILS_AT
 from router.uri import is_reserved
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class _Invocation(message.Invocation):
     def marshal(self):
         raw = super().marshal()
         if self.progress:
-            raw[3]["progress"] = True
+            raw[INVOCATION_DETAILS_AT]["progress"] = True
         return raw
 
 

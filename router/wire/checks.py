@@ -1,9 +1,9 @@
 """
 What the router refuses in a decoded message, and the cheap bounds that let
-most messages skip the checks.  :mod:`router.wire` calls these while it
-decodes; a refusal is a :class:`BadRequest` (answered with ERROR
-``wamp.error.invalid_argument`` where there is a request to answer; see
-:mod:`router.wire` for the whole policy).
+most messages skip the checks.  :mod:`router.wire.codec` calls these while
+it decodes; a refusal is a :class:`~router.errors.BadRequest` (answered with
+ERROR ``wamp.error.invalid_argument`` where there is a request to answer; see
+:mod:`router.wire.codec` for the whole policy).
 
 * Known options of client requests: type and range (:func:`option_problem`).
 * kwargs keys must be strings (:func:`key_problem`); in CBOR, map keys
@@ -19,7 +19,16 @@ import json
 import re
 
 from autobahn.wamp import message
-from autobahn.wamp.serializer import Serializer
+
+from router.errors import BadRequest
+from router.messages import DEFAULT_MAX_DEPTH, MESSAGE_NAMES as _NAMES
+
+try:
+    from cbor2 import CBORTag as _CBORTag
+except ImportError:  # pragma: no cover - cbor2 comes with autobahn's serializers
+
+    class _CBORTag:  # type: ignore[no-redef]
+        value = None
 
 __all__ = [
     "BadRequest",
@@ -41,7 +50,6 @@ __all__ = [
 
 MAX_ID = 2**53
 _SEQUENCES = (list, tuple, set, frozenset)
-_NAMES = {code: cls.__name__.upper() for code, cls in Serializer.MESSAGE_TYPE_MAP.items()}
 _CALL_CODE = message.Call.MESSAGE_TYPE
 _YIELD_CODE = message.Yield.MESSAGE_TYPE
 _PUBLISH_CODE = message.Publish.MESSAGE_TYPE
@@ -50,21 +58,6 @@ _ERROR_CODE = message.Error.MESSAGE_TYPE
 #: Largest CALL ``timeout`` accepted, in milliseconds (about 24.8 days, the
 #: largest delay JavaScript timers take); larger values get invalid_argument.
 MAX_TIMEOUT_MS = 2**31 - 1
-#: Default for ``max_nesting_depth``.
-DEFAULT_MAX_DEPTH = 64
-
-
-class BadRequest(Exception):
-    """
-    A well-formed request whose values the router refuses (answered with
-    ERROR ``wamp.error.invalid_argument`` where there is a request to answer).
-    ``raw`` is the decoded message (a list).
-    """
-
-    def __init__(self, text: str, raw: list) -> None:
-        super().__init__(text)
-        self.raw = raw
-
 
 def _is_bool(value) -> bool:
     return type(value) is bool
@@ -263,13 +256,6 @@ def deeper_than(obj, limit: int) -> bool:
             if t is dict or t in _SEQUENCES or t is _CBORTag:
                 push((child, depth))
     return False
-
-
-try:
-    from cbor2 import CBORTag as _CBORTag
-except ImportError:  # pragma: no cover - cbor2 comes with autobahn's serializers
-    class _CBORTag:  # type: ignore[no-redef]
-        value = None
 
 
 _SPACE = re.compile(r"[ \t\n\r]*")

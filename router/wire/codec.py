@@ -40,27 +40,25 @@ connection alike):
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 
 from autobahn.wamp import message
 from autobahn.wamp.exception import InvalidUriError, ProtocolError
-from autobahn.wamp.serializer import Serializer
+from autobahn.wamp.serializer import CBORObjectSerializer, MsgPackObjectSerializer
 
-from router.checks import (
-    DEFAULT_MAX_DEPTH,
+from router.errors import BadRequest, UriError, WireError
+from router.messages import DEFAULT_MAX_DEPTH, MESSAGE_CLASSES as _CLASSES, MESSAGE_NAMES, FastCall, FastYield
+from router.wire._json import FastJson
+from router.wire.checks import (
     KWARGS_AT,
     MAX_ID,
     MAX_TIMEOUT_MS,
     OPENINGS,
     PAYLOAD_AT,
-    BadRequest,
     cbor_has_maps,
     deeper_than,
     json_head,
     key_problem,
-    no_json_constant,
     odd_payload_key,
     option_problem,
     short,
@@ -80,6 +78,9 @@ __all__ = [
     "FastYield",
     "UriError",
     "Codec",
+    "codec_for",
+    "codecs",
+    "refuse",
     "MESSAGE_NAMES",
     "SERIALIZER_IDS",
     "RAWSOCKET_IDS",
@@ -90,9 +91,7 @@ SERIALIZER_IDS = ("json", "msgpack", "cbor")
 #: RawSocket handshake serializer numbers.
 RAWSOCKET_IDS = {1: "json", 2: "msgpack", 3: "cbor"}
 
-_CLASSES = Serializer.MESSAGE_TYPE_MAP
 _LOOSE_URI = re.compile(r"^([^\s.#]+\.)*([^\s.#]+)$")  # Autobahn's loose, non-empty check
-MESSAGE_NAMES = {code: cls.__name__.upper() for code, cls in _CLASSES.items()}
 
 # Position of the options/details dict in each client-to-router message.
 _OPTIONS_AT = {
@@ -105,39 +104,6 @@ _OPTIONS_AT = {
     message.Cancel.MESSAGE_TYPE: 2,
     message.Error.MESSAGE_TYPE: 3,
 }
-
-
-class _Fast:
-    """
-    A CALL or YIELD read straight from its decoded list (the hot path of RPC),
-    with the attributes the dealer uses.  Only plain messages take this path:
-    anything unusual (payload transparency, odd shapes, bad values) goes to
-    Autobahn's full parser, which also produces the precise errors.
-    """
-
-    __slots__ = ("request", "args", "kwargs", "_router_internal")
-    payload = None
-    enc_algo = None
-    enc_key = None
-    enc_serializer = None
-
-
-class FastCall(_Fast):
-    __slots__ = ("procedure",)
-    MESSAGE_TYPE = message.Call.MESSAGE_TYPE
-
-    @property
-    def receive_progress(self):
-        return self._router_internal.get("receive_progress")
-
-
-class FastYield(_Fast):
-    __slots__ = ()
-    MESSAGE_TYPE = message.Yield.MESSAGE_TYPE
-
-    @property
-    def progress(self):
-        return self._router_internal.get("progress")
 
 
 _TRANSPARENCY = ("enc_algo", "ppt_scheme", "ppt_serializer", "ppt_cipher", "ppt_keyid")
@@ -191,75 +157,12 @@ def _fast(raw: list, code: int, str_keys: bool):
     return msg
 
 
-class WireError(Exception):
-    """A payload that is not a well-formed WAMP message (protocol violation)."""
-
-    def __init__(self, text: str, message_type: int | None = None) -> None:
-        super().__init__(text)
-        self.message_type = message_type  # the payload's WAMP type code, when it had a known one
-
-
-class UriError(Exception):
-    """A well-formed message whose URI is invalid (answered with ERROR invalid_uri)."""
-
-    def __init__(self, text: str, message_type: int, request: object, options: object = None) -> None:
-        super().__init__(text)
-        self.message_type = message_type
-        self.request = request
-        self.options = options if type(options) is dict else {}
-
-
-class _FastJson:
-    """Autobahn object-serializer interface over the stdlib C JSON codec."""
-
-    NAME = "json"
-    BINARY = False
-
-    def __init__(self) -> None:
-        # allow_nan=False: JSON has no NaN/Infinity, and JavaScript's JSON.parse refuses them
-        self._encoder = json.JSONEncoder(
-            separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
-        ).encode
-        self._decoder = json.JSONDecoder(parse_constant=no_json_constant).decode
-
-    def serialize(self, obj) -> bytes:
-        return self._encoder(obj).encode("utf-8")
-
-    def unserialize(self, payload: bytes) -> list:
-        obj = self._decoder(payload.decode("utf-8") if type(payload) is not str else payload)
-        if b"\\u0000" in payload:
-            obj = _unbinary(obj)
-        return [obj]
-
-
-def _json_default(obj):
-    if isinstance(obj, (bytes, bytearray)):
-        return "\x00" + base64.b64encode(obj).decode("ascii")
-    raise TypeError(f"{type(obj).__name__} cannot be sent as JSON")
-
-
-def _unbinary(obj):
-    if isinstance(obj, str):
-        if obj[:1] == "\x00":
-            return base64.b64decode(obj[1:])
-        return obj
-    if isinstance(obj, list):
-        return [_unbinary(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _unbinary(v) for k, v in obj.items()}
-    return obj
-
-
 def _object_serializer(name: str):
     if name == "json":
-        return _FastJson()
+        return FastJson()
     if name == "msgpack":
-        from autobahn.wamp.serializer import MsgPackObjectSerializer
-
         return MsgPackObjectSerializer()
     if name == "cbor":
-        from autobahn.wamp.serializer import CBORObjectSerializer
-
         return CBORObjectSerializer()
     raise ValueError(f"unknown serializer {name!r}; known: {', '.join(SERIALIZER_IDS)}")
 
@@ -407,3 +310,42 @@ class Codec:
                 problem = key_problem(kwargs)
                 if problem is not None:
                     raise BadRequest(problem, raw)
+
+
+_SHARED: dict[tuple[str, int], Codec] = {}
+
+
+def codec_for(name: str, max_depth: int = DEFAULT_MAX_DEPTH) -> Codec:
+    """
+    The codec for serializer ``name`` with nesting bound ``max_depth``, one
+    for the whole process: every factory's connections of a kind share it,
+    so a message (whose bytes are cached per object serializer) is encoded
+    once per serializer whatever the transport.
+    """
+    codec = _SHARED.get((name, max_depth))
+    if codec is None:
+        codec = _SHARED[(name, max_depth)] = Codec(name, max_depth)
+    return codec
+
+
+def codecs(router, max_depth: int | None = None) -> dict[str, Codec]:
+    """A factory's codecs by serializer name (``max_depth`` None: the router's ``max_nesting_depth``)."""
+    if max_depth is None:
+        max_depth = getattr(router, "max_nesting_depth", DEFAULT_MAX_DEPTH)
+    return {name: codec_for(name, max_depth) for name in SERIALIZER_IDS}
+
+
+def refuse(session, exc: Exception, clock) -> None:
+    """
+    A payload the codec refused (:meth:`Codec.decode` raised): the session
+    answers it as it would a message (it was heard all the same): ERROR
+    ``invalid_uri``, ERROR ``invalid_argument``, or ABORT ``protocol_violation``.
+    """
+    session.last_seen = clock.seconds()
+    kind = type(exc)
+    if kind is UriError:
+        session.bad_uri(exc)
+    elif kind is BadRequest:
+        session.bad_request(exc)
+    else:
+        session.protocol_violation(str(exc), None, exc)

@@ -1,0 +1,364 @@
+"""
+WAMP over WebSocket: Autobahn's WAMP server factory, wired to a router.
+
+* Connection limits are counted from ``connectionMade`` (``Router.admit``):
+  one over a limit gets HTTP 503 and is closed, nothing it sent read; the
+  upgrade must be done within the HELLO timeout (the router's sweep).
+* The WebSocket path (``/ws`` by default; other paths get HTTP 404); a plain
+  HTTP request gets 404 (426 on the WebSocket path), a WebSocket version other
+  than 13 gets 426 with ``Sec-WebSocket-Version: 13``, and no answer carries
+  a ``Server`` header.
+* Subprotocols ``wamp.2.json``, ``wamp.2.msgpack``, ``wamp.2.cbor`` (a client
+  that offers none gets JSON, one that offers only unknown ones gets HTTP 400).
+* A message over ``max_message_size`` closes the connection with 1009.
+* Payloads are decoded here with the factory's shared codec; the session gets
+  message objects, and what it sends is encoded here (:meth:`send`).
+* Pings come from the shared :class:`~router.wire.ping.PingSweeper`.
+
+The Autobahn internals this module relies on are named in
+:mod:`router.wire._autobahn`, each with a test.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from autobahn.twisted.websocket import WampWebSocketServerFactory, WampWebSocketServerProtocol
+from autobahn.wamp import message as _message
+from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.error import ConnectionDone
+from zope.interface import implementer
+
+from router.errors import BadRequest, UriError, WireError
+from router.events import Reject
+from router.interfaces import IPeer
+from router.wire import _autobahn
+from router.wire._address import describe, peer_host
+from router.wire.codec import codecs, refuse
+from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit
+from router.wire.ping import PingSweeper
+
+__all__ = ["WebSocketFactory", "WebSocketProtocol"]
+
+_HEADER16 = struct.Struct("!BBH")
+_HEADER64 = struct.Struct("!BBQ")
+_DECODE_ERRORS = (WireError, UriError, BadRequest)
+
+_SUBPROTOCOLS = {"wamp.2.json": "json", "wamp.2.msgpack": "msgpack", "wamp.2.cbor": "cbor"}
+
+# the whole answer to a WebSocket connection refused when accepted (over a limit)
+_HTTP_503 = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+@implementer(IPeer)
+class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
+    """One WAMP-over-WebSocket connection."""
+
+    wampd_session = None
+    ping_sent: float | None = None
+    # Autobahn copies its config attributes from the factory at every connection
+    # and pretty-prints them for a debug line whether or not debug is on (about a
+    # third of a join's cost); we copy them ourselves and give it nothing to print.
+    _AUTOBAHN_CONFIG_ATTRS = _autobahn.CONFIG_ATTRS
+    CONFIG_ATTRS = ()
+    last_heard: float = 0.0
+    max_send = _UNLIMITED  # WebSocket peers announce no limit
+
+    _refused_at_accept = False
+
+    def connectionMade(self):
+        # counted from here (router.admit), not from the upgrade request: a
+        # connection over a limit is answered 503 and closed before anything
+        # it sent is read, and Autobahn never sees it
+        router = self.factory.router
+        host = peer_host(self.transport)
+        refusal = router.admit(self, host)
+        if refusal is None:
+            super().connectionMade()
+            return
+        self._refused_at_accept = True
+        self.wampd_session = router.refused_at_accept(
+            self,
+            refusal,
+            transport="websocket",
+            peer_address=describe(self.transport.getPeer()),
+            host=host,
+            endpoint=self.factory.endpoint,
+        )
+        self.transport.write(_HTTP_503)
+        self.transport.loseConnection()
+
+    def _connectionMade(self):  # Autobahn's private hook (_autobahn.CONNECTION_MADE)
+        factory = self.factory
+        for name in self._AUTOBAHN_CONFIG_ATTRS:
+            setattr(self, name, getattr(factory, name))
+        super()._connectionMade()
+        # Autobahn registers no producer of its own (it only unregisters ours in dropConnection)
+        self._start_producing()
+
+    def connectionLost(self, reason=None):
+        try:
+            if self._refused_at_accept:  # Autobahn never saw it: report it as RawSocket does
+                orderly = reason is None or reason.check(ConnectionDone) is not None
+                self.wampd_session.lost(orderly, None, None if orderly else reason.getErrorMessage())
+            else:
+                super().connectionLost(reason)
+        finally:
+            self.factory.router.release(self)
+
+    def onConnect(self, request):
+        factory = self.factory
+        if factory.path is not None and request.path != factory.path:
+            raise ConnectionDeny(
+                ConnectionDeny.NOT_FOUND,
+                f"no WAMP endpoint at {request.path!r}; connect to {factory.path!r}",
+            )
+        chosen = None
+        for offered in request.protocols:
+            if offered in _SUBPROTOCOLS:
+                chosen = offered
+                break
+        if chosen is None:
+            if request.protocols:
+                raise ConnectionDeny(
+                    ConnectionDeny.BAD_REQUEST,
+                    f"none of the offered subprotocols {request.protocols} is supported; "
+                    f"use one of {sorted(_SUBPROTOCOLS)}",
+                )
+            chosen = "wamp.2.json"
+        serializer = _SUBPROTOCOLS[chosen]
+        self.codec = factory.codecs[serializer]
+        session = factory.router.connect(
+            self,
+            transport="websocket",
+            peer_address=request.peer,
+            host=peer_host(self.transport),
+            serializer=serializer,
+            endpoint=factory.endpoint,
+            origin=request.origin or None,  # Autobahn gives "" when there is no Origin header
+            path=request.path,
+            headers=dict(request.headers),
+        )
+        self.wampd_session = session
+        d = session.opened()
+        if d is None:
+            return chosen
+        return d.addCallbacks(lambda _: chosen, self._refused)
+
+    def failHandshake(self, reason, code=400, responseHeaders=None):
+        """
+        Autobahn refuses a handshake request: answer as RFC 6455 and RFC 9110 say.
+
+        * Another WebSocket version than 13: 426 Upgrade Required with
+          ``Sec-WebSocket-Version: 13`` (RFC 6455 4.2.2 and 4.4).
+        * A plain HTTP request (no ``Upgrade`` header): 404 Not Found outside
+          the WebSocket path (no page is served anywhere), 426 Upgrade Required
+          on it, naming the upgrade it needs.
+        """
+        headers = getattr(self, "http_headers", None) or {}
+        if responseHeaders and any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders):
+            code, responseHeaders = 426, [("Sec-WebSocket-Version", "13")]
+        elif code == 426 and "upgrade" not in headers:
+            wanted = self.factory.path
+            if wanted is not None and getattr(self, "http_request_path", None) != wanted:
+                code, reason, responseHeaders = 404, "Not Found", None
+            else:
+                reason = "Upgrade Required: this is a WAMP WebSocket endpoint"
+                responseHeaders = [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]
+        super().failHandshake(reason, code, responseHeaders)
+
+    @staticmethod
+    def _refused(failure):
+        failure.trap(Reject)
+        raise ConnectionDeny(ConnectionDeny.FORBIDDEN, failure.value.message)
+
+    def onOpen(self):
+        self.last_heard = self.factory.router.clock.seconds()
+        self.factory.sweeper.add(self)
+
+    # -- hot path: skip Autobahn's per-message debug formatting and "message"
+    #    signal (a Deferred per message); frames are written directly.
+
+    def dataReceived(self, data):
+        """
+        Fast path for the common case: complete, unfragmented, masked text or
+        binary frames while the connection is open, parsed here; anything
+        else (control frames, fragments, partial frames, oversize messages,
+        closing) goes through Autobahn's own frame machine, which keeps the
+        protocol's full rules.  The frame machine's attributes read here are
+        listed in :mod:`router.wire._autobahn` (``FRAME_MACHINE``, ``DATA_RECEIVED``).
+        """
+        if self.state != self.STATE_OPEN or self.data or self.current_frame is not None or self.inside_message:
+            self._dataReceived(data)
+            return
+        size = len(data)
+        at = 0
+        limit = self.maxMessagePayloadSize
+        session = self.wampd_session
+        decode = self.codec.decode
+        while at < size and self.state == self.STATE_OPEN:
+            if size - at < 6:
+                break
+            first, second = data[at], data[at + 1]
+            opcode = first & 0x0F
+            if first & 0xF0 != 0x80 or opcode not in (1, 2) or not second & 0x80:
+                break  # fragment, reserved bits, control frame or unmasked: Autobahn decides
+            length = second & 0x7F
+            head = at + 2
+            if length == 126:
+                if size - head < 2:
+                    break
+                length = int.from_bytes(data[head : head + 2], "big")
+                head += 2
+            elif length == 127:
+                if size - head < 8:
+                    break
+                length = int.from_bytes(data[head : head + 8], "big")
+                head += 8
+            if 0 < limit < length or size - head - 4 < length:
+                break
+            mask = data[head : head + 4]
+            start = head + 4
+            at = start + length
+            if length:
+                key = int.from_bytes((mask * (length // 4 + 1))[:length], "little")
+                payload = (int.from_bytes(data[start:at], "little") ^ key).to_bytes(length, "little")
+            else:
+                payload = b""
+            try:
+                msg = decode(payload)
+            except _DECODE_ERRORS as exc:
+                refuse(session, exc, self.factory.router.clock)
+            else:
+                session.receive(msg)
+        if at < size and self.state == self.STATE_OPEN:
+            self._dataReceived(data[at:] if at else data)
+
+    def onMessageEnd(self):
+        # a fragmented message is complete (message_data, failedByMe: see _autobahn)
+        data, self.message_data = self.message_data, None
+        if not self.failedByMe:
+            self.onMessage(b"".join(data), None)
+
+    def onMessage(self, payload, isBinary):
+        session = self.wampd_session
+        try:
+            msg = self.codec.decode(payload)
+        except _DECODE_ERRORS as exc:
+            refuse(session, exc, self.factory.router.clock)
+        else:
+            session.receive(msg)
+
+    def onPong(self, payload):
+        self.ping_sent = None
+        self.last_heard = self.factory.router.clock.seconds()
+
+    def onClose(self, wasClean, code, reason):
+        self.factory.sweeper.discard(self)
+        session = self.wampd_session
+        if session is not None:
+            if self.closedByMe and self.localCloseCode is not None:  # _autobahn.CLOSE_STATE
+                # report why *we* closed (e.g. 1009 message too big), not the echo
+                code, reason = self.localCloseCode, self.localCloseReason or reason
+            session.lost(wasClean, code, self._drop_reason or reason)
+        self._gone()
+
+    def ping_timed_out(self, waited: float) -> None:
+        self._drop_reason = f"no pong within {waited:.1f}s"
+        self.factory.sweeper.discard(self)
+        self.dropConnection(abort=True)
+
+    # -- the peer interface the session uses --------------------------------
+
+    def send(self, msg: _message.Message) -> bool:
+        """
+        Encode ``msg`` (once per serializer: the bytes are cached on the
+        message) and write one unfragmented, uncompressed server frame (no
+        mask) directly.  False, writing nothing and setting ``send_failure``,
+        when it cannot be encoded; past the outbound limit the slow-consumer
+        policy acts instead (see :class:`_OutboundLimit`).
+        """
+        codec = self.codec
+        try:
+            data = codec.encode(msg)
+        except Exception as exc:
+            return self._unencodable(msg, exc)
+        if self.state != self.STATE_OPEN:
+            # dropped by the router (slow consumer, no pong): the session's
+            # cleanup answers what is pending, so report the message as taken
+            return self._drop_reason is not None
+        size = len(data)
+        first = 0x82 if codec.binary else 0x81
+        if size < 126:
+            header = bytes((first, size))
+        elif size < 65536:
+            header = _HEADER16.pack(first, 126, size)
+        else:
+            header = _HEADER64.pack(first, 127, size)
+        held = self.held
+        if held is not None:
+            held += size + len(header)
+            if held > self.max_outbound:
+                return self._overflow(msg, size + len(header))
+            self.held = held
+        self.transport.write(header + data)
+        return True
+
+    def close(self):
+        if self.state == self.STATE_OPEN:
+            self.sendClose(1000)
+        else:
+            self.dropConnection(abort=False)
+
+    def abort(self, reason: str | None = None):
+        """Drop the connection at once; ``reason`` is reported in ``client_disconnected``."""
+        if reason is not None:
+            self._drop_reason = reason
+        self.dropConnection(abort=True)
+
+
+class WebSocketFactory(WampWebSocketServerFactory):
+    """Autobahn's WAMP WebSocket server factory, wired to a router."""
+
+    protocol = WebSocketProtocol
+    noisy = False
+
+    def __init__(
+        self,
+        router,
+        sweeper: PingSweeper,
+        *,
+        url: str | None = None,
+        path: str | None = "/ws",
+        endpoint: str = "",
+        max_message_size: int = 1048576,
+        max_outbound_buffer: int = 1048576,
+        slow_consumer: str = "disconnect",
+        max_nesting_depth: int | None = None,
+    ) -> None:
+        """``max_nesting_depth``: for the codecs; None takes the router's."""
+        serializers = [JsonSerializer(), MsgPackSerializer(), CBORSerializer()]
+        super().__init__(lambda: None, serializers=serializers, url=url)
+        self.server = None  # no Server header: HTTP answers do not name the software or its version
+        self.router = router
+        self.sweeper = sweeper
+        self.path = path
+        self.endpoint = endpoint
+        self.max_outbound_buffer = max_outbound_buffer
+        self.slow_consumer = slow_consumer
+        self.releaser = MemoryReleaser(router.clock)
+        self.codecs = codecs(router, max_nesting_depth)
+        self.setProtocolOptions(
+            versions=[13],  # RFC 6455 only; others get 426 (WebSocketProtocol.failHandshake)
+            webStatus=False,  # no status page: a plain HTTP request gets 404 or 426
+            maxMessagePayloadSize=max_message_size,
+            maxFramePayloadSize=max_message_size,
+            autoPingInterval=0,
+            failByDrop=False,
+            # the HTTP upgrade request must arrive within the HELLO timeout, which the
+            # router's sweep checks (Autobahn's own timer rounds to whole seconds);
+            # Autobahn's, 10 s, only when the HELLO timeout is off
+            openHandshakeTimeout=0 if router.hello_timeout > 0 else 10.0,
+            closeHandshakeTimeout=2,
+        )
