@@ -111,7 +111,7 @@ def _abort(session, msg) -> None:
 
 
 class Realm:
-    def __init__(self, name: str, router: Router, authenticator=None, authorizer=None) -> None:
+    def __init__(self, name: str, router: Any, authenticator=None, authorizer=None) -> None:
         # built by whoever configures the realm (router.config.auth); the open anonymous pair by default
         if authenticator is None or authorizer is None:
             open_authenticator, open_authorizer = open_realm_auth(name, router.clock)

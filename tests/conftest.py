@@ -11,12 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 
 from router.config import ListenConfig, RealmConfig, RouterConfig
 from router.service import RouterService
@@ -38,6 +40,27 @@ class LiveRouter:
 
     def address(self, transport: str):
         return self.ws_url if transport == "websocket" else self.rs_port
+
+
+@contextmanager
+def logged(keep):
+    """The router's log events for which ``keep(event)`` is true, collected while the block runs."""
+    seen: list = []
+
+    def observe(event):
+        if keep(event):
+            seen.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        yield seen
+    finally:
+        globalLogPublisher.removeObserver(observe)
+
+
+def in_namespaces(*namespaces):
+    """A ``logged`` filter: events logged in one of these namespaces."""
+    return lambda event: event.get("log_namespace") in namespaces
 
 
 def make_service(recorder=None, **overrides) -> RouterService:

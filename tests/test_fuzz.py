@@ -28,8 +28,8 @@ import pytest
 import pytest_twisted
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from twisted.logger import globalLogPublisher
 
+from tests.conftest import logged
 from tests.raw_client import ABORT, CALL, ERROR, INVOCATION, RESULT, YIELD, bounded, connect_raw
 from tests.wamp_clients import SERIALIZERS, TRANSPORTS
 
@@ -257,15 +257,8 @@ def _fence(peer):
 @pytest.fixture
 def failures_logged():
     """Internal failures the router logs (``log.failure`` in a wampd namespace) while the test runs."""
-    seen: list = []
-
-    def observe(event):
-        if event.get("log_failure") is not None and str(event.get("log_namespace", "")).startswith("wampd"):
-            seen.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    yield seen
-    globalLogPublisher.removeObserver(observe)
+    with logged(lambda e: e.get("log_failure") is not None and str(e.get("log_namespace", "")).startswith("wampd")) as seen:
+        yield seen
 
 
 @settings(

@@ -16,7 +16,7 @@ import pytest_twisted
 
 from router.dealer import Registration
 from router.wire import MAX_TIMEOUT_MS
-from tests.conftest import make_service
+from tests.conftest import in_namespaces, logged, make_service
 from tests.raw_client import (
     ABORT,
     CALL,
@@ -395,17 +395,8 @@ async def test_max_nesting_depth_is_configurable():
 @pytest.fixture
 def broker_log():
     """Every log event of the router's broker and sessions (where encoding failures are logged) while the test runs."""
-    from twisted.logger import globalLogPublisher
-
-    seen: list = []
-
-    def observe(event):
-        if event.get("log_namespace") in ("wampd.broker", "wampd.session"):
-            seen.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    yield seen
-    globalLogPublisher.removeObserver(observe)
+    with logged(in_namespaces("wampd.broker", "wampd.session")) as seen:
+        yield seen
 
 
 UNENCODABLE = [

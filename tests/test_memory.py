@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 
 from router.events import Reject
 from router.testing import MemoryRouter
+from tests.conftest import in_namespaces, logged
 from tests.wamp_clients import Recorder
 
 ENDED = ["client_connected", "session_joining", "session_joined", "session_left", "client_disconnected"]
@@ -60,17 +61,8 @@ def test_a_hanging_non_veto_listener_is_timed_out_by_the_clock():
 @pytest.fixture
 def dispatcher_log():
     """Log events of the listener dispatcher, as they are emitted."""
-    from twisted.logger import globalLogPublisher
-
-    seen = []
-
-    def observe(event):
-        if event.get("log_namespace") == "wampd.dispatcher":
-            seen.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    yield seen
-    globalLogPublisher.removeObserver(observe)
+    with logged(in_namespaces("wampd.dispatcher")) as seen:
+        yield seen
 
 
 class _BrokenVeto:

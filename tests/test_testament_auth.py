@@ -12,11 +12,11 @@ import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet.defer import Deferred
-from twisted.logger import globalLogPublisher
 
 from router.config import PermissionConfig, RealmConfig, RoleConfig
 from router.testing import MemoryRouter
 from tests.auth_helpers import bounded
+from tests.conftest import in_namespaces, logged
 from tests.config_helpers import config_error
 from tests.test_lifecycle import Started
 from tests.wamp_clients import join, leave
@@ -72,15 +72,9 @@ def gate():
 
 @pytest.fixture
 def meta_log():
-    seen = []
-
-    def observe(event):
-        if event.get("log_namespace") == "wampd.meta":
-            seen.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    yield seen
-    globalLogPublisher.removeObserver(observe)
+    """Log events of the meta API (testaments refused as the session leaves)."""
+    with logged(in_namespaces("wampd.meta")) as seen:
+        yield seen
 
 
 def _dynamic(**extra) -> RealmConfig:
