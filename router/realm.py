@@ -200,16 +200,24 @@ class Realm:
         """
         Everything the session owned goes, at once; then its testaments are
         published and ``wamp.session.on_leave`` (which it no longer receives);
-        then its gate forgets it.
+        then its gate forgets it.  A step that raises is logged and the next
+        one runs: leaving always completes (``session_left`` and
+        ``client_disconnected`` still fire, shutdown is not held up).
         """
         info = session.info
         self.sessions.pop(session.session_id, None)
-        self.broker.remove_session(session)
-        self.dealer.remove_session(session)
-        self.meta.publish_testaments(session)
-        self.meta.session_left(info)
+        self._step("removing its subscriptions", self.broker.remove_session, session)
+        self._step("removing its registrations and calls", self.dealer.remove_session, session)
+        self._step("publishing its testaments", self.meta.publish_testaments, session)
+        self._step("publishing wamp.session.on_leave", self.meta.session_left, info)
         if gate is not None:
-            gate.close(info)
+            self._step("closing its authorization gate", gate.close, info)
+
+    def _step(self, what: str, step, arg) -> None:
+        try:
+            step(arg)
+        except Exception:
+            _log.failure("session leaving realm {realm}: {what} failed; going on", realm=self.name, what=what)
 
     # -- routing ---------------------------------------------------------------------
 

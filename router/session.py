@@ -233,7 +233,10 @@ class RouterSession(ConnectionLifecycle, Joining):
         info = self.info
         self._closing_reason = None
         if realm is not None:
-            realm.detach(self, self._gate)
+            try:
+                realm.detach(self, self._gate)
+            except Exception:  # the realm logs and survives its own steps' failures; this is the last guard
+                _log.failure("session {session} leaving realm {realm} failed; going on", session=self.session_id, realm=realm.name)
         self._gate = None
         self.route = None
         self.realm = None

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from router.events import SessionInfo
 from router.filters import compile_filters
@@ -73,7 +74,11 @@ class Meta(Procedures):
     # -- meta events -------------------------------------------------------------
 
     def _publish(self, topic: str, *args) -> None:
-        self.realm.broker.deliver(topic, list(args), exclude_me=False)
+        # a meta event never breaks what it reports (a subscription, a departure): a failure is logged
+        try:
+            self.realm.broker.deliver(topic, list(args), exclude_me=False)
+        except Exception:
+            _log.failure("meta event {topic} could not be published", topic=topic)
 
     def session_joined(self, session: RouterSession) -> None:
         self._publish("wamp.session.on_join", session_details(session.info))
@@ -148,18 +153,31 @@ class Meta(Procedures):
         broker = self.realm.broker
         departed = _Departed(info)  # the session is gone; only its identity remains
         refused = []
+        failed = None
         for allowed, topic, args, kwargs, options, disclose in decided:
             if allowed is not True:
                 refused.append(topic)
                 continue
-            broker.deliver(
-                topic,
-                args,
-                kwargs,
-                publisher=departed,
-                exclude_me=True,
-                disclose=disclose,
-                filters=compile_filters(options),
+            try:
+                broker.deliver(
+                    topic,
+                    args,
+                    kwargs,
+                    publisher=departed,
+                    exclude_me=True,
+                    disclose=disclose,
+                    filters=compile_filters(options),
+                )
+            except Exception:  # the others still go out; logged once per departure, below
+                if failed is None:
+                    failed = (topic, Failure())
+        if failed is not None:
+            _log.failure(
+                "a testament of session {session} on {topic} (realm {realm}) could not be published",
+                failed[1],
+                session=info.session_id,
+                topic=failed[0],
+                realm=self.realm.name,
             )
         if refused:
             _log.warn(

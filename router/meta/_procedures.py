@@ -12,6 +12,7 @@ from twisted.python.failure import Failure
 
 from router.errors import Refusal
 from router.events import SessionInfo
+from router.options import key_problem, option_problem
 from router.uri import is_reserved, is_valid_uri
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ __all__ = ["MetaError", "Procedures", "session_details", "subscription_details",
 _log = Logger(namespace="wampd.meta")
 
 _CALL = message.Call.MESSAGE_TYPE
+_PUBLISH = message.Publish.MESSAGE_TYPE
 _SCOPES = ("destroyed", "detached")
 
 
@@ -55,6 +57,21 @@ def subscription_details(sub: Any) -> dict:
 
 def registration_details(reg: Any) -> dict:
     return {"id": reg.id, "created": _iso(reg.created), "uri": reg.uri, "match": reg.match, "invoke": reg.invoke}
+
+
+def _publish_problem(args, kwargs, options) -> str | None:
+    """Why a testament would be refused as a PUBLISH (the wire's rules: router.options), or None."""
+    if args is not None and type(args) is not list:
+        return "args must be a list"
+    if kwargs is not None:
+        if type(kwargs) is not dict:
+            return "kwargs must be a dict"
+        problem = key_problem(kwargs)
+        if problem is not None:
+            return problem
+    if type(options) is not dict:
+        return "publish_options must be a dict"
+    return option_problem(_PUBLISH, options)
 
 
 def _ids_by_policy(groups: dict[str, list]) -> dict[str, list[int]]:
@@ -195,13 +212,10 @@ class Procedures:
             raise MetaError("wamp.error.not_authorized", "wamp.* topics are reserved for the router")
         t_args = args[1] if len(args) > 1 else None
         t_kwargs = args[2] if len(args) > 2 else None
-        if t_args is not None and not isinstance(t_args, list):
-            raise ValueError("args must be a list")
-        if t_kwargs is not None and not isinstance(t_kwargs, dict):
-            raise ValueError("kwargs must be a dict")
         options = kwargs.get("publish_options") or {}
-        if not isinstance(options, dict):
-            raise ValueError("publish_options must be a dict")
+        problem = _publish_problem(t_args, t_kwargs, options)
+        if problem is not None:
+            raise MetaError("wamp.error.invalid_argument", f"the testament is not a valid PUBLISH: {problem}")
         scope = kwargs.get("scope", "destroyed")
         if scope not in _SCOPES:
             raise ValueError(f"scope must be one of {_SCOPES}")
