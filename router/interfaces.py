@@ -120,6 +120,9 @@ class IRoutedSession(Interface):
     def send(msg):
         """Send one message object; False when it cannot be sent (``send_failure`` says why)."""
 
+    def send_paced(msgs):
+        """Send a list of message objects as the peer reads them; what is sent after waits behind them."""
+
     def send_error(request_type, request, uri, text=None, **extra):
         """Send ERROR for one of its requests."""
 
@@ -152,6 +155,13 @@ class IPeer(Interface):
 
     def send(msg):
         "encode and write one message; False when it cannot be sent"
+
+    def send_paced(msgs):
+        """
+        Write a list of message objects as the far end reads them, not in one
+        burst (unencodable ones are logged and skipped); every message sent
+        later is written after them.
+        """
 
     def close():
         "Close the connection in order (WebSocket: the close handshake)."

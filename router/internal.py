@@ -105,6 +105,11 @@ class InternalSession:
         self._procedures[reg.id] = (route, fn)
         return reg.id
 
+    def send_paced(self, msgs) -> None:
+        """The router's own session takes every message at once."""
+        for msg in msgs:
+            self.send(msg)
+
     def send(self, msg) -> bool:
         kind = type(msg)
         if kind is message.Invocation or isinstance(msg, message.Invocation):

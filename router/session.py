@@ -293,6 +293,15 @@ class RouterSession(ConnectionLifecycle, Joining):
             return False
         return self.peer.send(msg)
 
+    def send_paced(self, msgs: list) -> None:
+        """
+        Hand ``msgs`` to the peer to write as the peer reads them (a
+        SUBSCRIBE's retained events): whatever is sent after waits behind
+        them, so the order is that of ``send``.
+        """
+        if not self._lost:
+            self.peer.send_paced(msgs)
+
     def slow_consumer(self, full) -> None:
         """
         The peer stopped reading and its outbound buffer is over the limit:
@@ -302,7 +311,7 @@ class RouterSession(ConnectionLifecycle, Joining):
         the bytes waiting.  The session leaves when the transport reports the
         loss (not now: this runs inside a delivery loop).
         """
-        text = (
+        text = getattr(full, "text", None) or (
             f"slow consumer: {full.held + full.size} bytes waiting to be sent would pass "
             f"max_outbound_buffer ({full.limit} bytes)"
         )

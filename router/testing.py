@@ -230,6 +230,11 @@ class MemoryPeer:
         self.sent.append(msg)
         return True
 
+    def send_paced(self, msgs) -> None:
+        """A memory peer never stops reading: each is sent at once."""
+        for msg in msgs:
+            self.send(msg)
+
     def close(self) -> None:
         self.closed = True
 

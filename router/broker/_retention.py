@@ -144,11 +144,17 @@ class Retention:
         return [topic for topic in self._retained if topic_matches(topic, uri, "wildcard")]
 
     def _send_retained(self, session: RouterSession, sub: Any) -> None:
-        """For each matching topic, the most recent retained event this subscriber could have received."""
+        """
+        For each matching topic, the most recent retained event this
+        subscriber could have received.  Sent paced (``send_paced``: as the
+        subscriber reads them, ahead of whatever is sent to it later), so a
+        subscriber asking for thousands is not mistaken for a slow consumer.
+        """
         now = self.realm.router.clock.seconds()
         self._expire(now)
         ttl = self.realm.router.retained_ttl
         skipped, first = 0, None  # events this subscriber's serializer cannot carry: logged once
+        events = []
         for topic in self._retained_for(sub):
             for kept in reversed(self._retained[topic]):
                 if ttl and kept.at + ttl <= now:
@@ -178,7 +184,9 @@ class Retention:
                 skipped += 1
                 first = first or (topic, problem)
                 continue
-            session.send(event)
+            events.append(event)
+        if events:
+            session.send_paced(events)
         if skipped:
             _log.error(
                 "{skipped} retained event(s) matching {uri} ({match}) cannot be encoded as {serializer} "

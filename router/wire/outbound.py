@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import socket
+from collections import deque
 
 from autobahn.wamp import message
 from twisted.logger import Logger
@@ -24,6 +25,8 @@ _send_log = Logger(namespace="wampd.session")
 _UNLIMITED = 2**63
 _EVENT = message.Event
 INVALID_ARGUMENT = "wamp.error.invalid_argument"
+#: The backlog of paced sending holds at most this many x max_retained_topics messages.
+BACKLOG_TOPICS = 4
 PAYLOAD_SIZE_EXCEEDED = "wamp.error.payload_size_exceeded"
 
 
@@ -35,12 +38,13 @@ class OutboundFull(Exception):
     "drop" rather than "disconnect".  The session's ``slow_consumer`` gets it.
     """
 
-    def __init__(self, held: int, size: int, limit: int, drop_events: bool) -> None:
+    def __init__(self, held: int, size: int, limit: int, drop_events: bool, text: str | None = None) -> None:
         super().__init__(held, size, limit, drop_events)
         self.held = held
         self.size = size
         self.limit = limit
         self.drop_events = drop_events
+        self.text = text  # why, when it is not the byte limit (the backlog's length)
 
 
 def _find_malloc_trim():
@@ -107,6 +111,17 @@ class _OutboundLimit:
     (policy "drop") or the session applies the slow-consumer policy.  So one
     connection holds at most about ``max_outbound_buffer`` + 64 KiB + one
     message.  When not paused a send costs one check (``held is None``).
+
+    Paced sending (:meth:`send_paced`, a SUBSCRIBE's retained events): the
+    messages are written while the transport is not paused; the rest wait
+    as message objects in a backlog and are written on resume.  While a
+    backlog waits, ``send`` is shadowed on the instance by
+    :meth:`_send_behind`, which appends every later message behind it (so
+    the order on the connection is unchanged) and counts its encoded bytes
+    against ``max_outbound_buffer``; without a backlog ``send`` costs
+    nothing more.  Paced messages join the backlog only while it is
+    shorter than :data:`BACKLOG_TOPICS` x ``max_retained_topics`` (0:
+    unbounded, as that setting); past it the slow-consumer policy acts.
     """
 
     codec = None
@@ -119,11 +134,16 @@ class _OutboundLimit:
     _stall_drops = 0
     _overflowed = False  # went over the limit at least once: its memory is worth giving back when it goes
     _drop_reason: str | None = None  # why the router dropped the connection (client_disconnected.reason)
+    _backlog: deque | None = None  # (message, bytes counted) waiting behind paced sending; None: none
+    _backlog_bytes = 0  # encoded bytes of the live messages in the backlog (paced ones count 0)
+    max_backlog: int = _UNLIMITED
+    max_send: int = _UNLIMITED
 
     def _start_producing(self) -> None:
         factory = self.factory
         self.max_outbound = factory.max_outbound_buffer or _UNLIMITED
         self.drop_events = factory.slow_consumer == "drop"
+        self.max_backlog = BACKLOG_TOPICS * factory.router.max_retained_topics or _UNLIMITED
         self.transport.registerProducer(self, True)
 
     def pauseProducing(self) -> None:
@@ -139,6 +159,82 @@ class _OutboundLimit:
                 count=self._stall_drops,
             )
             self._stall_drops = 0
+        if self._backlog is not None:
+            self._drain()
+
+    # -- paced sending ----------------------------------------------------------
+
+    def send_paced(self, msgs) -> None:
+        """
+        Send ``msgs`` (a list of message objects) as the peer reads them:
+        written while the transport is not paused, the rest kept as objects
+        in the backlog until :meth:`resumeProducing`.  Messages that cannot
+        be encoded are logged and skipped, as by ``send``.
+        """
+        backlog = self._backlog
+        at = 0
+        if backlog is None:
+            send = type(self).send
+            count = len(msgs)
+            while at < count and self.held is None:
+                send(self, msgs[at])
+                at += 1
+            if at == count:
+                return
+            backlog = self._backlog = deque()
+            self.send = self._send_behind  # shadows the class's send until the backlog drains
+        room = self.max_backlog - len(backlog)
+        take = msgs[at : at + max(room, 0)]
+        backlog.extend((msg, 0) for msg in take)
+        rest = len(msgs) - at - len(take)
+        if rest:
+            self._backlog_full(msgs[at + len(take)], rest)
+
+    def _send_behind(self, msg) -> bool:
+        """``send`` while a backlog waits: the message joins it, its encoded bytes counted against the limit."""
+        try:
+            size = len(self.codec.encode(msg))  # cached on the message: the later write reuses it
+        except Exception as exc:
+            return self._unencodable(msg, exc)
+        if size > self.max_send:
+            return self._oversize(msg, size, self.max_send)
+        waiting = self._backlog_bytes + size
+        if waiting + (self.held or 0) > self.max_outbound:
+            return self._overflow(msg, size)
+        self._backlog_bytes = waiting
+        self._backlog.append((msg, size))
+        return True
+
+    def _backlog_full(self, msg, count: int) -> bool:
+        """``count`` messages (the first ``msg``) would take the backlog past its length: the policy acts."""
+        self._overflowed = True
+        if self.drop_events and type(msg) is _EVENT:
+            for _ in range(count):
+                self.event_dropped()
+        else:
+            text = (
+                f"slow consumer: {len(self._backlog) + count} messages waiting to be sent would pass "
+                f"{self.max_backlog} ({BACKLOG_TOPICS} x max_retained_topics)"
+            )
+            full = OutboundFull(self.held or 0, 0, self.max_outbound, self.drop_events, text)
+            self.wampd_session.slow_consumer(full)
+        return True
+
+    def _drain(self) -> None:
+        """Write the backlog while the transport is not paused; once empty, ``send`` is the class's again."""
+        backlog = self._backlog
+        send = type(self).send
+        while backlog and self.held is None:
+            msg, size = backlog.popleft()
+            self._backlog_bytes -= size
+            send(self, msg)
+        if not backlog:
+            self._drop_backlog()
+
+    def _drop_backlog(self) -> None:
+        self._backlog = None
+        self._backlog_bytes = 0
+        self.__dict__.pop("send", None)
 
     def stopProducing(self) -> None:
         """The transport is gone; connectionLost does the rest."""
@@ -182,10 +278,12 @@ class _OutboundLimit:
 
     def _full(self, size: int) -> OutboundFull:
         self._overflowed = True
-        return OutboundFull(self.held, size, self.max_outbound, self.drop_events)
+        return OutboundFull((self.held or 0) + self._backlog_bytes, size, self.max_outbound, self.drop_events)
 
     def _gone(self) -> None:
         """The connection is closed: if it ever filled its buffer, let the factory's releaser give the memory back."""
+        if self._backlog is not None:
+            self._drop_backlog()
         if self._overflowed:
             self.factory.releaser.schedule()
 
