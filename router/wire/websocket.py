@@ -250,6 +250,17 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         else:
             session.receive(msg)
 
+    def onPing(self, payload):
+        """
+        Answer a PING with a PONG of the same payload (at most 125 bytes: the
+        frame machine refuses longer control frames), counted against
+        ``max_outbound_buffer`` like any message (Autobahn's own answer
+        writes past it): a peer that pings but never reads meets the
+        slow-consumer policy.
+        """
+        if self.state == self.STATE_OPEN:
+            self._write_control(bytes((0x8A, len(payload))) + payload)
+
     def onPong(self, payload):
         self.ping_sent = None
         self.last_heard = self.factory.router.clock.seconds()
