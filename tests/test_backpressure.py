@@ -18,6 +18,7 @@ import weakref
 import pytest
 import pytest_twisted
 from twisted.internet import ssl
+from twisted.internet.defer import DeferredList
 
 from tests.conftest import make_service
 from tests.raw_client import (
@@ -227,6 +228,54 @@ async def test_a_caller_that_stops_reading_is_dropped_at_the_limit(transport, po
         (gone,) = disconnected(recorder, connection_id)
         assert "max_outbound_buffer" in gone.reason, gone.reason
         await callee.fence()  # the callee's session still works
+    finally:
+        await stop(service, peers)
+
+
+PING = bytes((0x89, 0x80 | 125)) + bytes(4) + b"p" * 125  # a masked client PING (mask 0: payload as is)
+PINGS_PER_BATCH = 200
+
+
+@pytest.mark.parametrize("policy", ["disconnect", "drop"])
+@pytest_twisted.ensureDeferred
+async def test_a_websocket_client_that_pings_but_never_reads_is_dropped_at_the_limit(policy):
+    """
+    A joined WebSocket client that stops reading and sends PINGs: the router's
+    PONGs count against max_outbound_buffer like messages do, so Twisted never
+    holds much more than the limit for it and it is dropped
+    (``wampd.close.slow_consumer``) under either policy (a PONG is no EVENT).
+    Each batch of PINGs is followed by a PUBLISH a healthy subscriber gets: the
+    router has handled the batch when it arrives.
+    """
+    service, recorder, addresses = await started(slow_consumer=policy)
+    peers = []
+    try:
+        address = addresses["websocket"]
+        pinger = await joined(address, "websocket", peers)
+        healthy = await joined(address, "websocket", peers)
+        await subscribe(healthy, 1, "com.fence")
+        proto = router_peer(service, pinger)
+        connection_id = proto.wampd_session.connection.id
+        small_send_buffer(proto.transport)
+        pinger.stop_reading()
+
+        batches = most = 0
+        while not disconnected(recorder, connection_id) and batches < 100:  # 100 batches: 2.5 MiB of PONGs
+            batches += 1
+            pinger.transport.write(PING * PINGS_PER_BATCH)
+            pinger.send([PUBLISH, batches, {}, "com.fence", [batches]])
+            # the batch is handled when the PUBLISH after it arrives, or the pinger is dropped
+            gone = recorder.wait_for(lambda e: e.name == "client_disconnected" and e.connection.id == connection_id)
+            await DeferredList([healthy.wait_nth(EVENT, batches), gone], fireOnOneCallback=True, consumeErrors=True)
+            gone.cancel()
+            if not disconnected(recorder, connection_id):
+                most = max(most, held_by_router(proto.transport))
+            assert most <= LIMIT + TWISTED_MARK + len(PING), f"{most} bytes held after {batches} batches of pings"
+
+        await recorder.wait_for(lambda e: e.name == "client_disconnected" and e.connection.id == connection_id)
+        assert [e.reason for e in left(recorder, connection_id)] == ["wampd.close.slow_consumer"]
+        (gone,) = disconnected(recorder, connection_id)
+        assert "max_outbound_buffer" in gone.reason, gone.reason
     finally:
         await stop(service, peers)
 

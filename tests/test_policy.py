@@ -11,7 +11,7 @@ import re
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 
@@ -135,6 +135,33 @@ async def test_origin_not_allowed_gets_403_and_a_rejected_event():
         await good.joined
         await leave(good)
         await r.recorder.wait_for(lambda e: e.name == "client_disconnected" and e.session is not None)
+    assert_well_ordered(r.recorder)
+
+
+@pytest_twisted.ensureDeferred
+async def test_origin_null_is_decided_by_allowed_origins():
+    """
+    ``Origin: null`` (sandboxed frames, ``file:`` pages) is the policy's to
+    judge, not Autobahn's (which would answer 400): with ``null`` in
+    allowed_origins it joins; without, it gets 403 and client_rejected
+    reason ``origin``, like any other origin not allowed.
+    """
+    async with Started(allowed_origins=("null", "https://app.example.com")) as r:
+        allowed, closed = await open_websocket(r.ws_url, "null")
+        await DeferredList([allowed.joined, closed], fireOnOneCallback=True, consumeErrors=True)
+        assert not closed.called, closed.result
+        connected = await r.recorder.wait_for(lambda e: e.name == "client_connected")
+        assert connected.connection.origin == "null"
+        await leave(allowed)
+        await r.recorder.wait_for(lambda e: e.name == "client_disconnected" and e.session is not None)
+        assert not [e for e in r.recorder.events if e.name == "client_rejected"]
+    assert_well_ordered(r.recorder)
+    async with Started(allowed_origins=("https://app.example.com",)) as r:
+        _, closed = await open_websocket(r.ws_url, "null")
+        assert "403" in await closed
+        rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
+        assert (rejected.reason, rejected.message) == ("origin", "origin null is not allowed")
+        await r.recorder.wait_disconnected(rejected.connection.id)
     assert_well_ordered(r.recorder)
 
 

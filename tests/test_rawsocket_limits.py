@@ -113,6 +113,33 @@ async def test_messages_over_the_announced_limit(live_router):
             peer.drop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_callee_error_too_big_for_the_caller_becomes_payload_size_exceeded(live_router):
+    """
+    A RawSocket caller that accepts at most 1024 bytes, whose callee answers
+    with an ERROR too big for it, gets ERROR ``wamp.error.payload_size_exceeded``
+    (as the README says), not the callee's URI with its arguments replaced.
+    """
+    peers = []
+    try:
+        small = await connect_raw(live_router.rs_port, "rawsocket", max_exponent=1)
+        other = await connect_raw(live_router.rs_port, "rawsocket")
+        peers += [small, other]
+        assert (await small.hello(ROLES))[0] == WELCOME
+        assert (await other.hello(ROLES))[0] == WELCOME
+        await other.register(1, "com.fails")
+        small.send([CALL, 2, {}, "com.fails", []])
+        invocation = await other.wait_for(lambda m: m[0] == INVOCATION)
+        other.send([ERROR, INVOCATION, invocation[1], {}, "com.app.failed", [BIG]])
+        answer = await small.wait_for(lambda m: m[0] == ERROR and m[2] == 2)
+        assert answer[4] == "wamp.error.payload_size_exceeded", answer
+        assert "com.app.failed" in answer[5][0]
+        assert small.largest <= 1024
+    finally:
+        for peer in peers:
+            peer.drop()
+
+
 @pytest.mark.parametrize("first", [0x08, 0x80, 0xF8 | 1])
 @pytest_twisted.ensureDeferred
 async def test_reserved_bits_in_a_frame_header_are_a_protocol_violation(live_router, first):

@@ -1,6 +1,6 @@
 """
 What the WebSocket endpoint answers to HTTP requests that are not a good
-RFC 6455 upgrade, over real loopback sockets: 404 for a plain request
+RFC 6455 upgrade, over real loopback sockets: 404 for any request (checked first)
 anywhere but the WebSocket path, 426 with the upgrade it needs on it, 426 with
 ``Sec-WebSocket-Version: 13`` for another WebSocket version, each at once, and
 no answer names the software or its version.
@@ -65,8 +65,12 @@ async def _ask(url: str, request: str) -> tuple[str, dict]:
         ("GET /ws HTTP/1.1", _UPGRADE + "Sec-WebSocket-Version: 8\r\n", "HTTP/1.1 426", {"sec-websocket-version": "13"}),
         ("GET /ws HTTP/1.1", _UPGRADE + "Sec-WebSocket-Version: 7\r\n", "HTTP/1.1 426", {"sec-websocket-version": "13"}),
         ("GET /ws HTTP/1.1", _UPGRADE + "Sec-WebSocket-Version: 13\r\n", "HTTP/1.1 101", {"upgrade": "WebSocket"}),
+        # the path is checked first: another version on a wrong path is 404, not 426
+        ("GET /other HTTP/1.1", _UPGRADE + "Sec-WebSocket-Version: 8\r\n", "HTTP/1.1 404", {}),
+        ("GET /other HTTP/1.1", _UPGRADE + "Sec-WebSocket-Version: 13\r\n", "HTTP/1.1 404", {}),
     ],
-    ids=["plain-root", "plain-other", "plain-ws-path", "version-8", "version-7", "version-13"],
+    ids=["plain-root", "plain-other", "plain-ws-path", "version-8", "version-7", "version-13",
+         "version-8-other-path", "version-13-other-path"],
 )
 @pytest_twisted.ensureDeferred
 async def test_http_answers(live_router, request_line, extra, status, headers):

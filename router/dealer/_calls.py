@@ -13,6 +13,7 @@ from autobahn.wamp import message
 
 from router.errors import ProtocolViolation
 from router.messages import INVOCATION_DETAILS_AT
+from router.states import PAYLOAD_SIZE_EXCEEDED
 from router.uri import is_reserved
 
 if TYPE_CHECKING:
@@ -264,12 +265,16 @@ class Calls:
             enc_key=msg.enc_key,
             enc_serializer=msg.enc_serializer,
         )
-        if not pending.caller.send(error):
-            pending.caller.send_error(
+        caller = pending.caller
+        if not caller.send(error):
+            # too big for the caller: the README's payload_size_exceeded; else
+            # (cannot be encoded) the callee's URI, its arguments replaced
+            failure = caller.send_failure
+            caller.send_error(
                 _CALL,
                 pending.call_request,
-                msg.error,
-                f"the callee's error arguments cannot be sent to the caller ({pending.caller.codec.name})",
+                failure if failure == PAYLOAD_SIZE_EXCEEDED else msg.error,
+                f"the callee's error {msg.error} cannot be sent to the caller ({caller.codec.name})",
             )
 
     def cancel(self, caller: RouterSession, msg: message.Cancel) -> None:

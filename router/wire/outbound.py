@@ -276,6 +276,23 @@ class _OutboundLimit:
             )
         return False
 
+    def _write_control(self, frame: bytes) -> bool:
+        """
+        Write a control frame (a PONG) within the outbound limit, as :meth:`send`
+        writes a message: past it, nothing is written, the slow-consumer policy
+        acts (whatever the policy: a PONG is no EVENT to drop) and False.  So a
+        peer that pings but never reads holds no more than any other.
+        """
+        held = self.held
+        if held is not None:
+            held += len(frame)
+            if held > self.max_outbound:
+                self.wampd_session.slow_consumer(self._full(len(frame)))
+                return False
+            self.held = held
+        self.transport.write(frame)
+        return True
+
     def _full(self, size: int) -> OutboundFull:
         self._overflowed = True
         return OutboundFull((self.held or 0) + self._backlog_bytes, size, self.max_outbound, self.drop_events)

@@ -197,15 +197,8 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
     def _pinged(self, payload: bytes) -> None:
         """Answer a PING with a PONG of the same payload; the peer speaks pings, so it will be pinged too."""
         self.last_heard = self.factory.router.clock.seconds()
-        frame = b"\x02" + len(payload).to_bytes(3, "big") + payload
-        held = self.held
-        if held is not None:
-            held += len(frame)
-            if held > self.max_outbound:
-                self.wampd_session.slow_consumer(self._full(len(frame)))
-                return
-            self.held = held
-        self.transport.write(frame)
+        if not self._write_control(b"\x02" + len(payload).to_bytes(3, "big") + payload):
+            return
         sweeper = self.factory.sweeper
         if sweeper is not None and sweeper.interval > 0:
             sweeper.add(self)

@@ -150,6 +150,8 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         """
         Autobahn refuses a handshake request: answer as RFC 6455 and RFC 9110 say.
 
+        * Anything outside the WebSocket path: 404 Not Found, whatever else is
+          wrong with the request (the path is checked first).
         * Another WebSocket version than 13: 426 Upgrade Required with
           ``Sec-WebSocket-Version: 13`` (RFC 6455 4.2.2 and 4.4).
         * A plain HTTP request (no ``Upgrade`` header): 404 Not Found outside
@@ -157,15 +159,16 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
           on it, naming the upgrade it needs.
         """
         headers = getattr(self, "http_headers", None) or {}
-        if responseHeaders and any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders):
+        wanted = self.factory.path
+        path = getattr(self, "http_request_path", None)  # None until Autobahn has read the request line
+        if wanted is not None and path is not None and path != wanted:
+            if code != 404:  # onConnect's own 404 names the path to use
+                code, reason, responseHeaders = 404, "Not Found", None
+        elif responseHeaders and any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders):
             code, responseHeaders = 426, [("Sec-WebSocket-Version", "13")]
         elif code == 426 and "upgrade" not in headers:
-            wanted = self.factory.path
-            if wanted is not None and getattr(self, "http_request_path", None) != wanted:
-                code, reason, responseHeaders = 404, "Not Found", None
-            else:
-                reason = "Upgrade Required: this is a WAMP WebSocket endpoint"
-                responseHeaders = [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]
+            reason = "Upgrade Required: this is a WAMP WebSocket endpoint"
+            responseHeaders = [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]
         super().failHandshake(reason, code, responseHeaders)
 
     @staticmethod
@@ -249,6 +252,17 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
             refuse(session, exc, self.factory.router.clock)
         else:
             session.receive(msg)
+
+    def onPing(self, payload):
+        """
+        Answer a PING with a PONG of the same payload (at most 125 bytes: the
+        frame machine refuses longer control frames), counted against
+        ``max_outbound_buffer`` like any message (Autobahn's own answer
+        writes past it): a peer that pings but never reads meets the
+        slow-consumer policy.
+        """
+        if self.state == self.STATE_OPEN:
+            self._write_control(bytes((0x8A, len(payload))) + payload)
 
     def onPong(self, payload):
         self.ping_sent = None
@@ -352,6 +366,9 @@ class WebSocketFactory(WampWebSocketServerFactory):
         self.setProtocolOptions(
             versions=[13],  # RFC 6455 only; others get 426 (WebSocketProtocol.failHandshake)
             webStatus=False,  # no status page: a plain HTTP request gets 404 or 426
+            # Autobahn would answer "Origin: null" with 400 itself; the router's
+            # policy decides (allowed_origins may list null; if not, 403)
+            allowNullOrigin=True,
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
             autoPingInterval=0,
