@@ -571,6 +571,8 @@ def test_slow_consumer_keys_are_validated(text, message):
         ("[router]\nmax_retained_topics = -5\n", "router.max_retained_topics: must be 0 (unlimited) or more, got -5"),
         ("[router]\nretained_ttl = -1.0\n", "router.retained_ttl: must be 0 or more, got -1.0"),
         ("[router]\nretained_ttl = nan\n", "router.retained_ttl: must be a finite number, got nan"),
+        ("[router]\nmax_calls_in_flight = -1\n", "router.max_calls_in_flight: must be 0 (unlimited) or more, got -1"),
+        ('[router]\nmax_calls_in_flight = "many"\n', "router.max_calls_in_flight: must be an integer, got string 'many'"),
     ],
 )
 def test_input_limits_are_validated(text, message):
@@ -584,3 +586,9 @@ def test_input_limits_defaults_and_values():
     assert (default.max_nesting_depth, default.max_retained_topics, default.retained_ttl) == (64, 10000, 0.0)
     config = parse_config(tomllib.loads("[router]\nmax_nesting_depth = 0\nmax_retained_topics = 3\nretained_ttl = 2\n"))
     assert (config.max_nesting_depth, config.max_retained_topics, config.retained_ttl) == (0, 3, 2.0)
+
+
+def test_max_calls_in_flight_default_and_value():
+    """max_calls_in_flight defaults to 1000 per session and is read from [router] (0 turns it off)."""
+    assert RouterConfig().max_calls_in_flight == 1000
+    assert parse_config(tomllib.loads("[router]\nmax_calls_in_flight = 0\n")).max_calls_in_flight == 0

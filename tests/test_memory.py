@@ -265,3 +265,45 @@ def test_callee_error_with_args_in_memory():
         memory.result(caller.call("com.example.refuse"))
     error = info.value
     assert (error.error, error.args, error.kwargs) == ("com.example.error.refused", ("no", 1), {"why": "because"})
+
+
+def test_calls_in_flight_per_session_are_bounded():
+    """
+    A caller with max_calls_in_flight unanswered CALLs gets ERROR
+    wampd.error.too_many_calls for one more (nothing reaches the callee), and
+    may call again once one of them is answered; another caller is not affected.
+    """
+    from autobahn.wamp.exception import ApplicationError
+    from twisted.internet.defer import Deferred
+
+    memory = MemoryRouter(max_calls_in_flight=3)
+    waiting: list[Deferred] = []
+
+    def slow():
+        d = Deferred()
+        waiting.append(d)
+        return d
+
+    callee, caller, other = memory.join(), memory.join(), memory.join()
+    memory.result(callee.register(slow, "com.example.slow"))
+    pending = [caller.call("com.example.slow") for _ in range(3)]
+    memory.flush()
+    errors = []
+    caller.call("com.example.slow").addErrback(errors.append)
+    memory.flush()
+    [failure] = errors
+    assert failure.check(ApplicationError) and failure.value.error == "wampd.error.too_many_calls"
+    assert len(waiting) == 3  # the refused CALL never reached the callee
+    third = other.call("com.example.slow")  # another session's budget is its own
+    memory.flush()
+    assert len(waiting) == 4
+    waiting[0].callback("done")
+    memory.flush()
+    assert memory.result(pending[0]) == "done"
+    again = caller.call("com.example.slow")
+    memory.flush()
+    assert len(waiting) == 5
+    for d in waiting[1:]:
+        d.callback("ok")
+    memory.flush()
+    assert [memory.result(d) for d in (*pending[1:], third, again)] == ["ok"] * 4

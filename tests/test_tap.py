@@ -474,14 +474,16 @@ def test_numbers():
 
 
 def test_input_limit_options():
-    """--max-nesting-depth, --max-retained-topics and --retained-ttl set their [router] keys."""
+    """--max-nesting-depth, --max-retained-topics, --retained-ttl and --max-calls-in-flight set their [router] keys."""
     config = parse(
         "--no-default-listener",
         "--max-nesting-depth", "16",
         "--max-retained-topics", "50",
         "--retained-ttl", "2.5",
+        "--max-calls-in-flight", "7",
     )["router_config"]
     assert (config.max_nesting_depth, config.max_retained_topics, config.retained_ttl) == (16, 50, 2.5)
+    assert config.max_calls_in_flight == 7
 
 
 # --- Options: config file, and the command line on top ---------------------
@@ -608,6 +610,7 @@ def test_no_default_listener_over_config_file(tmp_path):
         (("--max-nesting-depth", "2"), "--max-nesting-depth: must be 0 (no limit) or from 8 to 100000, got 2"),
         (("--max-retained-topics", "-1"), "--max-retained-topics: must be 0 (unlimited) or more, got -1"),
         (("--retained-ttl", "later"), "--retained-ttl: must be a number, got 'later'"),
+        (("--max-calls-in-flight", "-5"), "--max-calls-in-flight: must be 0 (unlimited) or more, got -5"),
     ],
 )
 def test_bad_command_line(argv, message):

@@ -39,6 +39,7 @@ _ROUTER_KEYS = (
     "max_nesting_depth",
     "max_retained_topics",
     "retained_ttl",
+    "max_calls_in_flight",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)

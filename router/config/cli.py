@@ -26,6 +26,7 @@ NUMBER_OPTIONS = (
     ("max-nesting-depth", "max_nesting_depth", int, "an integer"),
     ("max-retained-topics", "max_retained_topics", int, "an integer"),
     ("retained-ttl", "retained_ttl", float, "a number"),
+    ("max-calls-in-flight", "max_calls_in_flight", int, "an integer"),
 )
 # repeatable option -> RouterConfig field (values added to the config file's)
 LIST_OPTIONS = (
@@ -74,6 +75,7 @@ OPT_PARAMETERS = (
         "retained topic's event goes; 0 is unlimited [default: 10000].",
     ),
     ("retained-ttl", None, None, "Seconds a retained event is kept; 0 is until replaced [default: 0]."),
+    ("max-calls-in-flight", None, None, "Unanswered CALLs one session may have at once; 0 is unlimited [default: 1000]."),
     (
         "http-secret",
         None,

@@ -23,6 +23,8 @@ __all__ = ["Calls", "PendingCall"]
 
 _CALL = message.Call.MESSAGE_TYPE
 _CANCEL_MODES = ("skip", "kill", "killnowait")
+#: ERROR for a CALL over ``max_calls_in_flight`` (the spec has no URI for it; outside ``wamp.*``).
+TOO_MANY_CALLS = "wampd.error.too_many_calls"
 
 
 class _Invocation(message.Invocation):
@@ -134,6 +136,13 @@ class Calls:
                 self._next_chunk(pending, msg, progress)
                 return
             raise ProtocolViolation(f"CALL request {request} is already in flight")
+        limit = self._max_calls
+        if limit and len(party.calls) >= limit:
+            caller.send_error(
+                _CALL, request, TOO_MANY_CALLS,
+                f"this session has {limit} calls in flight, the most max_calls_in_flight allows; wait for one to end",
+            )
+            return
         if progress and not _feature(caller, "caller", "progressive_call_invocations"):
             raise ProtocolViolation(
                 "CALL with progress=true from a caller that did not announce progressive_call_invocations"

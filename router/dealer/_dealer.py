@@ -58,6 +58,7 @@ class Dealer(Calls):
         self._index: PatternIndex[Registration] = PatternIndex()
         self._by_id: dict[int, Registration] = {}
         self._parties: dict[Any, _Party] = {}  # session -> its calls, invocations and registrations
+        self._max_calls = realm.router.max_calls_in_flight  # per caller; 0 unlimited
 
     # -- queries (also used by the meta API) ----------------------------------
 
