@@ -44,6 +44,7 @@ class Router:
         max_retained_topics: int = 10000,
         retained_ttl: float = 0.0,
         max_calls_in_flight: int = 1000,
+        max_queued_messages: int = 1000,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
@@ -58,6 +59,7 @@ class Router:
         self.max_retained_topics = max_retained_topics  # per realm; 0 unlimited
         self.retained_ttl = retained_ttl  # seconds; 0 none
         self.max_calls_in_flight = max_calls_in_flight  # per calling session; 0 unlimited
+        self.max_queued_messages = max_queued_messages  # per session, behind a pending authorization; 0 unlimited
         self._handshaking: dict[int, RouterSession] = {}  # connections not (or no longer) joined
         self._unopened: dict[Any, float] = {}  # admitted, transport handshake not done -> accepted at
         self._hello_sweep = None

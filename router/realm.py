@@ -304,8 +304,16 @@ class _Gate:
         self.queue: list | None = None  # messages held behind a pending (async) authorization
 
     def route(self, session, msg) -> None:
-        if self.queue is not None:
-            self.queue.append(msg)  # keep order behind a pending authorization
+        queue = self.queue
+        if queue is not None:
+            limit = self.realm.router.max_queued_messages
+            if limit and len(queue) >= limit:
+                # bounded: a client may not pile up messages behind an authorizer that is slow to answer
+                session.protocol_violation(
+                    f"more than {limit} messages sent while an authorization was pending (max_queued_messages)", msg
+                )
+                return
+            queue.append(msg)  # keep order behind a pending authorization
             return
         realm = self.realm
         kind = type(msg)

@@ -130,6 +130,7 @@ class RouterService(Service):
             max_retained_topics=config.max_retained_topics,
             retained_ttl=config.retained_ttl,
             max_calls_in_flight=config.max_calls_in_flight,
+            max_queued_messages=config.max_queued_messages,
         )
         for realm in config.realms:
             self.router.add_realm(realm.name, *build_realm_auth(realm, reactor))

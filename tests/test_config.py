@@ -573,6 +573,7 @@ def test_slow_consumer_keys_are_validated(text, message):
         ("[router]\nretained_ttl = nan\n", "router.retained_ttl: must be a finite number, got nan"),
         ("[router]\nmax_calls_in_flight = -1\n", "router.max_calls_in_flight: must be 0 (unlimited) or more, got -1"),
         ('[router]\nmax_calls_in_flight = "many"\n', "router.max_calls_in_flight: must be an integer, got string 'many'"),
+        ("[router]\nmax_queued_messages = -1\n", "router.max_queued_messages: must be 0 (unlimited) or more, got -1"),
     ],
 )
 def test_input_limits_are_validated(text, message):
@@ -589,6 +590,7 @@ def test_input_limits_defaults_and_values():
 
 
 def test_max_calls_in_flight_default_and_value():
-    """max_calls_in_flight defaults to 1000 per session and is read from [router] (0 turns it off)."""
-    assert RouterConfig().max_calls_in_flight == 1000
-    assert parse_config(tomllib.loads("[router]\nmax_calls_in_flight = 0\n")).max_calls_in_flight == 0
+    """max_calls_in_flight and max_queued_messages default to 1000 per session and are read from [router] (0 turns them off)."""
+    assert (RouterConfig().max_calls_in_flight, RouterConfig().max_queued_messages) == (1000, 1000)
+    config = parse_config(tomllib.loads("[router]\nmax_calls_in_flight = 0\nmax_queued_messages = 5\n"))
+    assert (config.max_calls_in_flight, config.max_queued_messages) == (0, 5)

@@ -481,9 +481,10 @@ def test_input_limit_options():
         "--max-retained-topics", "50",
         "--retained-ttl", "2.5",
         "--max-calls-in-flight", "7",
+        "--max-queued-messages", "9",
     )["router_config"]
     assert (config.max_nesting_depth, config.max_retained_topics, config.retained_ttl) == (16, 50, 2.5)
-    assert config.max_calls_in_flight == 7
+    assert (config.max_calls_in_flight, config.max_queued_messages) == (7, 9)
 
 
 # --- Options: config file, and the command line on top ---------------------
@@ -611,6 +612,7 @@ def test_no_default_listener_over_config_file(tmp_path):
         (("--max-retained-topics", "-1"), "--max-retained-topics: must be 0 (unlimited) or more, got -1"),
         (("--retained-ttl", "later"), "--retained-ttl: must be a number, got 'later'"),
         (("--max-calls-in-flight", "-5"), "--max-calls-in-flight: must be 0 (unlimited) or more, got -5"),
+        (("--max-queued-messages", "x"), "--max-queued-messages: must be an integer, got 'x'"),
     ],
 )
 def test_bad_command_line(argv, message):

@@ -234,3 +234,32 @@ def test_authorizer_timeout_is_checked(value, reason):
     """A bad authorizer_timeout names its key in the realm table and the reason."""
     text = f'[[realm]]\nname = "r"\nauthorizer = "m:f"\nauthorizer_timeout = {value!r}\n'.replace("'", '"')
     assert str(config_error(text)) == f"realm[0].authorizer_timeout: {reason}"
+
+
+def test_messages_behind_a_pending_authorization_are_bounded(gate):
+    """
+    While a dynamic authorizer's answer is pending, a session's later messages
+    wait in order up to max_queued_messages; they are routed once it answers.
+    One message more aborts that session (protocol_violation), not the router.
+    """
+    memory = MemoryRouter(realms=[_dynamic()], max_queued_messages=3)
+    got = _watcher(memory, "news.allowed")
+    patient, flooder = memory.join(), memory.join()
+    gate.publish = "defer"
+    patient.publish("news.allowed", 0)
+    memory.flush()
+    for n in (1, 2, 3):  # queued behind the pending answer (the watcher's own messages are long done)
+        patient.publish("news.allowed", n)
+    memory.flush()
+    assert patient.is_attached() and len(gate.pending) == 1
+    gate.publish = "allow"
+    gate.pending.pop().callback(True)
+    memory.flush()
+    assert got == [(0,), (1,), (2,), (3,)]
+
+    gate.publish = "defer"
+    for n in range(5):  # one pending, three queued, the fifth is one too many
+        flooder.publish("news.allowed", n)
+    memory.flush()
+    assert not flooder.is_attached()
+    assert patient.is_attached()

@@ -40,6 +40,7 @@ _ROUTER_KEYS = (
     "max_retained_topics",
     "retained_ttl",
     "max_calls_in_flight",
+    "max_queued_messages",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)

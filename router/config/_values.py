@@ -286,6 +286,8 @@ class RouterConfig:
     """Seconds a retained event is kept; 0 keeps it until replaced or evicted."""
     max_calls_in_flight: int = 1000
     """CALLs one session may have unanswered at once; one more gets ERROR C{wampd.error.too_many_calls}; 0 unlimited."""
+    max_queued_messages: int = 1000
+    """Messages one session may send while a dynamic authorizer's answer is pending; one more is a protocol violation; 0 unlimited."""
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -318,8 +320,9 @@ class RouterConfig:
         object.__setattr__(
             self, "auth_fail_window", _check_number("auth_fail_window", self.auth_fail_window, allow_zero=False)
         )
-        if _check_int("max_calls_in_flight", self.max_calls_in_flight) < 0:
-            raise ConfigError("max_calls_in_flight", f"must be 0 (unlimited) or more, got {self.max_calls_in_flight}")
+        for name in ("max_calls_in_flight", "max_queued_messages"):
+            if _check_int(name, getattr(self, name)) < 0:
+                raise ConfigError(name, f"must be 0 (unlimited) or more, got {getattr(self, name)}")
         for name in ("auth_fail_limit_authid", "auth_fail_limit_address"):
             if _check_int(name, getattr(self, name)) < 0:
                 raise ConfigError(name, f"must be 0 (off) or more, got {getattr(self, name)}")

@@ -27,6 +27,7 @@ NUMBER_OPTIONS = (
     ("max-retained-topics", "max_retained_topics", int, "an integer"),
     ("retained-ttl", "retained_ttl", float, "a number"),
     ("max-calls-in-flight", "max_calls_in_flight", int, "an integer"),
+    ("max-queued-messages", "max_queued_messages", int, "an integer"),
 )
 # repeatable option -> RouterConfig field (values added to the config file's)
 LIST_OPTIONS = (
@@ -76,6 +77,7 @@ OPT_PARAMETERS = (
     ),
     ("retained-ttl", None, None, "Seconds a retained event is kept; 0 is until replaced [default: 0]."),
     ("max-calls-in-flight", None, None, "Unanswered CALLs one session may have at once; 0 is unlimited [default: 1000]."),
+    ("max-queued-messages", None, None, "Messages one session may send while an authorization is pending; 0 is unlimited [default: 1000]."),
     (
         "http-secret",
         None,
