@@ -4,7 +4,8 @@ bytes out (the README's Architecture section walks the same path).
 
     PYTHONPATH=. .venv/bin/python bench/module_path.py
 
-Runs a MemoryRouter (RawSocket over an in-memory transport, JSON) and records,
+Runs a MemoryRouter (RawSocket, then WebSocket, over an in-memory transport,
+JSON) and records,
 with ``sys.setprofile``, every router module whose code runs while one
 CALL/RESULT round trip and one acknowledged PUBLISH are routed.  The test
 harness itself (``router.testing``) is left out.
@@ -36,18 +37,25 @@ def modules_during(run) -> list[str]:
     return seen
 
 
-def main() -> None:
-    memory = MemoryRouter()
+def paths(memory: MemoryRouter) -> dict[str, list[str]]:
+    """The router modules one CALL and one acknowledged PUBLISH run code in, by message."""
     callee, caller, subscriber = memory.join(), memory.join(), memory.join()
     memory.result(callee.register(lambda x: x, "com.echo"))
     memory.result(subscriber.subscribe(lambda x: None, "com.news"))
     memory.result(caller.call("com.echo", 1))  # warm: first-sight caches filled
-    for what, run in (
-        ("CALL", lambda: memory.result(caller.call("com.echo", 1))),
-        ("PUBLISH", lambda: memory.result(caller.publish("com.news", 1, options=PublishOptions(acknowledge=True)))),
-    ):
-        names = modules_during(run)
-        print(f"{what}: {len(names)} modules, in order of first use: {' -> '.join(names)}")
+    return {
+        "CALL": modules_during(lambda: memory.result(caller.call("com.echo", 1))),
+        "PUBLISH": modules_during(
+            lambda: memory.result(caller.publish("com.news", 1, options=PublishOptions(acknowledge=True)))
+        ),
+    }
+
+
+def main() -> None:
+    for transport in ("rawsocket", "websocket"):
+        print(f"{transport}:")
+        for what, names in paths(MemoryRouter(transport=transport)).items():
+            print(f"  {what}: {len(names)} modules, in order of first use: {' -> '.join(names)}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ and ``wildcard`` (the spec's pattern-based subscriptions and registrations).
 
 None of them scans all patterns per look-up.
 
+The hot path (a CALL or PUBLISH to an exact URI) needs no call into this
+module: the broker and dealer read :attr:`PatternIndex.exact` (a plain dict)
+and call :meth:`~PatternIndex.matches` / :meth:`~PatternIndex.best` only while
+:attr:`~PatternIndex.patterned` says a prefix or wildcard pattern exists.
+
 For routing a call (:meth:`PatternIndex.best`) the spec's precedence applies:
 exact, then the longest prefix, then the wildcard pattern whose runs of
 literal components, read left to right, are longest (``a1.b2..d4`` beats
@@ -48,8 +53,16 @@ def wildcard_rank(pattern: str) -> tuple[int, ...]:
 
 
 class PatternIndex(Generic[T]):
+    """
+    ``exact`` (read-only for callers: change it through :meth:`add` and
+    :meth:`remove`) maps an exact URI to its item; ``patterned`` is true while
+    any prefix or wildcard pattern is indexed.
+    """
+
     def __init__(self) -> None:
         self._exact: dict[str, T] = {}
+        self.exact = self._exact
+        self.patterned = False
         self._prefix: dict[str, T] = {}
         self._prefix_lengths: dict[int, int] = {}  # length -> patterns of that length
         self._wildcard: dict[str, T] = {}
@@ -84,6 +97,8 @@ class PatternIndex(Generic[T]):
             node.item = item
         else:
             raise ValueError(f"unknown match policy {match!r}")
+        if match != "exact":
+            self.patterned = True
 
     def remove(self, uri: str, match: str) -> None:
         if match == "exact":
@@ -111,6 +126,8 @@ class PatternIndex(Generic[T]):
                     del path[depth - 1].children[parts[depth - 1]]
                 else:
                     break
+        if match != "exact":
+            self.patterned = bool(self._prefix or self._wildcard)
 
     def matches(self, uri: str) -> Iterator[tuple[str, T]]:
         """Every (policy, item) whose pattern matches ``uri``: exact, prefixes, wildcards."""

@@ -17,7 +17,7 @@ from autobahn.wamp import message
 from router.messages import MESSAGE_NAMES as _NAMES
 from router.uri import MAX_ID
 
-__all__ = ["MAX_ID", "MAX_TIMEOUT_MS", "option_problem", "key_problem", "short"]
+__all__ = ["MAX_ID", "MAX_TIMEOUT_MS", "BOOL_OPTIONS", "option_problem", "key_problem", "short"]
 
 _CALL_CODE = message.Call.MESSAGE_TYPE
 _YIELD_CODE = message.Yield.MESSAGE_TYPE
@@ -87,6 +87,14 @@ _OPTION_RULES = {
         "force_reregister": _BOOL,
         "concurrency": (_is_concurrency, "must be an integer from 1 to 2**31-1"),
     },
+}
+
+
+#: Per message type, the options whose only rule is "a boolean": a request
+#: whose options are all of these, with boolean values, needs no further check
+#: (the wire tests that inline, without calling :func:`option_problem`).
+BOOL_OPTIONS = {
+    code: frozenset(key for key, rule in rules.items() if rule is _BOOL) for code, rules in _OPTION_RULES.items()
 }
 
 

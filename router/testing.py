@@ -7,6 +7,7 @@ Test your listeners and WAMP code against a real router without sockets.
 until you call :meth:`MemoryRouter.flush`, so tests are deterministic::
 
     from autobahn.twisted.wamp import ApplicationSession
+from autobahn.twisted.websocket import WampWebSocketClientFactory
     from router.testing import MemoryRouter
 
     def test_my_listener():
@@ -32,6 +33,7 @@ from typing import Any, Iterable
 
 from autobahn.twisted.rawsocket import WampRawSocketClientFactory
 from autobahn.twisted.wamp import ApplicationSession
+from autobahn.twisted.websocket import WampWebSocketClientFactory
 from autobahn.wamp.exception import TransportLost
 from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
 from autobahn.wamp.types import ComponentConfig
@@ -47,7 +49,7 @@ from router.config import RealmConfig
 from router.config.auth import build_realm_auth
 from router.core import Router
 from router.interfaces import IListener, IPeer
-from router.wire import PingSweeper, RawSocketFactory, codec_for
+from router.wire import PingSweeper, RawSocketFactory, WebSocketFactory, codec_for
 
 __all__ = ["MemoryRouter", "MemoryPeer", "RecordingListener"]
 
@@ -84,9 +86,17 @@ class MemoryRouter:
         seed: int | None = None,
         ping_interval: float = 0.0,
         ping_timeout: float = 10.0,
+        transport: str = "rawsocket",
         **router_options: Any,
     ) -> None:
-        """``router_options`` go to :class:`~router.core.Router` (``max_retained_topics``, ``retained_ttl``, ...)."""
+        """
+        ``router_options`` go to :class:`~router.core.Router` (``max_retained_topics``,
+        ``retained_ttl``, ...).  ``transport`` is what clients speak in memory:
+        ``"rawsocket"`` or ``"websocket"`` (the HTTP upgrade and frames included).
+        """
+        if transport not in ("rawsocket", "websocket"):
+            raise ValueError(f"unknown transport {transport!r}; use 'rawsocket' or 'websocket'")
+        self.transport = transport
         self.clock = clock if clock is not None else Clock()
         self.router = Router(
             realms=(),
@@ -109,9 +119,15 @@ class MemoryRouter:
         # pings are off unless asked for (RawSocket peers are pinged only once they ping)
         self.sweeper = PingSweeper(self.clock, ping_interval, ping_timeout)
         self.sweeper.start()
-        self._factory = RawSocketFactory(
-            self.router, endpoint="memory", max_message_size=max_message_size, sweeper=self.sweeper
-        )
+        if transport == "websocket":
+            self._factory = WebSocketFactory(
+                self.router, self.sweeper, url="ws://127.0.0.1:8080/ws", endpoint="memory",
+                max_message_size=max_message_size,
+            )
+        else:
+            self._factory = RawSocketFactory(
+                self.router, endpoint="memory", max_message_size=max_message_size, sweeper=self.sweeper
+            )
         self._pumps: dict[int, iosim.IOPump] = {}
         self._next_port = 40000
 
@@ -121,7 +137,12 @@ class MemoryRouter:
             make = _SERIALIZERS[serializer]
         except KeyError:
             raise ValueError(f"unknown serializer {serializer!r}; use one of {sorted(_SERIALIZERS)}") from None
-        client_factory = WampRawSocketClientFactory(lambda: session, serializer=make())
+        if self.transport == "websocket":
+            client_factory = WampWebSocketClientFactory(
+                lambda: session, url="ws://127.0.0.1:8080/ws", serializers=[make()]
+            )
+        else:
+            client_factory = WampRawSocketClientFactory(lambda: session, serializer=make())
         self._next_port += 1
         peer = IPv4Address("TCP", "127.0.0.1", self._next_port)
         host = IPv4Address("TCP", "127.0.0.1", 8080)

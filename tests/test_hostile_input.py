@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 import pytest_twisted
 
-from router.dealer import Registration
+from router.dealer import Dealer
 from router.wire import MAX_TIMEOUT_MS
 from tests.conftest import in_namespaces, logged, make_service
 from tests.raw_client import (
@@ -270,17 +270,18 @@ async def test_a_call_the_dealer_fails_on_still_ends_in_error(live_router, monke
     """
     Any exception inside the dealer while it handles a CALL ends the call with
     ERROR ``wamp.error.runtime_error`` and drops its pending state and timer
-    (a fault injected in callee selection stands in for any unforeseen bug);
+    (a fault injected where the INVOCATION is built, after the call's state
+    and timer exist, stands in for any unforeseen bug);
     the request ID is free again afterwards.
     """
     callee = await echo_callee(live_router)
     caller = await peer(live_router)
 
-    def broken(self):
+    def broken(self, pending, msg, progress):
         raise RuntimeError("injected fault")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Registration, "pick", broken)
+        patch.setattr(Dealer, "_invoke", broken)
         reply = await caller.request([CALL, 9, {"timeout": 60000}, "com.example.echo", []], (RESULT, ERROR))
     assert reply[:5] == [ERROR, CALL, 9, {}, "wamp.error.runtime_error"], reply
     assert_nothing_pending(live_router, caller)

@@ -11,7 +11,7 @@ import random
 from autobahn.twisted.wamp import ApplicationSession
 
 from router.testing import MemoryRouter
-from router.uri import MAX_ID, ScopeIds
+from router.uri import MAX_ID, Counter, GlobalIds, ScopeIds
 
 
 def _ids_in_realm1(busy_realm2: bool) -> list[int]:
@@ -56,3 +56,19 @@ def test_scope_id_never_repeats_a_live_one():
     second = ScopeIds(3).next({first: object()})
     assert second != first and 1 <= second <= MAX_ID
     assert ScopeIds(3).next({}) == first
+
+
+def test_session_scope_counter_wraps_from_2_53_to_1():
+    """Session- and router-scope IDs run 1, 2, ... 2**53 and then start again at 1, as the spec says."""
+    counter = Counter(start=MAX_ID - 1)
+    assert [counter.next() for _ in range(4)] == [MAX_ID - 1, MAX_ID, 1, 2]
+    assert [Counter().next() for _ in range(2)] == [1, 1]
+
+
+def test_global_ids_are_in_range_and_repeatable_by_seed():
+    """Publication IDs are drawn in [1, 2**53]; the same seed draws the same sequence (for reproducible tests)."""
+    first, second = GlobalIds(5), GlobalIds(5)
+    drawn = [first.next() for _ in range(200)]
+    assert drawn == [second.next() for _ in range(200)]
+    assert all(1 <= value <= MAX_ID for value in drawn)
+    assert len(set(drawn)) == 200

@@ -8,7 +8,7 @@ from autobahn.wamp import message
 from twisted.logger import Logger
 
 from router.broker._retention import Retention, _Retained
-from router.filters import Receivers as _Receivers, compile_filters as _compile_filters
+from router.filters import FILTERS, Receivers as _Receivers, compile_filters as _compile_filters
 from router.matching import PatternIndex
 from router.uri import is_reserved, is_valid_uri
 
@@ -22,6 +22,7 @@ _log = Logger(namespace="wampd.broker")
 _SUBSCRIBE = message.Subscribe.MESSAGE_TYPE
 _UNSUBSCRIBE = message.Unsubscribe.MESSAGE_TYPE
 _PUBLISH = message.Publish.MESSAGE_TYPE
+_FILTER_KEYS = frozenset(FILTERS)
 
 
 class Subscription:
@@ -173,7 +174,8 @@ class Broker(Retention):
             "publish", topic
         )
         exclude_me = msg.exclude_me is not False
-        filters = _compile_filters(options)
+        # most publications name no black/whitelist: a C-level set test, not a call
+        filters = None if type(options) is not dict or _FILTER_KEYS.isdisjoint(options) else _compile_filters(options)
         failures: dict = {}
         publication = self.deliver(
             topic,
@@ -242,7 +244,13 @@ class Broker(Retention):
         info = publisher.info if (disclose and publisher is not None) else None
         skip = publisher if exclude_me else None
         failed = None
-        for policy, sub in self._index.matches(topic):
+        index = self._index
+        if index.patterned:
+            found = index.matches(topic)
+        else:  # only exact subscriptions exist: one dict look-up, no call into the index
+            sub = index.exact.get(topic)
+            found = () if sub is None else (("exact", sub),)
+        for policy, sub in found:
             event = message.Event(
                 sub.id,
                 publication,

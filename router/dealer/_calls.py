@@ -104,16 +104,6 @@ def _supports_canceling(session: RouterSession) -> bool:
 class Calls:
     """Routing calls between the realm's callers and callees."""
 
-    def pending(self, session) -> tuple[dict[int, PendingCall], dict[int, PendingCall]]:
-        """``session``'s calls in flight as caller and as callee (copies): request id -> PendingCall."""
-        party = self._parties.get(session)
-        return ({}, {}) if party is None else (dict(party.calls), dict(party.invocations))
-
-    def invocation(self, callee, request: int) -> PendingCall | None:
-        """The call behind INVOCATION ``request`` to ``callee``, while it is in flight."""
-        party = self._parties.get(callee)
-        return None if party is None else party.invocations.get(request)
-
     def _party(self, session) -> _Party:
         party = self._parties.get(session)
         if party is None:
@@ -123,8 +113,16 @@ class Calls:
     # -- calling ------------------------------------------------------------------
 
     def call(self, caller: RouterSession, msg: message.Call) -> None:
+        # The hot path (an exact procedure, one callee) runs no code outside this
+        # module and the session's: the index's exact dict and the ID counter are
+        # read directly, options from the decoded dict (bench/module_path.py).
         request = msg.request
-        options = msg._router_internal if type(msg._router_internal) is dict else {}
+        options = msg._router_internal
+        if type(options) is dict:
+            wants_progress = options.get("receive_progress") is True
+        else:
+            options = {}
+            wants_progress = msg.receive_progress is True
         progress = options.get("progress") is True
         parties = self._parties
         party = parties.get(caller)
@@ -151,14 +149,20 @@ class Calls:
         if is_reserved(procedure):
             self.realm.meta.call(caller, msg)
             return
-        found = self._index.best(procedure)
-        if found is None:
-            caller.send_error(
-                _CALL, request, "wamp.error.no_such_procedure", f"no callee registered procedure {procedure!r}"
-            )
-            return
-        policy, reg = found
-        callee = reg.pick()
+        index = self._index
+        reg = index.exact.get(procedure)
+        if reg is not None:
+            policy = "exact"
+        else:
+            found = index.best(procedure) if index.patterned else None
+            if found is None:
+                caller.send_error(
+                    _CALL, request, "wamp.error.no_such_procedure", f"no callee registered procedure {procedure!r}"
+                )
+                return
+            policy, reg = found
+        callees = reg.callees
+        callee = callees[0] if len(callees) == 1 else reg.pick()
         if progress and not (
             _feature(callee, "callee", "progressive_call_invocations") and _supports_canceling(callee)
         ):
@@ -171,7 +175,7 @@ class Calls:
             return
         # a callee that cannot be interrupted is treated as not supporting progressive results
         receive_progress = (
-            msg.receive_progress is True
+            wants_progress
             and _feature(callee, "callee", "progressive_call_results")
             and _supports_canceling(callee)
         )
@@ -229,7 +233,8 @@ class Calls:
         pending = party.invocations.get(msg.request) if party is not None else None
         if pending is None:
             return  # late or unknown: the call already ended; drop quietly
-        progress = msg.progress is True
+        details = msg._router_internal
+        progress = (details.get("progress") if type(details) is dict else msg.progress) is True
         if progress and pending.timer is not None:
             # with progressive results the timeout runs from one result to the next
             pending.timer.reset(pending.timeout)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from autobahn.wamp import message
 
-from router.dealer._calls import Calls, _Party
+from router.dealer._calls import Calls, PendingCall, _Party
 from router.matching import MATCH_POLICIES, PatternIndex
 from router.uri import is_reserved, is_valid_uri
 
@@ -61,6 +61,17 @@ class Dealer(Calls):
         self._max_calls = realm.router.max_calls_in_flight  # per caller; 0 unlimited
 
     # -- queries (also used by the meta API) ----------------------------------
+
+    def pending(self, session) -> tuple[dict[int, PendingCall], dict[int, PendingCall]]:
+        """``session``'s calls in flight as caller and as callee (copies): request id -> PendingCall."""
+        party = self._parties.get(session)
+        return ({}, {}) if party is None else (dict(party.calls), dict(party.invocations))
+
+    def invocation(self, callee, request: int) -> PendingCall | None:
+        """The call behind INVOCATION ``request`` to ``callee``, while it is in flight."""
+        party = self._parties.get(callee)
+        return None if party is None else party.invocations.get(request)
+
 
     def registration(self, reg_id: int) -> Registration | None:
         return self._by_id.get(reg_id)

@@ -23,7 +23,7 @@ import re
 
 from autobahn.wamp import message
 
-from router.errors import BadRequest
+from router.errors import BadRequest, UriError
 from router.messages import DEFAULT_MAX_DEPTH
 from router.options import MAX_ID, MAX_TIMEOUT_MS, key_problem, option_problem, short
 
@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - cbor2 comes with autobahn's serializer
         value = None
 
 __all__ = [
+    "refuse",
     "BadRequest",
     "MAX_ID",
     "MAX_TIMEOUT_MS",
@@ -201,3 +202,19 @@ def json_head(payload) -> list | None:
 def no_json_constant(name: str):
     """``parse_constant`` for JSON decoders: NaN and Infinity are not JSON."""
     raise ValueError(f"{name} is not valid JSON")
+
+
+def refuse(session, exc: Exception, clock) -> None:
+    """
+    A payload the codec refused (:meth:`Codec.decode` raised): the session
+    answers it as it would a message (it was heard all the same): ERROR
+    ``invalid_uri``, ERROR ``invalid_argument``, or ABORT ``protocol_violation``.
+    """
+    session.last_seen = clock.seconds()
+    kind = type(exc)
+    if kind is UriError:
+        session.bad_uri(exc)
+    elif kind is BadRequest:
+        session.bad_request(exc)
+    else:
+        session.protocol_violation(str(exc), None, exc)

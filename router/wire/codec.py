@@ -4,10 +4,11 @@ Bytes <-> WAMP messages, for the transports.
 The routing core only sees :mod:`autobahn.wamp.message` objects; this module
 turns payloads into them and back.
 
-* JSON uses the stdlib's C codec (Autobahn's JSON decoder forces the pure
-  Python scanner, about 6x slower).  WAMP's binary convention (a string
-  starting with ``"\\0"`` carries base64 bytes) is handled after decoding, and
-  only when the payload contains an escaped NUL at all.
+* JSON uses the stdlib's C codec (:class:`FastJson`; Autobahn's JSON decoder
+  forces the pure Python scanner, about 6x slower).  WAMP's binary convention
+  (a string starting with ``"\\0"`` carries base64 bytes) is handled after
+  decoding, and only when the payload contains an escaped NUL at all.  JSON
+  has no NaN or Infinity: refused on input, never sent.
 * msgpack and CBOR use Autobahn's object serializers.
 * A message is encoded once per serializer: Autobahn caches the bytes on the
   message object keyed by the object serializer, and every connection of a
@@ -35,11 +36,12 @@ connection alike):
   asked for ``acknowledge``; a bad YIELD or callee ERROR ends the caller's
   call with that ERROR).  The same message that cannot be answered (HELLO,
   GOODBYE, ...) gets ABORT ``protocol_violation`` instead.
-* JSON has no NaN or Infinity: they are refused on input and never sent.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 
 from autobahn.wamp import message
@@ -47,8 +49,8 @@ from autobahn.wamp.exception import InvalidUriError, ProtocolError
 from autobahn.wamp.serializer import CBORObjectSerializer, MsgPackObjectSerializer
 
 from router.errors import BadRequest, UriError, WireError
+from router.options import BOOL_OPTIONS
 from router.messages import DEFAULT_MAX_DEPTH, MESSAGE_CLASSES as _CLASSES, MESSAGE_NAMES, FastCall, FastYield
-from router.wire._json import FastJson
 from router.wire.checks import (
     KWARGS_AT,
     MAX_ID,
@@ -56,6 +58,7 @@ from router.wire.checks import (
     OPENINGS,
     PAYLOAD_AT,
     cbor_has_maps,
+    no_json_constant,
     deeper_than,
     json_head,
     key_problem,
@@ -80,7 +83,6 @@ __all__ = [
     "Codec",
     "codec_for",
     "codecs",
-    "refuse",
     "MESSAGE_NAMES",
     "SERIALIZER_IDS",
     "RAWSOCKET_IDS",
@@ -112,6 +114,17 @@ _YIELD_CODE = message.Yield.MESSAGE_TYPE
 _ERROR_CODE = message.Error.MESSAGE_TYPE
 
 
+def _plain_options(code: int, options: dict) -> bool:
+    """True when every option is a known boolean one with a boolean value (no further check needed)."""
+    known = BOOL_OPTIONS.get(code)
+    if known is None:
+        return False
+    for key, value in options.items():
+        if type(value) is not bool or key not in known:
+            return False
+    return True
+
+
 def _fast(raw: list, code: int, str_keys: bool):
     """
     A FastCall/FastYield for a plain, valid message; None to use the full
@@ -125,9 +138,10 @@ def _fast(raw: list, code: int, str_keys: bool):
     if options:
         if any(key in options for key in _TRANSPARENCY):
             return None
-        problem = option_problem(code, options)
-        if problem is not None:
-            raise BadRequest(problem, raw)
+        if not _plain_options(code, options):
+            problem = option_problem(code, options)
+            if problem is not None:
+                raise BadRequest(problem, raw)
     if code == _CALL_CODE:
         if not 4 <= size <= 6:
             return None
@@ -155,6 +169,47 @@ def _fast(raw: list, code: int, str_keys: bool):
     msg.kwargs = kwargs
     msg._router_internal = options
     return msg
+
+
+class FastJson:
+    """Autobahn object-serializer interface over the stdlib C JSON codec."""
+
+    NAME = "json"
+    BINARY = False
+
+    def __init__(self) -> None:
+        # allow_nan=False: JSON has no NaN/Infinity, and JavaScript's JSON.parse refuses them
+        self._encoder = json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
+        ).encode
+        self._decoder = json.JSONDecoder(parse_constant=no_json_constant).decode
+
+    def serialize(self, obj) -> bytes:
+        return self._encoder(obj).encode("utf-8")
+
+    def unserialize(self, payload: bytes) -> list:
+        obj = self._decoder(payload.decode("utf-8") if type(payload) is not str else payload)
+        if b"\\u0000" in payload:
+            obj = _unbinary(obj)
+        return [obj]
+
+
+def _json_default(obj):
+    if isinstance(obj, (bytes, bytearray)):
+        return "\x00" + base64.b64encode(obj).decode("ascii")
+    raise TypeError(f"{type(obj).__name__} cannot be sent as JSON")
+
+
+def _unbinary(obj):
+    if isinstance(obj, str):
+        if obj[:1] == "\x00":
+            return base64.b64decode(obj[1:])
+        return obj
+    if isinstance(obj, list):
+        return [_unbinary(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _unbinary(v) for k, v in obj.items()}
+    return obj
 
 
 def _object_serializer(name: str):
@@ -300,7 +355,7 @@ class Codec:
         options = raw[request_at + 1] if size > request_at + 1 else None
         if type(request) is not int or type(options) is not dict:
             return  # malformed: Autobahn's parser says how
-        if options:
+        if options and not _plain_options(code, options):
             problem = option_problem(code, options)
             if problem is not None:
                 raise BadRequest(problem, raw)
@@ -333,19 +388,3 @@ def codecs(router, max_depth: int | None = None) -> dict[str, Codec]:
     if max_depth is None:
         max_depth = getattr(router, "max_nesting_depth", DEFAULT_MAX_DEPTH)
     return {name: codec_for(name, max_depth) for name in SERIALIZER_IDS}
-
-
-def refuse(session, exc: Exception, clock) -> None:
-    """
-    A payload the codec refused (:meth:`Codec.decode` raised): the session
-    answers it as it would a message (it was heard all the same): ERROR
-    ``invalid_uri``, ERROR ``invalid_argument``, or ABORT ``protocol_violation``.
-    """
-    session.last_seen = clock.seconds()
-    kind = type(exc)
-    if kind is UriError:
-        session.bad_uri(exc)
-    elif kind is BadRequest:
-        session.bad_request(exc)
-    else:
-        session.protocol_violation(str(exc), None, exc)

@@ -21,7 +21,8 @@ from router.errors import BadRequest, UriError, WireError
 from router.events import Reject
 from router.interfaces import IPeer
 from router.wire._address import describe
-from router.wire.codec import RAWSOCKET_IDS, codecs, refuse
+from router.wire.checks import refuse
+from router.wire.codec import RAWSOCKET_IDS, codecs
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit, tcp_keepalive
 from router.wire.ping import PING_PAYLOAD, PingSweeper
 

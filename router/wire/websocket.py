@@ -35,7 +35,8 @@ from router.events import Reject
 from router.interfaces import IPeer
 from router.wire import _autobahn
 from router.wire._address import describe, peer_host
-from router.wire.codec import codecs, refuse
+from router.wire.checks import refuse
+from router.wire.codec import codecs
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit
 from router.wire.ping import PingSweeper
 
