@@ -44,6 +44,7 @@ from twisted.logger import Logger
 
 from listeners.log import LogListener
 from router.auth import LoginLimiter
+from router.bridge import Bridges
 from router.config import ListenerConfig, RouterConfig
 from router.config.auth import build_realm_auth
 from router.core import Router
@@ -139,6 +140,7 @@ class RouterService(Service):
             self.router.add_realm(realm.name, *build_realm_auth(realm, reactor))
         for app in apps:
             self.router.install_app(app)
+        self.bridges = Bridges(self.router, config.web.webhooks, config.web.http_callees, reactor)
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
         self.ports: list = []
         self.endpoints: tuple[EndpointInfo, ...] = ()
@@ -335,11 +337,12 @@ class RouterService(Service):
         if not self._launched_event:
             # never launched (a listen failed): nothing to announce or close
             return self._stop_listening()
-        return self.router.shutdown(
+        d = self.router.shutdown(
             "wamp.close.system_shutdown",
             self.config.shutdown_timeout,
             stop_accepting=self._stop_listening,
         )
+        return d.addBoth(lambda result: maybeDeferred(self.bridges.stop).addBoth(lambda _: result))
 
     def _stop_listening(self):
         ports, self.ports = self.ports, []
