@@ -8,13 +8,18 @@ WebSocket clients on the other side.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from io import BytesIO
+from pathlib import Path
 
 import msgpack
+import pytest
 import pytest_twisted
 from autobahn.wamp.types import SubscribeOptions
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 
@@ -242,3 +247,43 @@ def _tick():
     d = Deferred()
     reactor.callLater(0.01, d.callback, None)
     return d
+
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not on PATH (needed for the autobahn-js interop tests)")
+@pytest.mark.skipif(
+    not (JS_DIR / "node_modules" / "autobahn").is_dir() and not os.environ.get("CI"),
+    reason="tests/js/node_modules is missing (run `npm ci` in tests/js)",
+)
+@pytest_twisted.ensureDeferred
+async def test_autobahn_js_longpoll_transport():
+    """autobahn-js's own long-poll transport (under node, XMLHttpRequest from tests/js/xhr.mjs) joins, gets its event, registers, calls a Python callee and closes cleanly."""
+    recorder = Recorder()
+    service = _longpoll_service(recorder)
+    await service.startService()
+    try:
+        ws_url, lp_url = _urls(service)
+        callee = await join(ws_url)
+        await callee.register(lambda text: f"echo {text}", "com.lp.py.echo")
+        out, err, code = await bounded(
+            getProcessOutputAndValue(NODE, [str(JS_DIR / "longpoll.mjs"), "--url", lp_url], env=dict(os.environ), path=str(JS_DIR)),
+            timeout=30,
+        )
+        lines = [json.loads(line) for line in out.decode().splitlines()]
+        assert code == 0, (lines, err.decode()[-2000:])
+        by_event = {line["event"]: line for line in lines}
+        assert by_event["joined"]["transport"] == "longpoll"
+        assert by_event["event"]["args"] == ["hi"] and by_event["event"]["kwargs"] == {"n": 1}
+        assert by_event["result"]["value"] == 5
+        assert by_event["remote"]["value"] == "echo ping"
+        assert by_event["closed"]["reason"] == "closed"
+        gone = await recorder.wait_for(
+            lambda e: type(e).__name__ == "ClientDisconnected" and e.connection.transport == "longpoll"
+        )
+        assert gone.was_clean
+        await leave(callee)
+    finally:
+        await service.stopService()
