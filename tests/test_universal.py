@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from io import BytesIO
 
+import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
@@ -18,9 +19,11 @@ from twisted.web.client import FileBodyProducer
 from twisted.web.http_headers import Headers
 
 from router.config import ConfigError, HttpConfig, ListenConfig, RouterConfig, UniversalConfig, WebConfig, parse_config
+from tests.auth_helpers import open_session
 from tests.conftest import VirtualTime, make_service
 from tests.test_http_push import _Collect, bounded
 from tests.test_longpoll import HELLO, LongPollClient
+from tests.test_tls import self_signed
 from tests.wamp_clients import Recorder, join, leave
 
 SECRET = "s3cret"
@@ -183,3 +186,37 @@ def test_config_keys_are_checked():
             assert str(exc) == message
         else:
             raise AssertionError(f"{data} was accepted")
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+@pytest_twisted.ensureDeferred
+async def test_universal_over_tls(tmp_path, transport):
+    """On an ssl: universal endpoint the sniff reads the decrypted bytes and hands over inside TLS: WebSocket and RawSocket clients join and call."""
+    key_path, cert_path, cert_pem = self_signed(tmp_path)
+    endpoint = f"ssl:0:interface=127.0.0.1:privateKey={key_path}:certKey={cert_path}"
+    service = _universal(listen=(ListenConfig(endpoint, "universal"),))
+    await service.startService()
+    try:
+        (info,) = service.endpoints
+        assert info.url.startswith("wss://127.0.0.1:")
+        trust = ssl.optionsForClientTLS("localhost", trustRoot=ssl.Certificate.loadPEM(cert_pem))
+        client = await open_session(info.url if transport == "websocket" else info.port, transport, tls=trust)
+        details = await bounded(client.joined)
+        assert details.transport.is_secure is True
+        await bounded(client.register(lambda a, b: a + b, "com.add"))
+        assert await bounded(client.call("com.add", 2, 3)) == 5
+        client.leave()
+        await bounded(client.disconnected)
+    finally:
+        await service.stopService()
+
+
+def test_listen_prefixes_on_the_command_line():
+    """--listen takes universal: and longpoll: prefixes like ws: and rawsocket:."""
+    from router.config import parse_listen
+
+    assert parse_listen("universal:tcp:0").transport == "universal"
+    assert parse_listen("longpoll:tcp:0").transport == "longpoll"
+    with pytest.raises(ConfigError) as info:
+        parse_listen("universal:")
+    assert str(info.value) == "listen: no endpoint after 'universal:' in 'universal:'"
