@@ -127,6 +127,7 @@ async def test_longpoll_session_joins_publishes_and_receives_events():
         await leave(publisher)
         connected = [e for e in recorder.events if type(e).__name__ == "ClientConnected" and e.connection.transport == "longpoll"]
         assert len(connected) == 1 and connected[0].connection.serializer == "json"
+        assert connected[0].connection.path == "/lp/open" and "host" in connected[0].connection.headers
         gone = await recorder.wait_for(
             lambda e: type(e).__name__ == "ClientDisconnected" and e.connection.transport == "longpoll"
         )

@@ -20,7 +20,7 @@ from twisted.web.http_headers import Headers
 
 from router.config import ConfigError, HttpConfig, ListenConfig, RouterConfig, UniversalConfig, WebConfig, parse_config
 from tests.auth_helpers import open_session
-from tests.conftest import VirtualTime, make_service
+from tests.conftest import ROOT, VirtualTime, make_service
 from tests.test_http_push import _Collect, bounded
 from tests.test_longpoll import HELLO, LongPollClient
 from tests.test_tls import self_signed
@@ -220,3 +220,34 @@ def test_listen_prefixes_on_the_command_line():
     with pytest.raises(ConfigError) as info:
         parse_listen("universal:")
     assert str(info.value) == "listen: no endpoint after 'universal:' in 'universal:'"
+
+
+def test_twistd_serves_a_universal_port_and_refuses_bad_web_keys(twistd_router, tmp_path):
+    """twistd with a universal listener in the config answers a RawSocket handshake and an HTTP long-poll open on one port, and stops with 0; a bad [longpoll] key exits 1 naming it."""
+    import socket
+    import subprocess
+    import sys
+
+    config = tmp_path / "wampd.toml"
+    config.write_text(
+        '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\ntransport = "universal"\n'
+        '[[webhook]]\ntopic = "com.x"\nurl = "http://127.0.0.1:1/hook"\n'
+    )
+    router = twistd_router("--config", str(config))
+    port = int(router.wait_for(r"listening on ws://127\.0\.0\.1:(\d+)/ws \(universal\)").group(1))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(bytes([0x7F, 0xF1, 0, 0]))
+        assert sock.recv(4)[0] == 0x7F
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        body = b'{"protocols": ["wamp.2.json"]}'
+        sock.sendall(b"POST /lp/open HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    assert router.stop() == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[longpoll]\nsession_timeout = 5\n")
+    done = subprocess.run(
+        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=", "wampd", "--config", str(bad)],
+        capture_output=True, text=True, timeout=60, cwd=str(ROOT),
+    )
+    assert done.returncode == 1
+    assert "longpoll.session_timeout: must be longer than request_timeout (10), got 5" in done.stdout + done.stderr
