@@ -11,7 +11,7 @@ import json
 import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import CallResult
+from autobahn.wamp.types import CallOptions, CallResult
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -80,19 +80,22 @@ def _status(code, payload):
 
 @pytest_twisted.ensureDeferred
 async def test_webhook_posts_events_in_order(backend):
-    """Events a real client publishes on the webhook's topic reach the URL as JSON, in publication order, binary payloads as base64."""
+    """Events a real client publishes on the webhook's topic reach the URL as JSON, in publication order, binary payloads as base64; a prefix webhook names the event's topic."""
     hook = WebhookConfig(topic="com.hook.news", url=backend.url + "/events")
-    service, ws_url = await _router([hook])
+    by_prefix = WebhookConfig(topic="com.hook.oth", match="prefix", url=backend.url + "/prefix")
+    service, ws_url = await _router([hook, by_prefix])
     try:
         publisher = await join(ws_url, serializer="msgpack")
         for n in range(5):
             publisher.publish("com.hook.news", n, b"\x00\x01", tag="t")
         publisher.publish("com.hook.other", "not this topic")
         for _ in range(100):
-            if len(backend.received) == 5:
+            if len(backend.received) == 6:
                 break
             await bounded(_later())
-        assert [body["args"][0] for _, body in backend.received] == [0, 1, 2, 3, 4]
+        assert [body["args"][0] for path, body in backend.received if path == "/events"] == [0, 1, 2, 3, 4]
+        ((_, other),) = [(path, body) for path, body in backend.received if path == "/prefix"]
+        assert other["topic"] == "com.hook.other" and other["args"] == ["not this topic"]
         path, first = backend.received[0]
         assert path == "/events" and first["topic"] == "com.hook.news"
         assert first["args"][1] == "AAE=" and first["kwargs"] == {"tag": "t"} and first["publication"] > 0
@@ -264,3 +267,22 @@ def _later(seconds=0.02):
     d = Deferred()
     reactor.callLater(seconds, d.callback, None)
     return d
+
+
+@pytest_twisted.ensureDeferred
+async def test_http_callee_call_timeout_drops_the_post(backend):
+    """A caller's CALL timeout ends the call with wamp.error.timeout and drops the POST still waiting for the URL."""
+    held = []
+    backend.answers["/slow"] = lambda request, body: held.append(request) or server.NOT_DONE_YET
+    service, ws_url = await _router(callees=[HttpCalleeConfig(procedure="com.http.slow", url=backend.url + "/slow")])
+    try:
+        caller = await join(ws_url)
+        with pytest.raises(ApplicationError) as info:
+            await bounded(caller.call("com.http.slow", options=CallOptions(timeout=200)))  # ms, as the spec says
+        assert info.value.error == "wamp.error.timeout"
+        (request,) = held
+        await bounded(request.notifyFinish().addErrback(lambda failure: "dropped"))
+        assert request._disconnected
+        await leave(caller)
+    finally:
+        await service.stopService()

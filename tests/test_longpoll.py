@@ -288,3 +288,28 @@ async def test_autobahn_js_longpoll_transport():
         await leave(callee)
     finally:
         await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_longpoll_counts_as_a_connection():
+    """A long-poll transport counts toward max_connections: one over gets 503 at open, with client_rejected (reason limit); after /close there is room again."""
+    recorder = Recorder()
+    service = _longpoll_service(recorder, max_connections=1)
+    await service.startService()
+    try:
+        _, lp_url = _urls(service)
+        first = LongPollClient(lp_url)
+        await first.open()
+        second = LongPollClient(lp_url)
+        code, body, _ = await second.post("/open", json.dumps({"protocols": ["wamp.2.json"]}).encode())
+        assert code == 503
+        rejected = await recorder.wait_for(lambda e: type(e).__name__ == "ClientRejected")
+        assert rejected.reason == "limit" and rejected.connection.transport == "longpoll"
+        code, _, _ = await first.post(f"/{first.tid}/close")
+        assert code == 204
+        await second.open()
+        assert await second.send(HELLO) == 204
+        code, welcome = await second.receive()
+        assert welcome[0] == 2
+    finally:
+        await service.stopService()
