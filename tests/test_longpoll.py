@@ -16,7 +16,6 @@ from pathlib import Path
 import msgpack
 import pytest
 import pytest_twisted
-from autobahn.wamp.types import SubscribeOptions
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
