@@ -44,7 +44,6 @@ from twisted.logger import Logger
 
 from listeners.log import LogListener
 from router.auth import LoginLimiter
-from router.bridge import Bridges
 from router.config import ListenerConfig, RouterConfig
 from router.config.auth import build_realm_auth
 from router.core import Router
@@ -140,7 +139,11 @@ class RouterService(Service):
             self.router.add_realm(realm.name, *build_realm_auth(realm, reactor))
         for app in apps:
             self.router.install_app(app)
-        self.bridges = Bridges(self.router, config.web.webhooks, config.web.http_callees, reactor)
+        self.bridges = None
+        if config.web.webhooks or config.web.http_callees:
+            from router.bridge import Bridges  # lazy: twisted.web.client only for a router that POSTs out
+
+            self.bridges = Bridges(self.router, config.web.webhooks, config.web.http_callees, reactor)
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
         self.ports: list = []
         self.endpoints: tuple[EndpointInfo, ...] = ()
@@ -342,6 +345,8 @@ class RouterService(Service):
             self.config.shutdown_timeout,
             stop_accepting=self._stop_listening,
         )
+        if self.bridges is None:
+            return d
         return d.addBoth(lambda result: maybeDeferred(self.bridges.stop).addBoth(lambda _: result))
 
     def _stop_listening(self):
