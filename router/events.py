@@ -88,7 +88,7 @@ class ConnectionInfo:
     """One transport connection, as known when it opened."""
 
     id: int
-    transport: str  # "websocket" or "rawsocket"
+    transport: str  # "websocket", "rawsocket" or "longpoll" ("internal" for the router's own sessions)
     peer: str  # Autobahn's peer string, e.g. "tcp4:127.0.0.1:50312"
     host: str | None  # the peer's address, when it has one (not for unix sockets)
     serializer: str | None  # "json", "msgpack", "cbor"
@@ -118,10 +118,10 @@ class EndpointInfo:
     """One listening endpoint."""
 
     description: str  # the endpoint string it was configured with
-    transport: str  # "websocket" or "rawsocket"
+    transport: str  # "websocket", "rawsocket", "longpoll", "universal" or "http" (the push endpoint)
     host: str | None
     port: int | None
-    url: str | None  # ws://host:port/path for TCP WebSocket endpoints
+    url: str | None  # ws://host:port/path for TCP WebSocket and universal endpoints, http://host:port/lp for long-poll
 
 
 class Event:

@@ -32,6 +32,7 @@ from typing import Any, Iterable
 
 import errno
 import os
+from dataclasses import replace
 import platform
 import signal
 
@@ -50,6 +51,8 @@ from router.events import EndpointInfo, ServerLaunched
 from router.http import push_site
 from router.policy import ConnectionPolicy
 from router.wire import PingSweeper, RawSocketFactory, WebSocketFactory
+from router.wire.longpoll import LongPollResource, longpoll_site
+from router.wire.universal import UniversalFactory
 
 __all__ = ["ListenError", "RouterService"]
 
@@ -136,6 +139,11 @@ class RouterService(Service):
             self.router.add_realm(realm.name, *build_realm_auth(realm, reactor))
         for app in apps:
             self.router.install_app(app)
+        self.bridges = None
+        if config.web.webhooks or config.web.http_callees:
+            from router.bridge import Bridges  # lazy: twisted.web.client only for a router that POSTs out
+
+            self.bridges = Bridges(self.router, config.web.webhooks, config.web.http_callees, reactor)
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
         self.ports: list = []
         self.endpoints: tuple[EndpointInfo, ...] = ()
@@ -145,6 +153,22 @@ class RouterService(Service):
 
     def _factory(self, listen):
         cfg = self.config
+        if listen.transport == "longpoll":
+            return self._longpoll(listen)
+        if listen.transport == "universal":
+            web = cfg.web
+            http = [(web.longpoll.path, self._longpoll(listen))]
+            if getattr(cfg, "http", None) is not None:
+                push = push_site(self.router, cfg.http.secret, cfg.http.max_body)
+                http += [("/publish", push), ("/call", push)]
+            return UniversalFactory(
+                self.reactor,
+                self._factory(replace(listen, transport="websocket")),
+                self._factory(replace(listen, transport="rawsocket", path="/ws")),
+                http,
+                sniff_timeout=web.universal.sniff_timeout,
+                max_request_line=web.universal.max_request_line,
+            )
         if listen.transport == "rawsocket":
             return RawSocketFactory(
                 self.router,
@@ -162,6 +186,21 @@ class RouterService(Service):
             max_message_size=cfg.max_message_size,
             max_outbound_buffer=cfg.max_outbound_buffer,
             slow_consumer=cfg.slow_consumer,
+        )
+
+    def _longpoll(self, listen):
+        cfg, lp = self.config, self.config.web.longpoll
+        return longpoll_site(
+            LongPollResource(
+                self.router,
+                base=lp.path,
+                endpoint=listen.endpoint,
+                request_timeout=lp.request_timeout,
+                session_timeout=lp.session_timeout,
+                max_message_size=cfg.max_message_size,
+                max_outbound_buffer=cfg.max_outbound_buffer,
+                slow_consumer=cfg.slow_consumer,
+            )
         )
 
     def startService(self):
@@ -255,10 +294,13 @@ class RouterService(Service):
             host = getattr(address, "host", None)
             number = getattr(address, "port", None)
             url = None
-            if listen.transport == "websocket" and number is not None:
-                scheme = "wss" if listen.endpoint.startswith("ssl:") else "ws"
+            if listen.transport != "rawsocket" and number is not None:
+                tls = listen.endpoint.startswith("ssl:")
                 shown = f"[{host}]" if host and ":" in host else host
-                url = f"{scheme}://{shown}:{number}{listen.path}"
+                if listen.transport == "longpoll":  # the base URL autobahn-js's longpoll transport wants
+                    url = f"{'https' if tls else 'http'}://{shown}:{number}{self.config.web.longpoll.path}"
+                else:
+                    url = f"{'wss' if tls else 'ws'}://{shown}:{number}{listen.path}"
             infos.append(EndpointInfo(listen.endpoint, listen.transport, host, number, url))
         self.endpoints = tuple(infos + infos_http)
         self.sweeper.start()
@@ -298,11 +340,14 @@ class RouterService(Service):
         if not self._launched_event:
             # never launched (a listen failed): nothing to announce or close
             return self._stop_listening()
-        return self.router.shutdown(
+        d = self.router.shutdown(
             "wamp.close.system_shutdown",
             self.config.shutdown_timeout,
             stop_accepting=self._stop_listening,
         )
+        if self.bridges is None:
+            return d
+        return d.addBoth(lambda result: maybeDeferred(self.bridges.stop).addBoth(lambda _: result))
 
     def _stop_listening(self):
         ports, self.ports = self.ports, []

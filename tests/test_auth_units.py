@@ -1022,7 +1022,7 @@ def with_principal(body, roles=ROLE_USER, head=PRINCIPAL):
         ('[[realm]]\nname = "r"\nauth = [{ method = "password" }]\n', "realm[0].auth[0].method: must be one of anonymous, ticket, wampcra, cryptosign, got 'password'"),
         ('[[realm]]\nname = "r"\nauth = [{ methd = "ticket" }]\n', "realm[0].auth[0].methd: unknown key; expected one of: method, transports, role (did you mean 'method'?)"),
         ('[[realm]]\nname = "r"\nauth = [{ role = "x" }]\n', "realm[0].auth[0].method: is required"),
-        ('[[realm]]\nname = "r"\nauth = [{ method = "anonymous", transports = ["http"] }]\n', "realm[0].auth[0].transports[0]: must be 'websocket' or 'rawsocket', got 'http'"),
+        ('[[realm]]\nname = "r"\nauth = [{ method = "anonymous", transports = ["http"] }]\n', "realm[0].auth[0].transports[0]: must be one of websocket, rawsocket, longpoll, got 'http'"),
         ('[[realm]]\nname = "r"\nauth = [{ method = "anonymous", transports = [] }]\n', "realm[0].auth[0].transports: must not be empty"),
         ('[[realm]]\nname = "r"\nauth = [{ method = "anonymous", transports = "websocket" }]\n', "realm[0].auth[0].transports: must be an array of strings, got string 'websocket'"),
         ('[[realm]]\nname = "r"\nauth = [{ method = "anonymous" }, { method = "anonymous" }]\n', "realm[0].auth[1].method: duplicate method 'anonymous' (also in auth[0]); list its transports in one entry"),

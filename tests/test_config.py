@@ -180,9 +180,9 @@ def test_config_error_is_a_value_error_with_parts():
     error = config_error('[[listen]]\nendpoint = "tcp:1"\n[[listen]]\nendpoint = "tcp:2"\ntransport = "http"\n')
     assert isinstance(error, ValueError)
     assert error.key == "listen[1].transport"
-    assert error.reason == "must be 'websocket' or 'rawsocket', got 'http'"
+    assert error.reason == "must be one of websocket, rawsocket, longpoll, universal, got 'http'"
     assert error.source == "<config>"
-    assert str(error) == "listen[1].transport: must be 'websocket' or 'rawsocket', got 'http'"
+    assert str(error) == "listen[1].transport: must be one of websocket, rawsocket, longpoll, universal, got 'http'"
 
 
 def test_config_error_names_the_source():
@@ -291,12 +291,12 @@ def test_wrong_type_of_whole_document():
         ("[[listen]]\ntransport = \"websocket\"\n", "listen[0].endpoint: is required"),
         ("[[realm]]\n", "realm[0].name: is required"),
         ("[[listener]]\npriority = 1\n", "listener[0].plugin: is required"),
-        ('[[listen]]\nendpoint = "tcp:1"\ntransport = "http"\n', "listen[0].transport: must be 'websocket' or 'rawsocket', got 'http'"),
-        ('[[listen]]\nendpoint = "tcp:1"\ntransport = "WebSocket"\n', "listen[0].transport: must be 'websocket' or 'rawsocket', got 'WebSocket'"),
+        ('[[listen]]\nendpoint = "tcp:1"\ntransport = "http"\n', "listen[0].transport: must be one of websocket, rawsocket, longpoll, universal, got 'http'"),
+        ('[[listen]]\nendpoint = "tcp:1"\ntransport = "WebSocket"\n', "listen[0].transport: must be one of websocket, rawsocket, longpoll, universal, got 'WebSocket'"),
         ('[[listen]]\nendpoint = "tcp:1"\npath = "ws"\n', "listen[0].path: must start with '/' and contain no whitespace, '?' or '#', got 'ws'"),
         ('[[listen]]\nendpoint = "tcp:1"\npath = "/ws?x=1"\n', "listen[0].path: must start with '/' and contain no whitespace, '?' or '#', got '/ws?x=1'"),
         ('[[listen]]\nendpoint = "tcp:1"\npath = "/w s"\n', "listen[0].path: must start with '/' and contain no whitespace, '?' or '#', got '/w s'"),
-        ('[[listen]]\nendpoint = "tcp:1"\ntransport = "rawsocket"\npath = "/ws"\n', "listen[0].path: only applies to transport 'websocket'"),
+        ('[[listen]]\nendpoint = "tcp:1"\ntransport = "rawsocket"\npath = "/ws"\n', "listen[0].path: only applies to transports 'websocket' and 'universal'"),
         ('[[listen]]\nendpoint = ""\n', "listen[0].endpoint: must not be empty"),
         ('[[listen]]\nendpoint = "bogus:1"\n', "listen[0].endpoint: not a valid Twisted server endpoint 'bogus:1': Unknown endpoint type: 'bogus'"),
         ('[[listen]]\nendpoint = "tcp:http"\n', "listen[0].endpoint: not a valid Twisted server endpoint 'tcp:http': invalid literal for int() with base 10: 'http'"),
@@ -386,7 +386,7 @@ def test_listen_config_checks_itself():
     assert info.value.key == "endpoint"
     with pytest.raises(ConfigError) as info:
         ListenConfig("tcp:1", transport="http")
-    assert str(info.value) == "transport: must be 'websocket' or 'rawsocket', got 'http'"
+    assert str(info.value) == "transport: must be one of websocket, rawsocket, longpoll, universal, got 'http'"
 
 
 def test_realm_config_checks_itself():
@@ -470,7 +470,7 @@ def test_bad_value_in_file_names_file_and_key(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(info.value) == (
-        f"{path}: listen[0].transport: must be 'websocket' or 'rawsocket', got 'http'"
+        f"{path}: listen[0].transport: must be one of websocket, rawsocket, longpoll, universal, got 'http'"
     )
 
 

@@ -671,7 +671,7 @@ def test_bad_config_file(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('[[listen]]\nendpoint = "tcp:1"\ntransport = "http"\n', encoding="utf-8")
     assert usage_error("--config", str(path)) == (
-        f"--config: {path}: listen[0].transport: must be 'websocket' or 'rawsocket', got 'http'"
+        f"--config: {path}: listen[0].transport: must be one of websocket, rawsocket, longpoll, universal, got 'http'"
     )
 
 

@@ -54,7 +54,7 @@ C{async def}.  See L{RealmAuthenticator}.
 """
 
 _METHODS = ("anonymous", "ticket", "wampcra", "cryptosign")
-_TRANSPORTS = ("websocket", "rawsocket")
+_TRANSPORTS = ("websocket", "rawsocket", "longpoll")
 
 
 @dataclass(eq=False)

@@ -22,7 +22,7 @@ def open_realm_auth(realm: str, clock: Any = None) -> tuple[RealmAuthenticator, 
     """
     authenticator = RealmAuthenticator(
         realm,
-        {"anonymous": ("websocket", "rawsocket")},
+        {"anonymous": ("websocket", "rawsocket", "longpoll")},
         (),
         None,
         anonymous_role="anonymous",

@@ -94,10 +94,10 @@ class HelloInfo:
     authextra: Mapping[str, Any]
     """HELLO C{details.authextra} (for cryptosign: C{pubkey})."""
     transport: str
-    """C{"websocket"} or C{"rawsocket"}."""
+    """C{"websocket"}, C{"rawsocket"} or C{"longpoll"}."""
     host: str | None
     headers: Mapping[str, str]
-    """The WebSocket handshake's headers, lower-case names (empty for RawSocket)."""
+    """The WebSocket handshake's (long-poll: the open request's) headers, lower-case names (empty for RawSocket)."""
     cookies: Mapping[str, str]
     """Parsed from the C{Cookie} header."""
     session_id: int
@@ -113,7 +113,7 @@ class HelloInfo:
         cls, hello: Hello, connection: ConnectionInfo, session_id: int
     ) -> HelloInfo:
         """Build one from Autobahn's HELLO message and the connection's info."""
-        headers = connection.headers if connection.transport == "websocket" else {}
+        headers = connection.headers if connection.transport != "rawsocket" else {}  # long-poll: its /open request's
         extra = hello.authextra if isinstance(hello.authextra, Mapping) else None
         return cls(
             realm=hello.realm,

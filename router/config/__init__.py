@@ -87,6 +87,7 @@ from router.config._values import (
     RouterConfig,
     parse_listen,
 )
+from router.config._web import HttpCalleeConfig, LongPollConfig, UniversalConfig, WebConfig, WebhookConfig
 
 __all__ = [
     "ACTIONS",
@@ -103,6 +104,11 @@ __all__ = [
     "RoleConfig",
     "AppConfig",
     "HttpConfig",
+    "HttpCalleeConfig",
+    "LongPollConfig",
+    "UniversalConfig",
+    "WebConfig",
+    "WebhookConfig",
     "ListenConfig",
     "ListenerConfig",
     "RealmConfig",

@@ -6,9 +6,11 @@ import math
 import re
 from collections.abc import Mapping
 
-__all__ = ["TRANSPORTS", "ConfigError"]
+__all__ = ["LISTEN_TRANSPORTS", "TRANSPORTS", "ConfigError"]
 
-TRANSPORTS = ("websocket", "rawsocket")
+TRANSPORTS = ("websocket", "rawsocket", "longpoll")
+#: What a ``[[listen]]`` may serve: a transport, or ``universal`` (WebSocket, RawSocket and HTTP on one port).
+LISTEN_TRANSPORTS = TRANSPORTS + ("universal",)
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*", re.ASCII)
 # A role or authid: printable, no whitespace.
 _NAME = re.compile(r"\S+")

@@ -51,7 +51,7 @@ class AuthMethodConfig:
             if transport not in TRANSPORTS:
                 raise ConfigError(
                     f"transports[{index}]",
-                    f"must be 'websocket' or 'rawsocket', got {transport!r}",
+                    f"must be one of {', '.join(TRANSPORTS)}, got {transport!r}",
                 )
             if transport in transports[:index]:
                 raise ConfigError(f"transports[{index}]", f"duplicate transport {transport!r}")

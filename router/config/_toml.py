@@ -13,7 +13,8 @@ from router.config._errors import _NO_SOURCE, ConfigError, _check_str, _describe
 from router.config._permissions import PermissionConfig, RoleConfig
 from router.config._realm import AuthMethodConfig, PrincipalConfig, RealmConfig
 from router.config._secrets import _read_secret
-from router.config._values import AppConfig, HttpConfig, ListenConfig, ListenerConfig, RouterConfig
+from router.config._values import DEFAULT_REALM, AppConfig, HttpConfig, ListenConfig, ListenerConfig, RouterConfig
+from router.config._web import WEB_KEYS, parse_web
 
 __all__ = ["load_config", "parse_config"]
 
@@ -42,7 +43,7 @@ _ROUTER_KEYS = (
     "max_calls_in_flight",
     "max_queued_messages",
 )
-_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
+_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http") + WEB_KEYS
 _APP_KEYS = ("plugin",)
 _HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
 _LISTEN_KEYS = ("endpoint", "transport", "path")
@@ -139,8 +140,8 @@ def _parse_listen_table(where: str, table: Mapping) -> ListenConfig:
     kwargs = {key: table[key] for key in _LISTEN_KEYS if key in table}
     kwargs["endpoint"] = _required(table, "endpoint", where)
     listen = _build(where, ListenConfig, **kwargs)
-    if "path" in table and listen.transport != "websocket":
-        raise ConfigError(f"{where}.path", "only applies to transport 'websocket'")
+    if "path" in table and listen.transport not in ("websocket", "universal"):
+        raise ConfigError(f"{where}.path", "only applies to transports 'websocket' and 'universal'")
     return listen
 
 
@@ -305,6 +306,7 @@ def _parse(data: Mapping, base_dir: str | None = None) -> RouterConfig:
         if "max_body" in table:
             http_kwargs["max_body"] = table["max_body"]
         kwargs["http"] = _build("http", HttpConfig, **http_kwargs)
+    kwargs["web"] = parse_web(data, tuple(realm.name for realm in kwargs.get("realms", ())) or (DEFAULT_REALM,))
     try:
         return RouterConfig(**kwargs)
     except ConfigError as exc:

@@ -19,7 +19,7 @@ from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor
 
 from router.config._errors import (
-    TRANSPORTS,
+    LISTEN_TRANSPORTS,
     ConfigError,
     _check_bool,
     _check_int,
@@ -30,6 +30,7 @@ from router.config._errors import (
     _describe,
 )
 from router.config._realm import RealmConfig
+from router.config._web import WebConfig
 from router.policy import ConnectionPolicy, origin_pattern
 
 __all__ = [
@@ -51,7 +52,7 @@ _HTTP_PATH = re.compile(r"/[!-~]*")
 
 # Prefixes that ``parse_listen`` accepts before an endpoint string.
 _CLI_TRANSPORT_PREFIXES = MappingProxyType(
-    {"ws": "websocket", "websocket": "websocket", "rawsocket": "rawsocket"}
+    {"ws": "websocket", "websocket": "websocket", "rawsocket": "rawsocket", "longpoll": "longpoll", "universal": "universal"}
 )
 #: What ``slow_consumer`` may say (the first is the default).
 SLOW_CONSUMER_POLICIES = ("disconnect", "drop")
@@ -113,18 +114,15 @@ class ListenConfig:
     endpoint: str
     """A Twisted server endpoint string, e.g. C{"tcp:8080:interface=127.0.0.1"}."""
     transport: str = "websocket"
-    """C{"websocket"} or C{"rawsocket"}."""
+    """C{"websocket"}, C{"rawsocket"}, C{"longpoll"} or C{"universal"} (all of them on one port)."""
     path: str = "/ws"
-    """WebSocket only: the HTTP path clients connect to."""
+    """WebSocket and universal: the HTTP path WebSocket clients connect to."""
 
     def __post_init__(self) -> None:
         _check_endpoint("endpoint", _check_str("endpoint", self.endpoint))
         _check_str("transport", self.transport)
-        if self.transport not in TRANSPORTS:
-            raise ConfigError(
-                "transport",
-                f"must be 'websocket' or 'rawsocket', got {self.transport!r}",
-            )
+        if self.transport not in LISTEN_TRANSPORTS:
+            raise ConfigError("transport", f"must be one of {', '.join(LISTEN_TRANSPORTS)}, got {self.transport!r}")
         _check_str("path", self.path)
         if not _HTTP_PATH.fullmatch(self.path) or "?" in self.path or "#" in self.path:
             raise ConfigError(
@@ -221,6 +219,8 @@ class RouterConfig:
     """Seconds to wait for GOODBYE replies at shutdown."""
     apps: tuple[AppConfig, ...] = ()
     http: HttpConfig | None = None
+    web: WebConfig = field(default_factory=WebConfig)
+    """The universal listener, the long-poll transport, webhooks and HTTP callees (router.config._web)."""
     hello_timeout: float = 10.0
     """
     Seconds a connection may take to finish its WebSocket upgrade request or
