@@ -47,7 +47,8 @@ from router.wire._address import describe
 from router.wire._http import BoundedChannel, QuietRequest
 from router.wire._longpoll_peer import Answer as _Answer
 from router.wire._longpoll_peer import LongPollTransport
-from router.wire.codec import codecs, refuse
+from router.wire.checks import refuse
+from router.wire.codec import codecs
 
 __all__ = ["LongPollResource", "LongPollTransport", "longpoll_site"]
 
