@@ -14,12 +14,28 @@ false``).  Lines look like::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from router.events import (
+        ClientConnected,
+        ClientDisconnected,
+        ClientError,
+        ClientRejected,
+        ConnectionInfo,
+        ServerLaunched,
+        ServerStopping,
+        SessionInfo,
+        SessionJoined,
+        SessionLeft,
+    )
 
 __all__ = ["LogListener"]
 
 
-def _who(connection) -> str:
+def _who(connection: ConnectionInfo) -> str:
     return connection.host or connection.peer
 
 
@@ -40,7 +56,16 @@ class LogListener:
     def __init__(self, logger: Logger | None = None) -> None:
         self.log = logger or Logger(namespace="wampd.events")
 
-    def _emit(self, name: str, text: str, *, level: str = "info", connection=None, session=None, **values) -> None:
+    def _emit(
+        self,
+        name: str,
+        text: str,
+        *,
+        level: str = "info",
+        connection: ConnectionInfo | None = None,
+        session: SessionInfo | None = None,
+        **values: Any,
+    ) -> None:
         """One entry: C{text} after the event name, with the structured fields filled in."""
         if session is not None:
             values.update(session=session.session_id, realm=session.realm, authid=session.authid)
@@ -49,7 +74,7 @@ class LogListener:
             values.update(address=_who(connection), connection=connection.id)
         getattr(self.log, level)(f"{name}: {text}", event=name, **values)
 
-    def on_server_launched(self, event) -> None:
+    def on_server_launched(self, event: ServerLaunched) -> None:
         where = ", ".join(
             f"{endpoint.url or endpoint.description} ({endpoint.transport})" for endpoint in event.endpoints
         )
@@ -57,7 +82,7 @@ class LogListener:
             "server_launched", "wampd listening on {where}, realms: {realms}", where=where, realms=", ".join(event.realms)
         )
 
-    def on_client_connected(self, event) -> None:
+    def on_client_connected(self, event: ClientConnected) -> None:
         conn = event.connection
         self._emit(
             "client_connected",
@@ -67,7 +92,7 @@ class LogListener:
             serializer=conn.serializer,
         )
 
-    def on_client_rejected(self, event) -> None:
+    def on_client_rejected(self, event: ClientRejected) -> None:
         where = ""
         if event.realm is not None:
             where += " at {realm}"
@@ -83,7 +108,7 @@ class LogListener:
             authid=event.authid,
         )
 
-    def on_session_joined(self, event) -> None:
+    def on_session_joined(self, event: SessionJoined) -> None:
         self._emit(
             "session_joined",
             "session {session} joined {realm} as {authid} (role {authrole}) from {address}",
@@ -91,7 +116,7 @@ class LogListener:
             authrole=event.session.authrole,
         )
 
-    def on_session_left(self, event) -> None:
+    def on_session_left(self, event: SessionLeft) -> None:
         self._emit(
             "session_left",
             "session {session} left {realm} ({reason}) after {duration:.1f}s ({authid} from {address})",
@@ -100,7 +125,7 @@ class LogListener:
             duration=event.duration,
         )
 
-    def on_client_disconnected(self, event) -> None:
+    def on_client_disconnected(self, event: ClientDisconnected) -> None:
         last = " (last session {session} in {realm} as {authid})" if event.session is not None else ""
         self._emit(
             "client_disconnected",
@@ -111,7 +136,7 @@ class LogListener:
             duration=event.duration,
         )
 
-    def on_client_error(self, event) -> None:
+    def on_client_error(self, event: ClientError) -> None:
         self._emit(
             "client_error",
             "error on connection {connection} from {address}{kind}: {error}",
@@ -122,5 +147,5 @@ class LogListener:
             error=event.exception,
         )
 
-    def on_server_stopping(self, event) -> None:
+    def on_server_stopping(self, event: ServerStopping) -> None:
         self._emit("server_stopping", "wampd stopping ({reason})", reason=event.reason)

@@ -120,7 +120,7 @@ def _set_txaio_level(level: LogLevel) -> None:
     """Autobahn logs through txaio, which drops entries below its own level before Twisted sees them."""
     import txaio  # lazy: only when a level was asked for
 
-    txaio.set_global_log_level("warn" if level.name == "warn" else level.name)
+    txaio.set_global_log_level(level.name)  # type: ignore[attr-defined]  # bound by txaio.use_twisted()
 
 
 def _twistd_file(parent: Mapping[str, Any]) -> IO[str]:
@@ -134,7 +134,7 @@ def _twistd_file(parent: Mapping[str, Any]) -> IO[str]:
         return sys.stdout
     if not name and parent.get("nodaemon"):
         return sys.stdout
-    return LogFile.fromFullPath(name or "twistd.log")  # type: ignore[return-value]
+    return LogFile.fromFullPath(name or "twistd.log")
 
 
 def _explicit_twist_format(subcommand: str | None, argv: list[str]) -> bool:

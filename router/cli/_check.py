@@ -17,7 +17,7 @@ import sys
 from twisted.python import usage
 
 from router.cli._usage import usage_error
-from router.config import RouterConfig, collect_errors
+from router.config import AuthMethodConfig, RouterConfig, collect_errors
 
 __all__ = ["check", "summary"]
 
@@ -58,7 +58,7 @@ def check(args: list[str]) -> int:
     return 0
 
 
-def _auth(method) -> str:
+def _auth(method: AuthMethodConfig) -> str:
     text = method.method
     details = []
     if tuple(method.transports) != ("websocket", "rawsocket"):

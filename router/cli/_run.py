@@ -42,5 +42,5 @@ def run(args: list[str]) -> int:
     except SystemExit as exc:  # an endpoint could not listen; the log says which and why
         return exc.code if isinstance(exc.code, int) else 1
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
     return 0
