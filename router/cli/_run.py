@@ -29,12 +29,12 @@ def run(args: list[str]) -> int:
         return usage_error("run", str(exc))
 
     from twisted.internet import reactor  # lazy: installed only once the options are right
-    from twisted.logger import globalLogBeginner
+    from twisted.logger import LogLevel, globalLogBeginner
 
     from router.logs import make_observer  # lazy: with the reactor, only to run
 
     log_format, level = options["log_settings"]
-    observer = make_observer(sys.stdout, log_format or "text", *([level] if level is not None else []))
+    observer = make_observer(sys.stdout, log_format or "text", level or LogLevel.info)
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     service = makeService(options)
     try:
