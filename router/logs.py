@@ -120,7 +120,9 @@ def _set_txaio_level(level: LogLevel) -> None:
     """Autobahn logs through txaio, which drops entries below its own level before Twisted sees them."""
     import txaio  # lazy: only when a level was asked for
 
-    txaio.set_global_log_level(level.name)  # type: ignore[attr-defined]  # bound by txaio.use_twisted()
+    # bound by txaio.use_twisted(); not every txaio release declares it
+    set_level: Callable[[str], None] = getattr(txaio, "set_global_log_level")
+    set_level(level.name)
 
 
 def _twistd_file(parent: Mapping[str, Any]) -> IO[str]:

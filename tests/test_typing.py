@@ -6,6 +6,7 @@ setup.cfg), and the package ships ``py.typed`` so that users' checkers read them
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,8 @@ def test_mypy_passes_on_the_public_api():
     pytest.importorskip("mypy", reason="mypy is in the test extra: pip install -e '.[test]'")
     pytest.importorskip("mypy_zope", reason="mypy-zope is in the test extra: pip install -e '.[test]'")
     # a cache per Python outside the tree keeps a second run to a few seconds
-    cache = Path(tempfile.gettempdir()) / f"wampd-mypy-cache-{sys.version_info[0]}.{sys.version_info[1]}"
+    venv = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
+    cache = Path(tempfile.gettempdir()) / f"wampd-mypy-cache-{venv}"
     out = subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(cache), "--config-file", "setup.cfg", *PUBLIC_MODULES],
         cwd=ROOT,

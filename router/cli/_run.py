@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import cast
 
 from twisted.python import usage
 
@@ -28,7 +29,8 @@ def run(args: list[str]) -> int:
     except usage.UsageError as exc:
         return usage_error("run", str(exc))
 
-    from twisted.internet import reactor  # lazy: installed only once the options are right
+    from twisted.internet import reactor as installed  # lazy: installed only once the options are right
+    from twisted.internet.interfaces import IReactorCore
     from twisted.logger import LogLevel, globalLogBeginner
 
     from router.logs import make_observer  # lazy: with the reactor, only to run
@@ -41,6 +43,7 @@ def run(args: list[str]) -> int:
         service.startService()
     except SystemExit as exc:  # an endpoint could not listen; the log says which and why
         return exc.code if isinstance(exc.code, int) else 1
+    reactor = cast(IReactorCore, installed)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
     return 0
