@@ -11,6 +11,7 @@ import configparser
 import shlex
 import shutil
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 
@@ -101,13 +102,20 @@ def test_the_docker_image_builds_and_serves():
     name = f"{tag}-run"
     try:
         subprocess.run(["docker", "run", "-d", "--name", name, tag], check=True, capture_output=True, timeout=120)
-        logs = ""
-        for _ in range(60):
-            logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, timeout=30).stdout
-            if "wampd listening on ws://0.0.0.0:8080/ws" in logs:
-                break
-            subprocess.run(["docker", "exec", name, "true"], capture_output=True, timeout=30)  # paces the poll
-        assert "wampd listening on ws://0.0.0.0:8080/ws" in logs, logs
+        follow = subprocess.Popen(["docker", "logs", "-f", name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        timer = threading.Timer(120, follow.kill)  # a container that never logs the line ends the wait
+        timer.start()
+        seen = []
+        try:
+            for line in follow.stdout:  # type: ignore[union-attr]
+                seen.append(line)
+                if "wampd listening on ws://0.0.0.0:8080/ws" in line:
+                    break
+        finally:
+            timer.cancel()
+            follow.kill()
+            follow.wait()
+        assert any("wampd listening on ws://0.0.0.0:8080/ws" in line for line in seen), "".join(seen)
         subprocess.run(["docker", "stop", "-t", "20", name], check=True, capture_output=True, timeout=60)
         state = subprocess.run(
             ["docker", "inspect", "-f", "{{.State.ExitCode}}", name], capture_output=True, text=True, timeout=30

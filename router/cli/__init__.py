@@ -63,4 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def console() -> None:
     """The C{wampd} console script."""
-    raise SystemExit(main())
+    try:
+        status = main()
+    except BrokenPipeError:  # `wampd run --help | head`: the reader left, nothing is wrong
+        status = 0
+    raise SystemExit(status)
