@@ -22,7 +22,7 @@ class RealmApi:
         self._internal = internal
         self.realm = internal.realm.name
 
-    def publish(self, topic: str, *args, options: dict | None = None, **kwargs) -> int:
+    def publish(self, topic: str, *args: Any, options: dict | None = None, **kwargs: Any) -> int:
         """
         Publish an event as the router; returns the publication id.  ``options``
         take the PUBLISH options ``exclude``, ``exclude_authid``,
@@ -46,7 +46,7 @@ class RealmApi:
             internal, topic, list(args) or None, kwargs or None, compile_filters(options), options.get("retain") is True
         )
 
-    def call(self, procedure: str, *args, timeout_ms: int | None = None, **kwargs) -> Deferred:
+    def call(self, procedure: str, *args: Any, timeout_ms: int | None = None, **kwargs: Any) -> Deferred:
         """Call a procedure (a client's or the router's); fires with its result or fails with ApplicationError."""
         return self._internal.call(procedure, args, kwargs, timeout_ms)
 
@@ -59,6 +59,6 @@ class RealmApi:
         return len(self._internal.realm.sessions)
 
     @property
-    def meta(self):
+    def meta(self) -> Any:
         """The realm's meta API (sessions(), session(), kill(), ...)."""
         return self._internal.realm.meta

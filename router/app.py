@@ -72,7 +72,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from zope.interface import implementer
 
@@ -90,6 +90,9 @@ __all__ = [
     "ProcedureSpec",
     "PeriodicSpec",
 ]
+
+_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -173,16 +176,16 @@ class TopicHandler:
     interval: float | None = None  # deprecated: seconds; set interval_ms
     api: Any = None  # set to the realm's RealmApi when the handler is installed
 
-    def on_subscribe(self, session, topic: str, params: dict):
+    def on_subscribe(self, session: Any, topic: str, params: dict) -> Any:
         return None
 
-    def on_unsubscribe(self, session, topic: str, params: dict):
+    def on_unsubscribe(self, session: Any, topic: str, params: dict) -> Any:
         return None
 
-    def on_publish(self, session, topic: str, params: dict, args, kwargs):
+    def on_publish(self, session: Any, topic: str, params: dict, args: list | None, kwargs: dict | None) -> Any:
         return None
 
-    def on_timer(self, topic: str, params: dict):
+    def on_timer(self, topic: str, params: dict) -> Any:
         return None
 
 
@@ -254,22 +257,24 @@ class App:
 
     # decorators
 
-    def topic(self, pattern: str, realm: str | None = None, **requirements: str):
-        def register(handler):
+    def topic(self, pattern: str, realm: str | None = None, **requirements: str) -> Callable[[_T], _T]:
+        def register(handler: _T) -> _T:
             self.add_topic(pattern, handler, realm, **requirements)
             return handler
 
         return register
 
-    def procedure(self, pattern: str, realm: str | None = None, invoke: str = "single", **requirements: str):
-        def register(fn):
+    def procedure(
+        self, pattern: str, realm: str | None = None, invoke: str = "single", **requirements: str
+    ) -> Callable[[_F], _F]:
+        def register(fn: _F) -> _F:
             self.add_procedure(pattern, fn, realm, invoke, **requirements)
             return fn
 
         return register
 
-    def periodic(self, interval_ms: int, realm: str | None = None):
-        def register(fn):
+    def periodic(self, interval_ms: int, realm: str | None = None) -> Callable[[_F], _F]:
+        def register(fn: _F) -> _F:
             self.add_periodic(interval_ms, fn, realm)
             return fn
 

@@ -38,7 +38,7 @@ import signal
 
 from autobahn.websocket import USES_NVX
 from twisted.application.service import Service
-from twisted.internet.defer import DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
@@ -73,7 +73,7 @@ def _reason(failure) -> str:
     """The cause of a failed listen, without Twisted's "Couldn't listen on ..." wrapping."""
     exc = failure.value
     cause = getattr(exc, "socketError", None) or exc
-    if isinstance(cause, OSError) and cause.errno in errno.errorcode and cause.strerror:
+    if isinstance(cause, OSError) and cause.errno is not None and cause.errno in errno.errorcode and cause.strerror:
         # not str(cause): for a unix socket it may name Twisted's lock file
         return f"{cause.strerror} ({errno.errorcode[cause.errno]})"
     return str(cause) or type(cause).__name__
@@ -203,7 +203,7 @@ class RouterService(Service):
             )
         )
 
-    def startService(self):
+    def startService(self) -> Deferred:
         super().startService()
         _check_accelerators()
         if self._standalone:
@@ -224,7 +224,7 @@ class RouterService(Service):
         listening = []
         for shown, endpoint, factory in wanted:
             d = maybeDeferred(_listen, self.reactor, endpoint, factory)
-            listening.append(d.addErrback(lambda failure, shown=shown: _Failed(shown, _reason(failure))))
+            listening.append(d.addErrback(_as_failed, shown))
         d = DeferredList(listening)
         d.addCallback(self._all_listening)
         d.addCallback(self._launched)
@@ -334,7 +334,7 @@ class RouterService(Service):
         if self.reactor.running:
             self.reactor.stop()
 
-    def stopService(self):
+    def stopService(self) -> Deferred:
         super().stopService()
         self.sweeper.stop()
         if not self._launched_event:
@@ -363,6 +363,10 @@ class _Failed:
 
     def __init__(self, endpoint: str, reason: str) -> None:
         self.endpoint, self.reason = endpoint, reason
+
+
+def _as_failed(failure: Any, shown: str) -> _Failed:
+    return _Failed(shown, _reason(failure))
 
 
 def _remove_socket_file(port) -> None:

@@ -134,13 +134,37 @@ class Options(usage.Options):
         """
         self["listener"].append(spec)
 
+    def opt_version(self) -> None:
+        """Print wampd's version (and Twisted's, Autobahn's, Python's) and exit."""
+        from router.version import describe  # lazy: only for --version
+
+        print(describe())
+        raise SystemExit(0)
+
     def postOptions(self) -> None:
+        self._apply_log_options()
         config = self._read_config()
         config = self._apply_command_line(config)
         self["router_config"] = config
         self["listener_objects"] = self._build_listeners(config)
         self["app_objects"] = self._build_apps(config)
         self._check_realm_plugins(config)
+
+    def _apply_log_options(self) -> None:
+        """--log-format and --log-level go to whichever runner parsed us (router.logs)."""
+        from router.logs import apply_log_options, parse_format, parse_level  # lazy: keeps --help fast
+
+        values = {}
+        for option, parse in (("log-format", parse_format), ("log-level", parse_level)):
+            try:
+                values[option] = None if self[option] is None else parse(self[option])
+            except ValueError as exc:
+                raise usage.UsageError(f"--{option}: {exc}") from None
+        self["log_settings"] = (values["log-format"], values["log-level"])
+        try:
+            apply_log_options(getattr(self, "parent", None), values["log-format"], values["log-level"])
+        except ValueError as exc:
+            raise usage.UsageError(str(exc)) from None
 
     def _check_realm_plugins(self, config: RouterConfig) -> None:
         """Dynamic authenticators/authorizers load now: a bad one is a usage error, not a crash."""
@@ -171,6 +195,15 @@ class Options(usage.Options):
                 except ConfigError as exc:
                     raise usage.UsageError(f"--listen {spec}: {exc.reason}") from None
             changes["listen"] = tuple(listen)
+
+        if self["ws-path"] is not None:
+            try:
+                changes["listen"] = tuple(
+                    dataclasses.replace(listen, path=self["ws-path"]) if listen.transport == "websocket" else listen
+                    for listen in changes.get("listen", config.listen)
+                )
+            except ConfigError as exc:
+                raise usage.UsageError(f"--ws-path: {exc.reason}") from None
 
         if self["realm"]:
             realms = list(config.realms)

@@ -38,6 +38,7 @@ from autobahn.wamp.exception import TransportLost
 from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
 from autobahn.wamp.types import ComponentConfig
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -63,7 +64,7 @@ class RecordingListener:
     def __init__(self) -> None:
         self.events: list = []
 
-    def _record(self, event) -> None:
+    def _record(self, event: Any) -> None:
         self.events.append(event)
 
     on_server_launched = on_client_connected = on_client_rejected = _record
@@ -184,14 +185,14 @@ class MemoryRouter:
                 if pump.clientIO.disconnected and pump.serverIO.disconnected:
                     del self._pumps[key]
 
-    def result(self, d):
+    def result(self, d: Deferred) -> Any:
         """
         Flush, then return what Deferred ``d`` fired with, or raise its
         failure (e.g. an ``ApplicationError`` from a call).  Raises
         ``RuntimeError`` when it still has not fired.
         """
         self.flush()
-        out = []
+        out: list = []
         d.addBoth(out.append)
         if not out:
             raise RuntimeError(f"{d!r} has not fired after a flush")
@@ -210,7 +211,7 @@ class MemoryRouter:
         pump.clientIO.loseConnection()
         self.flush()
 
-    def shutdown(self):
+    def shutdown(self) -> Deferred:
         """Shut the router down as the service would; returns its Deferred (flushes first)."""
         self.sweeper.stop()
         d = self.router.shutdown()
@@ -237,7 +238,7 @@ class MemoryPeer:
         self.closed = False
         self.abort_reason: str | None = None
 
-    def send(self, msg) -> bool:
+    def send(self, msg: Any) -> bool:
         try:
             size = len(self.codec.encode(msg))
         except Exception:
@@ -251,7 +252,7 @@ class MemoryPeer:
         self.sent.append(msg)
         return True
 
-    def send_paced(self, msgs) -> None:
+    def send_paced(self, msgs: Iterable[Any]) -> None:
         """A memory peer never stops reading: each is sent at once."""
         for msg in msgs:
             self.send(msg)

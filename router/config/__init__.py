@@ -72,6 +72,7 @@ authorizer from its RealmConfig; it is not imported here (it loads
 L{router.auth}), so import it by name.
 """
 
+from router.config._collect import collect_errors
 from router.config._errors import TRANSPORTS, ConfigError
 from router.config._permissions import ACTIONS, MATCH_POLICIES, PermissionConfig, RoleConfig
 from router.config._realm import AUTH_METHODS, AuthMethodConfig, PrincipalConfig, RealmConfig
@@ -113,6 +114,7 @@ __all__ = [
     "ListenerConfig",
     "RealmConfig",
     "RouterConfig",
+    "collect_errors",
     "load_config",
     "parse_config",
     "parse_listen",

@@ -38,6 +38,15 @@ LIST_OPTIONS = (
 
 OPT_PARAMETERS = (
     (
+        "ws-path",
+        None,
+        None,
+        "The HTTP path of every WebSocket endpoint, e.g. /wamp; replaces the "
+        "config file's [[listen]] path values [default: /ws].",
+    ),
+    ("log-format", None, None, "Log lines as 'text' or 'json' (one object per line) [default: text]."),
+    ("log-level", None, None, "Log this level and above: debug, info, warn, error or critical [default: info]."),
+    (
         "http",
         None,
         None,
