@@ -120,6 +120,7 @@ class MemoryRouter:
         # pings are off unless asked for (RawSocket peers are pinged only once they ping)
         self.sweeper = PingSweeper(self.clock, ping_interval, ping_timeout)
         self.sweeper.start()
+        self._factory: RawSocketFactory | WebSocketFactory
         if transport == "websocket":
             self._factory = WebSocketFactory(
                 self.router, self.sweeper, url="ws://127.0.0.1:8080/ws", endpoint="memory",

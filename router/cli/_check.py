@@ -17,7 +17,7 @@ import sys
 from twisted.python import usage
 
 from router.cli._usage import usage_error
-from router.config import AuthMethodConfig, RouterConfig, collect_errors
+from router.config import TRANSPORTS, AuthMethodConfig, RouterConfig, collect_errors
 
 __all__ = ["check", "summary"]
 
@@ -61,7 +61,7 @@ def check(args: list[str]) -> int:
 def _auth(method: AuthMethodConfig) -> str:
     text = method.method
     details = []
-    if tuple(method.transports) != ("websocket", "rawsocket"):
+    if tuple(method.transports) != TRANSPORTS:  # the default: every transport
         details.append("/".join(method.transports) + " only")
     if method.role:
         details.append(f"role {method.role}")
