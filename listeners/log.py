@@ -98,3 +98,9 @@ class LogListener:
 
     def on_server_stopping(self, event) -> None:
         self.log.info("wampd stopping ({reason})", reason=event.reason)
+
+    def on_server_reloaded(self, event) -> None:
+        self.log.info(
+            "wampd reloaded its configuration; changed: {changed}",
+            changed=", ".join(event.changed) or "nothing",
+        )

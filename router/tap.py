@@ -102,6 +102,10 @@ class Options(usage.Options):
         """Refuse connections from this network (CIDR); repeatable."""
         self["deny-address"].append(cidr)
 
+    def opt_trusted_proxy(self, cidr: str) -> None:
+        """Believe X-Forwarded-For/Forwarded and PROXY headers from this network (CIDR); repeatable."""
+        self["trusted-proxy"].append(cidr)
+
     def opt_app(self, spec: str) -> None:
         """
         Plug in a server-side App (topic handlers, procedures, periodic
@@ -141,6 +145,10 @@ class Options(usage.Options):
         self["listener_objects"] = self._build_listeners(config)
         self["app_objects"] = self._build_apps(config)
         self._check_realm_plugins(config)
+
+    def reread(self) -> RouterConfig:
+        """The configuration again, for a reload (SIGHUP): the --config file, with the command line on top."""
+        return self._apply_command_line(self._read_config())
 
     def _check_realm_plugins(self, config: RouterConfig) -> None:
         """Dynamic authenticators/authorizers load now: a bad one is a usage error, not a crash."""
@@ -291,4 +299,5 @@ def makeService(options: Options) -> Any:
         standalone=True,
         apps=options["app_objects"],
         daemon=daemon,
+        reload_source=options.reread,
     )

@@ -38,6 +38,7 @@ from router.wire._address import describe, peer_host
 from router.wire.codec import codecs, refuse
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit
 from router.wire.ping import PingSweeper
+from router.wire.forwarded import behind_proxy
 
 __all__ = ["WebSocketFactory", "WebSocketProtocol"]
 
@@ -129,11 +130,19 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
             chosen = "wamp.2.json"
         serializer = _SUBPROTOCOLS[chosen]
         self.codec = factory.codecs[serializer]
+        host, peer = peer_host(self.transport), request.peer
+        if factory.proxy_trust is not None:  # behind a reverse proxy: router.wire.proxy
+            host, peer, refusal = behind_proxy(self, factory, host, peer, request.headers)
+            if refusal is not None:
+                self.wampd_session = factory.router.refused_at_accept(
+                    self, refusal, transport="websocket", peer_address=peer, host=host, endpoint=factory.endpoint
+                )
+                raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, refusal.message)
         session = factory.router.connect(
             self,
             transport="websocket",
-            peer_address=request.peer,
-            host=peer_host(self.transport),
+            peer_address=peer,
+            host=host,
             serializer=serializer,
             endpoint=factory.endpoint,
             origin=request.origin or None,  # Autobahn gives "" when there is no Origin header
@@ -356,6 +365,7 @@ class WebSocketFactory(WampWebSocketServerFactory):
         super().__init__(lambda: None, serializers=serializers, url=url)
         self.server = None  # no Server header: HTTP answers do not name the software or its version
         self.router = router
+        self.proxy_trust = None  # a router.wire.proxy.ProxyTrust when trusted_proxies is set
         self.sweeper = sweeper
         self.path = path
         self.endpoint = endpoint
