@@ -203,6 +203,7 @@ def behind_proxy(protocol, factory, host: str | None, peer: str, headers):
     except ForwardedError as exc:
         _log.warn("refused a WebSocket upgrade from trusted proxy {peer}: {why}", peer=peer, why=str(exc))
         raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, str(exc)) from None
-    if client == host:
+    if not factory.proxy_trust.trusts(host):
         return host, peer, None
+    # admitted uncounted per address (WebSocketProtocol.connectionMade): counted under its client now
     return client, client_peer, factory.router.readdress(protocol, client)

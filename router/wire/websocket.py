@@ -74,7 +74,9 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         # it sent is read, and Autobahn never sees it
         router = self.factory.router
         host = peer_host(self.transport)
-        refusal = router.admit(self, host)
+        trust = self.factory.proxy_trust
+        # a trusted proxy's client is counted per address once its upgrade request names it
+        refusal = router.admit(self, None if trust is not None and trust.trusts(host) else host)
         if refusal is None:
             super().connectionMade()
             return
