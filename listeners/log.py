@@ -149,3 +149,10 @@ class LogListener:
 
     def on_server_stopping(self, event: ServerStopping) -> None:
         self._emit("server_stopping", "wampd stopping ({reason})", reason=event.reason)
+
+    def on_server_reloaded(self, event) -> None:
+        self._emit(
+            "server_reloaded",
+            "wampd reloaded its configuration; changed: {changed}",
+            changed=", ".join(event.changed) or "nothing",
+        )

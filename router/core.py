@@ -215,6 +215,19 @@ class Router:
             return None
         return policy.over_limit(host, len(self._sockets), from_host)
 
+    def readdress(self, peer: Any, host: str | None) -> Reject | None:
+        """A trusted proxy named an admitted connection's client (router.wire.proxy): count it under ``host``."""
+        old = self._sockets.get(peer, host)
+        if old == host:
+            return None
+        self._sockets[peer] = host
+        if old is not None:
+            self._per_host[old] -= 1
+            if not self._per_host[old]:
+                del self._per_host[old]
+        from_host = self._per_host[host] = self._per_host.get(host, 0) + 1
+        return self.policy.over_limit(host, len(self._sockets), from_host) if self.policy.has_limits else None
+
     def release(self, peer: Any) -> None:
         """An admitted connection closed (``connectionLost``)."""
         self._unopened.pop(peer, None)

@@ -40,6 +40,7 @@ __all__ = [
     "ClientDisconnected",
     "ClientError",
     "ServerStopping",
+    "ServerReloaded",
     "EVENT_TYPES",
     "REJECT_REASONS",
 ]
@@ -209,6 +210,17 @@ class ServerStopping(Event):
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class ServerReloaded(Event):
+    """A new configuration was applied (SIGHUP, or ``RouterService.reload``); see :mod:`router.reload`."""
+
+    name: ClassVar[str] = "server_reloaded"
+    changed: tuple[str, ...]  # the key paths that changed, e.g. "router.max_connections", "realm[realm1].roles"
+    realms_added: tuple[str, ...] = ()
+    realms_removed: tuple[str, ...] = ()
+    not_applied: tuple[str, ...] = ()  # changed key paths that need a restart (endpoints, listeners, apps, http)
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     ServerLaunched,
     ClientConnected,
@@ -219,4 +231,5 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ClientDisconnected,
     ClientError,
     ServerStopping,
+    ServerReloaded,
 )

@@ -60,6 +60,7 @@ from twisted.web import http, resource, server
 
 from router.app import Result
 from router.uri import is_reserved, is_valid_uri
+from router.wire.forwarded import ForwardedError, forwarded_client
 
 __all__ = ["PushResource", "push_site"]
 
@@ -281,7 +282,7 @@ def _bytes(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-_REASONS = {401: b"Unauthorized", 413: b"Content Too Large"}
+_REASONS = {400: b"Bad Request", 401: b"Unauthorized", 413: b"Content Too Large"}
 
 
 class _PushChannel(http.HTTPChannel):
@@ -311,10 +312,15 @@ class _PushChannel(http.HTTPChannel):
 
     def allHeadersReceived(self):
         resource = self.site.resource
+        request = self.requests[-1]
         try:
-            resource.check_headers(self.requests[-1].requestHeaders, self.length)
+            request.wampd_client = _client(self.site, self.transport, request.requestHeaders)
+            resource.check_headers(request.requestHeaders, self.length)
+        except ForwardedError as exc:  # from a trusted proxy: fail closed
+            self.refuse(_Problem(400, "wamp.error.invalid_argument", str(exc)), getattr(self.transport.getPeer(), "host", None))
+            return
         except _Problem as problem:
-            self.refuse(problem)
+            self.refuse(problem, request.wampd_client)
             return
         super().allHeadersReceived()
 
@@ -326,8 +332,13 @@ class _PushChannel(http.HTTPChannel):
         if not self.refused:
             super().allContentReceived()
 
-    def refuse(self, problem: _Problem) -> None:
+    def refuse(self, problem: _Problem, client: str | None = None) -> None:
         """Answer ``problem`` now and close the connection, reading no more of the request."""
+        from twisted.logger import Logger  # lazy: only for a refused request
+
+        Logger(namespace="wampd.http").info(
+            "push request from {client} refused: {status} {text}", client=client, status=problem.status, text=problem.text
+        )
         self.refused = True
         body = json.dumps({"error": problem.uri, "message": problem.text}).encode()
         head = [
@@ -360,13 +371,25 @@ class _PushRequest(server.Request):
         self._received += len(data)
         resource = channel.site.resource
         if self._received > resource.max_body:
-            channel.refuse(resource.too_large())
+            channel.refuse(resource.too_large(), getattr(self, "wampd_client", None))
             return
         super().handleContentChunk(data)
 
 
-def push_site(router, secret: str, max_body: int = 65536) -> server.Site:
+def _client(site, transport, headers) -> str | None:
+    """The request's client address; a trusted proxy's forwarded header believed (router.wire.proxy)."""
+    host = getattr(transport.getPeer(), "host", None)
+    trust = site.proxy_trust
+    if trust is None or not trust.enabled:
+        return host
+    named = {name.decode("latin-1").lower(): b", ".join(values).decode("latin-1") for name, values in headers.getAllRawHeaders()}
+    return forwarded_client(trust, host, "", named)[0]
+
+
+def push_site(router, secret: str, max_body: int = 65536, proxy_trust=None) -> server.Site:
+    """The push endpoint's Site; ``proxy_trust`` (router.wire.proxy.ProxyTrust) names clients behind proxies."""
     site = server.Site(PushResource(router, secret, max_body))
+    site.proxy_trust = proxy_trust
     site.protocol = _PushChannel
     site.requestFactory = _PushRequest
     site.noisy = False

@@ -71,6 +71,9 @@ class IListener(Interface):
     def on_server_stopping(event: ServerStopping) -> object:
         """Shutdown begins."""
 
+    def on_server_reloaded(event):
+        """A new configuration was applied (SIGHUP)."""
+
 
 #: The optional handler names of :class:`IListener` (``on_`` + an event's ``name``).
 LISTENER_METHODS: frozenset[str] = frozenset(name for name in IListener.names() if name.startswith("on_"))

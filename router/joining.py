@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from autobahn.wamp import message
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from router.auth import AUTHENTICATION_FAILED, NO_AUTH_METHOD, Accept, Challenge, HelloInfo
 from router.events import Reject, SessionInfo, SessionJoined, SessionJoining
@@ -132,6 +133,9 @@ class Joining:
     def _welcome(self, realm: Realm) -> None:
         if self.state is not JOINING:  # transport lost while listeners ran
             self.info = None
+            return
+        if self.router.realms.get(realm.name) is not realm:  # removed by a reload while it was joining
+            self._join_refused(Failure(Reject(f"realm {realm.name!r} was removed", "realm", "wamp.error.no_such_realm")))
             return
         info = self.info
         welcome = message.Welcome(

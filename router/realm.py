@@ -196,6 +196,16 @@ class Realm:
         gate = _Gate(self, authorizer)
         return gate.route, gate
 
+    def reconfigure(self, authenticator, authorizer) -> None:
+        """
+        A reload (router.reload): joins from now on use ``authenticator``, and
+        every joined session's next messages are authorized by ``authorizer``
+        (one waiting on an answer of the old one keeps its queue, in order).
+        """
+        self.authenticator, self.authorizer = authenticator, authorizer
+        for session in list(self.sessions.values()):
+            session.reattach()
+
     def detach(self, session, gate: "_Gate | None" = None) -> None:
         """
         Everything the session owned goes, at once; then its testaments are
@@ -357,6 +367,11 @@ class _Gate:
             refuse_publish(session, msg, "wamp.error.not_authorized", text)
         else:
             session.send_error(msg.MESSAGE_TYPE, msg.request, "wamp.error.not_authorized", text)
+
+    def reauthorize(self, info) -> None:
+        """The realm's authorizer was replaced (a reload): the next messages ask the new one."""
+        self.authorizer.forget(info.session_id)
+        self.authorizer = self.realm.authorizer
 
     def may(self, info, action: str, uri: str, fresh: bool = False):
         return self.authorizer.authorize(info, action, uri, fresh=fresh)

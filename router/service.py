@@ -53,6 +53,8 @@ from router.policy import ConnectionPolicy
 from router.wire import PingSweeper, RawSocketFactory, WebSocketFactory
 from router.wire.longpoll import LongPollResource, longpoll_site
 from router.wire.universal import UniversalFactory
+from router.wire.forwarded import ProxyTrust
+from router.wire.proxy import ProxyProtocolFactory
 
 __all__ = ["ListenError", "RouterService"]
 
@@ -84,8 +86,8 @@ class RouterService(Service):
     The router, its endpoints and its ping sweeper as one Twisted service.
 
     ``standalone`` is for the service that is the whole process (``twistd
-    wampd`` and ``twist wampd`` set it): SIGTERM, SIGINT and SIGHUP then shut
-    down gracefully and exit with status 0, and an endpoint that can't listen
+    wampd`` and ``twist wampd`` set it): SIGTERM and SIGINT then shut
+    down gracefully and exit with status 0, SIGHUP reloads the configuration, and an endpoint that can't listen
     exits the process with status 1 instead of leaving a half-started router.
     ``daemon`` says that twistd daemonized (no ``-n``): a failed start then
     raises :class:`ListenError` for twistd to report to the parent process.
@@ -101,7 +103,9 @@ class RouterService(Service):
         standalone: bool = False,
         apps: Iterable[object] = (),
         daemon: bool = False,
+        reload_source: Any = None,
     ) -> None:
+        """``reload_source``: a callable giving the config a SIGHUP applies (router.reload); twistd's re-reads ``--config``."""
         if reactor is None:
             from twisted.internet import reactor  # lazy: the reactor is passed in; the global one is only the default
         self.config = config = config if config is not None else RouterConfig()
@@ -145,6 +149,9 @@ class RouterService(Service):
 
             self.bridges = Bridges(self.router, config.web.webhooks, config.web.http_callees, reactor)
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
+        self.proxy_trust = ProxyTrust(config.trusted_proxies, config.forwarded_header)
+        self.factories: list = []  # (ListenConfig, its transport factory), for router.reload
+        self.reload_source = reload_source
         self.ports: list = []
         self.endpoints: tuple[EndpointInfo, ...] = ()
         self._standalone = standalone
@@ -152,6 +159,16 @@ class RouterService(Service):
         self._launched_event = False
 
     def _factory(self, listen):
+        factory = self._transport_factory(listen)
+        self.factories.append((listen, factory))
+        if listen.transport == "websocket" and self.proxy_trust.enabled:
+            factory.proxy_trust = self.proxy_trust
+        if listen.proxy_protocol:
+            wait = self.config.hello_timeout or 10.0
+            return ProxyProtocolFactory(factory, self.proxy_trust, self.reactor, wait)
+        return factory
+
+    def _transport_factory(self, listen):
         cfg = self.config
         if listen.transport == "longpoll":
             return self._longpoll(listen)
@@ -219,7 +236,7 @@ class RouterService(Service):
         ]
         http = getattr(self.config, "http", None)
         if http is not None:
-            site = push_site(self.router, http.secret, http.max_body)
+            site = push_site(self.router, http.secret, http.max_body, self.proxy_trust)
             wanted.append((f"http:{http.endpoint}", http.endpoint, site))
         listening = []
         for shown, endpoint, factory in wanted:
@@ -313,21 +330,28 @@ class RouterService(Service):
 
     def _install_signal_handlers(self) -> None:
         """
-        SIGTERM, SIGINT and SIGHUP stop the reactor (and so this service,
+        SIGTERM and SIGINT stop the reactor (and so this service,
         gracefully) without twistd re-raising the signal afterwards: a
         graceful shutdown exits with status 0, which is what process
-        supervisors expect.
-
-        SIGHUP is usually "reload the configuration"; wampd cannot reload yet,
-        and the default action (die at once, exit 129, no GOODBYE and no
-        lifecycle events) is the worst answer, so until it can, SIGHUP takes
-        the same orderly path as SIGTERM.
+        supervisors expect.  SIGHUP reloads the configuration (:meth:`reload`);
+        Twisted itself takes no SIGHUP (twistd reopens its log file on SIGUSR1).
         """
         def stop(signum, frame):
             self.reactor.callFromThread(self._stop_reactor, signal.Signals(signum).name)
 
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, stop)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.reactor.callFromThread(self.reload))
+
+    def reload(self):
+        """
+        Read the configuration again (``reload_source``) and apply it, or
+        refuse it whole and keep the running one (see :mod:`router.reload`).
+        Returns the ``server_reloaded`` event, or None when refused.
+        """
+        from router.reload import reload_service  # lazy: only on a reload
+
+        return reload_service(self)
 
     def _stop_reactor(self, name: str) -> None:
         _log.info("received {signal}: shutting down gracefully", signal=name)

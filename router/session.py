@@ -183,6 +183,13 @@ class RouterSession(ConnectionLifecycle, Joining):
             return True  # an open realm's anonymous session: no checks, as for its own messages
         return gate.may(self.info, action, uri, fresh)
 
+    def reattach(self) -> None:
+        """Its realm's authorizer changed (a reload): a gate, where the new one needs one, asks it from now on."""
+        if self._gate is None:
+            self.route, self._gate = self.realm.attach(self)
+        else:
+            self._gate.reauthorize(self.info)
+
     def discloses(self, action: str, uri: str) -> bool:
         """Whether the realm's roles disclose this session's identity for ``action`` on ``uri``."""
         gate = self._gate

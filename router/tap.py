@@ -102,6 +102,10 @@ class Options(usage.Options):
         """Refuse connections from this network (CIDR); repeatable."""
         self["deny-address"].append(cidr)
 
+    def opt_trusted_proxy(self, cidr: str) -> None:
+        """Believe X-Forwarded-For/Forwarded and PROXY headers from this network (CIDR); repeatable."""
+        self["trusted-proxy"].append(cidr)
+
     def opt_app(self, spec: str) -> None:
         """
         Plug in a server-side App (topic handlers, procedures, periodic
@@ -165,6 +169,9 @@ class Options(usage.Options):
             apply_log_options(getattr(self, "parent", None), values["log-format"], values["log-level"])
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None
+    def reread(self) -> RouterConfig:
+        """The configuration again, for a reload (SIGHUP): the --config file, with the command line on top."""
+        return self._apply_command_line(self._read_config())
 
     def _check_realm_plugins(self, config: RouterConfig) -> None:
         """Dynamic authenticators/authorizers load now: a bad one is a usage error, not a crash."""
@@ -324,4 +331,5 @@ def makeService(options: Options) -> Any:
         standalone=True,
         apps=options["app_objects"],
         daemon=daemon,
+        reload_source=options.reread,
     )

@@ -70,6 +70,7 @@ class RecordingListener:
     on_server_launched = on_client_connected = on_client_rejected = _record
     on_session_joining = on_session_joined = on_session_left = _record
     on_client_disconnected = on_client_error = on_server_stopping = _record
+    on_server_reloaded = _record
 
 
 class MemoryRouter:

@@ -19,3 +19,4 @@ class PrintAll:
     on_server_launched = on_client_connected = on_client_rejected = _line
     on_session_joining = on_session_joined = on_session_left = _line
     on_client_disconnected = on_client_error = on_server_stopping = _line
+    on_server_reloaded = _line

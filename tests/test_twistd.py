@@ -210,32 +210,7 @@ def test_bad_realm_plugin_is_a_usage_error(tmp_path):
     assert "Traceback" not in text and "listening on" not in text
 
 
-# -- SIGHUP: the orderly shutdown path (issue 9, item 12) ------------------------
-
-
-@pytest.mark.parametrize("runner", ["twistd", "twist"])
-@pytest_twisted.ensureDeferred
-async def test_sighup_shuts_down_like_sigterm(runner):
-    """SIGHUP sends GOODBYE to a joined session, fires every lifecycle event and exits 0 (it used to kill the process: 129)."""
-    proto = spawn(
-        (TWISTD if runner == "twistd" else TWIST)
-        + ["wampd", "--listen", "ws:tcp:0:interface=127.0.0.1", "--listener", "tests.print_listener:PrintAll"]
-    )
-    try:
-        m = await proto.wait_for(r"wampd listening on (ws://127\.0\.0\.1:\d+/ws) \(websocket\)")
-        c = await join(m.group(1))
-        await proto.wait_for(r"EVENT session_joined 1")
-        proto.transport.signalProcess("HUP")
-        details = await c.left
-        assert details is not None and details.reason == "wamp.close.system_shutdown"
-        code = await _ended(proto)
-    finally:
-        if not proto.ended.called:
-            proto.transport.signalProcess("KILL")
-    assert code == 0, "\n".join(proto.lines)
-    events = [line.split("EVENT ")[1] for line in proto.lines if "EVENT " in line]
-    assert events[-3:] == ["server_stopping -", "session_left 1", "client_disconnected 1"], "\n".join(proto.lines)
-    assert any("received SIGHUP: shutting down gracefully" in line for line in proto.lines)
+# -- SIGHUP reloads the configuration: tests/test_reload.py -----------------------
 
 
 # -- an endpoint that can't listen stops the start (issue 9, item 13) ------------

@@ -78,6 +78,7 @@ class Recorder:
     on_client_disconnected = _record
     on_client_error = _record
     on_server_stopping = _record
+    on_server_reloaded = _record
 
 
 def _connection_id(event):

@@ -42,11 +42,13 @@ _ROUTER_KEYS = (
     "retained_ttl",
     "max_calls_in_flight",
     "max_queued_messages",
+    "trusted_proxies",
+    "forwarded_header",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http") + WEB_KEYS
 _APP_KEYS = ("plugin",)
 _HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
-_LISTEN_KEYS = ("endpoint", "transport", "path")
+_LISTEN_KEYS = ("endpoint", "transport", "path", "proxy_protocol")
 _REALM_KEYS = (
     "name",
     "auth",

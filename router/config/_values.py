@@ -29,6 +29,7 @@ from router.config._errors import (
     _check_str,
     _describe,
 )
+from router.config._proxy import check_proxy_protocol_endpoint, check_proxy_settings
 from router.config._realm import RealmConfig
 from router.config._web import WebConfig
 from router.policy import ConnectionPolicy, origin_pattern
@@ -117,9 +118,12 @@ class ListenConfig:
     """C{"websocket"}, C{"rawsocket"}, C{"longpoll"} or C{"universal"} (all of them on one port)."""
     path: str = "/ws"
     """WebSocket and universal: the HTTP path WebSocket clients connect to."""
+    proxy_protocol: bool = False
+    """Every connection from a trusted proxy starts with a PROXY protocol v1/v2 header (router.wire.proxy)."""
 
     def __post_init__(self) -> None:
         _check_endpoint("endpoint", _check_str("endpoint", self.endpoint))
+        check_proxy_protocol_endpoint(self)
         _check_str("transport", self.transport)
         if self.transport not in LISTEN_TRANSPORTS:
             raise ConfigError("transport", f"must be one of {', '.join(LISTEN_TRANSPORTS)}, got {self.transport!r}")
@@ -288,6 +292,10 @@ class RouterConfig:
     """CALLs one session may have unanswered at once; one more gets ERROR C{wampd.error.too_many_calls}; 0 unlimited."""
     max_queued_messages: int = 1000
     """Messages one session may send while a dynamic authorizer's answer is pending; one more is a protocol violation; 0 unlimited."""
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDR networks whose forwarded-client headers and PROXY headers are believed (router.wire.proxy)."""
+    forwarded_header: str = "x-forwarded-for"
+    """The header a trusted proxy names the client in: ``x-forwarded-for`` or ``forwarded`` (RFC 7239)."""
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -304,6 +312,8 @@ class RouterConfig:
         object.__setattr__(self, "realms", realms)
         object.__setattr__(self, "listeners", listeners)
         object.__setattr__(self, "apps", _check_items("apps", self.apps, AppConfig, allow_empty=True))
+        object.__setattr__(self, "trusted_proxies", check_proxy_settings(self))
+        object.__setattr__(self, "forwarded_header", self.forwarded_header.lower())
         for name in ("allowed_origins", "allow_addresses", "deny_addresses"):
             object.__setattr__(self, name, _check_items(name, getattr(self, name), str, allow_empty=True))
         for name in ("max_connections", "max_connections_per_address", "max_outbound_buffer", "max_retained_topics"):

@@ -28,12 +28,14 @@ NUMBER_OPTIONS = (
     ("retained-ttl", "retained_ttl", float, "a number"),
     ("max-calls-in-flight", "max_calls_in_flight", int, "an integer"),
     ("max-queued-messages", "max_queued_messages", int, "an integer"),
+    ("forwarded-header", "forwarded_header", str, "a string"),
 )
 # repeatable option -> RouterConfig field (values added to the config file's)
 LIST_OPTIONS = (
     ("allowed-origin", "allowed_origins"),
     ("allow-address", "allow_addresses"),
     ("deny-address", "deny_addresses"),
+    ("trusted-proxy", "trusted_proxies"),
 )
 
 OPT_PARAMETERS = (
@@ -86,6 +88,7 @@ OPT_PARAMETERS = (
     ),
     ("retained-ttl", None, None, "Seconds a retained event is kept; 0 is until replaced [default: 0]."),
     ("max-calls-in-flight", None, None, "Unanswered CALLs one session may have at once; 0 is unlimited [default: 1000]."),
+    ("forwarded-header", None, None, "The header trusted proxies name the client in: x-forwarded-for or forwarded [default: x-forwarded-for]."),
     ("max-queued-messages", None, None, "Messages one session may send while an authorization is pending; 0 is unlimited [default: 1000]."),
     (
         "http-secret",

@@ -291,6 +291,10 @@ class RawSocketFactory(Factory):
         self.max_outbound_buffer = max_outbound_buffer
         self.slow_consumer = slow_consumer
         self.releaser = MemoryReleaser(router.clock)
-        self.max_message_size = min(max_message_size, 2**24)
-        self.max_exponent = max(0, min(15, math.ceil(math.log2(self.max_message_size)) - 9))
+        self.set_max_message_size(max_message_size)
         self.codecs = codecs(router, max_nesting_depth)
+
+    def set_max_message_size(self, size: int) -> None:
+        """The largest message accepted (at most the spec's 16 MiB), and the exponent the handshake announces."""
+        self.max_message_size = min(size, 2**24)
+        self.max_exponent = max(0, min(15, math.ceil(math.log2(self.max_message_size)) - 9))

@@ -39,6 +39,7 @@ from router.wire.checks import refuse
 from router.wire.codec import codecs
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit
 from router.wire.ping import PingSweeper
+from router.wire.forwarded import behind_proxy
 
 __all__ = ["WebSocketFactory", "WebSocketProtocol"]
 
@@ -74,7 +75,9 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         # it sent is read, and Autobahn never sees it
         router = self.factory.router
         host = peer_host(self.transport)
-        refusal = router.admit(self, host)
+        trust = self.factory.proxy_trust
+        # a trusted proxy's client is counted per address once its upgrade request names it
+        refusal = router.admit(self, None if trust is not None and trust.trusts(host) else host)
         if refusal is None:
             super().connectionMade()
             return
@@ -130,11 +133,19 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
             chosen = "wamp.2.json"
         serializer = _SUBPROTOCOLS[chosen]
         self.codec = factory.codecs[serializer]
+        host, peer = peer_host(self.transport), request.peer
+        if factory.proxy_trust is not None:  # behind a reverse proxy: router.wire.proxy
+            host, peer, refusal = behind_proxy(self, factory, host, peer, request.headers)
+            if refusal is not None:
+                self.wampd_session = factory.router.refused_at_accept(
+                    self, refusal, transport="websocket", peer_address=peer, host=host, endpoint=factory.endpoint
+                )
+                raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, refusal.message)
         session = factory.router.connect(
             self,
             transport="websocket",
-            peer_address=request.peer,
-            host=peer_host(self.transport),
+            peer_address=peer,
+            host=host,
             serializer=serializer,
             endpoint=factory.endpoint,
             origin=request.origin or None,  # Autobahn gives "" when there is no Origin header
@@ -357,6 +368,7 @@ class WebSocketFactory(WampWebSocketServerFactory):
         super().__init__(lambda: None, serializers=serializers, url=url)
         self.server = None  # no Server header: HTTP answers do not name the software or its version
         self.router = router
+        self.proxy_trust = None  # a router.wire.proxy.ProxyTrust when trusted_proxies is set
         self.sweeper = sweeper
         self.path = path
         self.endpoint = endpoint
