@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ClientRejected,
         ConnectionInfo,
         ServerLaunched,
+        ServerReloaded,
         ServerStopping,
         SessionInfo,
         SessionJoined,
@@ -150,7 +151,7 @@ class LogListener:
     def on_server_stopping(self, event: ServerStopping) -> None:
         self._emit("server_stopping", "wampd stopping ({reason})", reason=event.reason)
 
-    def on_server_reloaded(self, event) -> None:
+    def on_server_reloaded(self, event: ServerReloaded) -> None:
         self._emit(
             "server_reloaded",
             "wampd reloaded its configuration; changed: {changed}",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # annotations only: the seams import nothing at run time
         ClientError,
         ClientRejected,
         ServerLaunched,
+        ServerReloaded,
         ServerStopping,
         SessionInfo,
         SessionJoined,
@@ -71,7 +72,7 @@ class IListener(Interface):
     def on_server_stopping(event: ServerStopping) -> object:
         """Shutdown begins."""
 
-    def on_server_reloaded(event):
+    def on_server_reloaded(event: ServerReloaded) -> object:
         """A new configuration was applied (SIGHUP)."""
 
 

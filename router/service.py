@@ -32,7 +32,6 @@ from typing import Any, Iterable
 
 import errno
 import os
-from dataclasses import replace
 import platform
 import signal
 
@@ -50,11 +49,9 @@ from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
 from router.http import push_site
 from router.policy import ConnectionPolicy
-from router.wire import PingSweeper, RawSocketFactory, WebSocketFactory
-from router.wire.longpoll import LongPollResource, longpoll_site
-from router.wire.universal import UniversalFactory
+from router.factories import proxied, transport_factory
+from router.wire import PingSweeper
 from router.wire.forwarded import ProxyTrust
-from router.wire.proxy import ProxyProtocolFactory
 
 __all__ = ["ListenError", "RouterService"]
 
@@ -159,66 +156,10 @@ class RouterService(Service):
         self._launched_event = False
 
     def _factory(self, listen):
-        factory = self._transport_factory(listen)
+        """The protocol factory of one listen endpoint (router.factories), recorded for reloads."""
+        factory = transport_factory(self, listen)
         self.factories.append((listen, factory))
-        if listen.transport == "websocket" and self.proxy_trust.enabled:
-            factory.proxy_trust = self.proxy_trust
-        if listen.proxy_protocol:
-            wait = self.config.hello_timeout or 10.0
-            return ProxyProtocolFactory(factory, self.proxy_trust, self.reactor, wait)
-        return factory
-
-    def _transport_factory(self, listen):
-        cfg = self.config
-        if listen.transport == "longpoll":
-            return self._longpoll(listen)
-        if listen.transport == "universal":
-            web = cfg.web
-            http = [(web.longpoll.path, self._longpoll(listen))]
-            if getattr(cfg, "http", None) is not None:
-                push = push_site(self.router, cfg.http.secret, cfg.http.max_body)
-                http += [("/publish", push), ("/call", push)]
-            return UniversalFactory(
-                self.reactor,
-                self._factory(replace(listen, transport="websocket")),
-                self._factory(replace(listen, transport="rawsocket", path="/ws")),
-                http,
-                sniff_timeout=web.universal.sniff_timeout,
-                max_request_line=web.universal.max_request_line,
-            )
-        if listen.transport == "rawsocket":
-            return RawSocketFactory(
-                self.router,
-                endpoint=listen.endpoint,
-                max_message_size=cfg.max_message_size,
-                sweeper=self.sweeper,
-                max_outbound_buffer=cfg.max_outbound_buffer,
-                slow_consumer=cfg.slow_consumer,
-            )
-        return WebSocketFactory(
-            self.router,
-            self.sweeper,
-            path=listen.path,
-            endpoint=listen.endpoint,
-            max_message_size=cfg.max_message_size,
-            max_outbound_buffer=cfg.max_outbound_buffer,
-            slow_consumer=cfg.slow_consumer,
-        )
-
-    def _longpoll(self, listen):
-        cfg, lp = self.config, self.config.web.longpoll
-        return longpoll_site(
-            LongPollResource(
-                self.router,
-                base=lp.path,
-                endpoint=listen.endpoint,
-                request_timeout=lp.request_timeout,
-                session_timeout=lp.session_timeout,
-                max_message_size=cfg.max_message_size,
-                max_outbound_buffer=cfg.max_outbound_buffer,
-                slow_consumer=cfg.slow_consumer,
-            )
-        )
+        return proxied(self, listen, factory)
 
     def startService(self) -> Deferred:
         super().startService()
@@ -371,7 +312,13 @@ class RouterService(Service):
         )
         if self.bridges is None:
             return d
-        return d.addBoth(lambda result: maybeDeferred(self.bridges.stop).addBoth(lambda _: result))
+        return d.addBoth(self._stop_bridges)
+
+    def _stop_bridges(self, result: Any) -> Any:
+        """After the sessions: the webhooks and HTTP callees (router.bridge); then ``result`` as it was."""
+        bridges = self.bridges
+        assert bridges is not None  # only added when there are bridges
+        return maybeDeferred(bridges.stop).addBoth(lambda _: result)
 
     def _stop_listening(self):
         ports, self.ports = self.ports, []

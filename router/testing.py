@@ -140,6 +140,7 @@ class MemoryRouter:
             make = _SERIALIZERS[serializer]
         except KeyError:
             raise ValueError(f"unknown serializer {serializer!r}; use one of {sorted(_SERIALIZERS)}") from None
+        client_factory: WampRawSocketClientFactory | WampWebSocketClientFactory
         if self.transport == "websocket":
             client_factory = WampWebSocketClientFactory(
                 lambda: session, url="ws://127.0.0.1:8080/ws", serializers=[make()]
