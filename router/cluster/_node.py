@@ -1,0 +1,436 @@
+"""
+One router process as a node of a cluster coordinated through Redis.
+
+What lives in Redis (``P`` is the key prefix, ``wampd:`` by default):
+
+* ``P node:<id>``: the node's heartbeat, set every ``heartbeat`` seconds with
+  an expiry of ``timeout`` seconds.  A node whose key has expired is gone.
+* ``P subs:<id>``: a hash of the node's subscriptions, one field per
+  (realm, match, topic) that has at least one local subscriber.
+* channel ``P notices``: nodes announce themselves (``hello``), their leaving
+  (``bye``) and each subscription that appears or disappears (``sub+``/``sub-``).
+* channel ``P to:<id>``: traffic forwarded to one node (publications).
+
+Every node keeps the other nodes' subscriptions in memory (one
+:class:`~router.matching.PatternIndex` per realm whose items are the sets of
+nodes), so a publication is sent to another node only when that node has a
+matching subscriber, once per node whatever its number of subscribers.  Each
+node writes to Redis over one connection, so the publications of one
+publisher reach every node, and so every subscriber, in the order they were
+published.
+
+When Redis is away, the node keeps routing locally, logs the outage once, and
+reconnects with a growing delay; when Redis is back it writes its state again
+and reads everyone else's (a full resynchronization, no restart).  Every
+``resync_every`` heartbeats it also re-reads the other nodes' tables, so a
+notice lost in a race costs at most that long.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import msgpack
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from router.cluster._resp import RedisAddress, RedisError, connect
+from router.filters import FILTERS, compile_filters
+from router.matching import PatternIndex
+
+__all__ = ["ClusterNode", "ClusterError", "default_node_name"]
+
+_log = Logger(namespace="wampd.cluster")
+_SEP = "\x1f"  # between realm, match and topic in a subscription field
+_FILTER_KEYS = frozenset(FILTERS)
+
+
+class ClusterError(Exception):
+    """The node cannot join the cluster (Redis unreachable, its name taken, ...)."""
+
+
+def default_node_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class RemotePublisher:
+    """A publisher on another node, as disclosed in its EVENTs."""
+
+    __slots__ = ("session_id", "authid", "authrole")
+
+    def __init__(self, session_id: int, authid: str | None, authrole: str | None) -> None:
+        self.session_id, self.authid, self.authrole = session_id, authid, authrole
+
+
+def _pack(*items) -> bytes:
+    return msgpack.packb(items, use_bin_type=True)
+
+
+class ClusterNode:
+    """See the module docstring.  ``router`` is the :class:`~router.core.Router` this node serves."""
+
+    def __init__(
+        self,
+        router: Any,
+        address: RedisAddress,
+        *,
+        name: str | None = None,
+        prefix: str = "wampd:",
+        heartbeat: float = 1.0,
+        timeout: float = 3.0,
+        resync_every: int = 30,
+        reactor: Any = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor  # lazy: the reactor is passed in, never imported at module level
+        self.router = router
+        self.address = address
+        self.name = name or default_node_name()
+        self.prefix = prefix
+        self.heartbeat = heartbeat
+        self.timeout = timeout
+        self.resync_every = resync_every
+        self.reactor = reactor
+        self._cmd = None  # command connection
+        self._sub = None  # subscriber connection
+        self._beat: task.LoopingCall | None = None
+        self._beats = 0
+        self._local: set[tuple[str, str, str]] = set()  # (realm, match, topic) with a local subscriber
+        self._remote: dict[str, PatternIndex] = {}  # realm -> index of node sets
+        self._node_topics: dict[str, set[tuple[str, str, str]]] = {}  # other node -> its subscriptions
+        self._stopping = False
+        self._outage = False
+        self._retry_delay = 0.5
+        self.forwarded = 0  # publications sent to other nodes (each counts once per node)
+        self.received = 0  # publications received from other nodes
+        self._watchers: list[tuple[Any, defer.Deferred]] = []
+        self._channel = f"{prefix}to:{self.name}".encode()
+        self._notices = f"{prefix}notices".encode()
+
+    # -- watching ------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while this node is connected to Redis (False during an outage)."""
+        return self._cmd is not None and self._cmd.connected and not self._outage
+
+    def until(self, predicate, timeout: float = 10.0) -> defer.Deferred:
+        """
+        Fires (with this node) once ``predicate(node)`` is true: now, or after a
+        later change of membership, tables or connection; fails with
+        TimeoutError after ``timeout`` seconds.  For operators' scripts and tests.
+        """
+        if predicate(self):
+            return defer.succeed(self)
+        d = defer.Deferred()
+        entry = (predicate, d)
+        self._watchers.append(entry)
+
+        def forget(result):
+            if entry in self._watchers:
+                self._watchers.remove(entry)
+            return result
+
+        d.addTimeout(timeout, self.reactor)
+        d.addErrback(forget)
+        return d
+
+    def _changed(self) -> None:
+        for entry in list(self._watchers):
+            predicate, d = entry
+            if predicate(self):
+                self._watchers.remove(entry)
+                d.callback(self)
+
+    # -- keys -------------------------------------------------------------------
+
+    def _node_key(self, node: str) -> str:
+        return f"{self.prefix}node:{node}"
+
+    def _subs_key(self, node: str) -> str:
+        return f"{self.prefix}subs:{node}"
+
+    @property
+    def nodes(self) -> list[str]:
+        """The other live nodes this node knows of."""
+        return sorted(self._node_topics)
+
+    def topics_of(self, node: str) -> frozenset[tuple[str, str, str]]:
+        """The (realm, match, topic) subscriptions this node knows ``node`` has."""
+        return frozenset(self._node_topics.get(node, ()))
+
+    # -- starting and stopping ------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join the cluster: raises :class:`ClusterError` saying why it can't."""
+        try:
+            await self._connect()
+            claimed = await self._cmd.command(
+                "SET", self._node_key(self.name), "1", "NX", "PX", int(self.timeout * 1000)
+            )
+        except (RedisError, OSError, defer.CancelledError) as exc:
+            self._drop_connections()
+            raise ClusterError(f"cannot reach Redis at {self.address}: {exc}") from None
+        except Exception as exc:  # connection refused and friends come as Twisted errors
+            self._drop_connections()
+            raise ClusterError(f"cannot reach Redis at {self.address}: {exc}") from None
+        if claimed is None:
+            self._drop_connections()
+            raise ClusterError(
+                f"another live node is named {self.name!r} in {self.address} (prefix {self.prefix!r}); "
+                "give each node its own name"
+            )
+        self.router.attach_cluster(self)
+        await self._publish_state()
+        self._beat = task.LoopingCall(self._heartbeat)
+        self._beat.clock = self.reactor
+        self._beat.start(self.heartbeat, now=False)
+        _log.info("cluster: node {node} joined through {address}; {count} other node(s)", node=self.name,
+                  address=str(self.address), count=len(self._node_topics))
+
+    async def stop(self) -> None:
+        """Leave the cluster: the other nodes forget this one at once."""
+        self._stopping = True
+        if self._beat is not None and self._beat.running:
+            self._beat.stop()
+        cmd = self._cmd
+        if cmd is not None and cmd.connected:
+            try:
+                await cmd.command("DEL", self._node_key(self.name), self._subs_key(self.name))
+                await cmd.command("PUBLISH", self._notices, _pack("bye", self.name))
+            except RedisError:
+                pass
+        self._drop_connections()
+
+    async def _connect(self) -> None:
+        self._cmd = await connect(self.reactor, self.address)
+        self._sub = await connect(self.reactor, self.address)
+        self._sub.on_message = self._message
+        await self._sub.subscribe(self._channel)
+        await self._sub.subscribe(self._notices)
+        self._cmd.on_lost = self._sub.on_lost = self._lost
+
+    def _drop_connections(self) -> None:
+        for conn in (self._cmd, self._sub):
+            if conn is not None:
+                conn.on_lost = None
+                conn.close()
+        self._cmd = self._sub = None
+
+    async def _publish_state(self) -> None:
+        """Write this node's subscriptions, announce it, and read every other node's."""
+        cmd = self._cmd
+        key = self._subs_key(self.name)
+        await cmd.command("DEL", key)
+        if self._local:
+            fields = []
+            for entry in self._local:
+                fields += [_SEP.join(entry), "1"]
+            await cmd.command("HSET", key, *fields)
+        await cmd.command("PUBLISH", self._notices, _pack("hello", self.name))
+        await self._read_nodes()
+
+    async def _read_nodes(self) -> None:
+        """Replace the other nodes' tables with what Redis holds now."""
+        found: dict[str, set[tuple[str, str, str]]] = {}
+        cursor = b"0"
+        pattern = f"{self.prefix}node:*"
+        while True:
+            cursor, keys = await self._cmd.command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            for key in keys:
+                node = key.decode()[len(self.prefix) + len("node:"):]
+                if node != self.name:
+                    found[node] = set()
+            if cursor == b"0":
+                break
+        for node in found:
+            entries = await self._cmd.command("HKEYS", self._subs_key(node))
+            found[node] = {tuple(field.decode().split(_SEP, 2)) for field in entries}
+        self._node_topics = {}
+        self._remote = {}
+        for node, entries in found.items():
+            self._node_topics[node] = set()
+            for entry in entries:
+                self._add_remote(node, entry)
+        self._changed()
+
+    # -- the heartbeat, outages and node deaths ---------------------------------------
+
+    def _heartbeat(self) -> None:
+        cmd = self._cmd
+        if cmd is None or not cmd.connected:
+            return
+        cmd.send("SET", self._node_key(self.name), "1", "PX", int(self.timeout * 1000))
+        self._beats += 1
+        others = list(self._node_topics)
+        if self._beats % self.resync_every == 0:
+            defer.ensureDeferred(self._read_nodes()).addErrback(lambda f: None)
+            return
+        if others:
+            d = cmd.command("MGET", *[self._node_key(node) for node in others])
+            d.addCallback(self._check_alive, others)
+            d.addErrback(lambda failure: None)  # the connection went: _lost says so
+
+    def _check_alive(self, values: list, nodes: list[str]) -> None:
+        for node, value in zip(nodes, values):
+            if value is None and node in self._node_topics:
+                _log.warn("cluster: node {node} missed its heartbeat for {timeout} s; it is gone", node=node,
+                          timeout=self.timeout)
+                self._forget(node)
+                self._cmd.send("DEL", self._subs_key(node))
+
+    def _lost(self, reason) -> None:
+        if self._stopping or self._outage:
+            return
+        self._outage = True
+        _log.error("cluster: lost Redis at {address} ({reason}); routing locally until it returns",
+                   address=str(self.address), reason=reason.getErrorMessage() if reason is not None else "?")
+        self._drop_connections()
+        self._changed()
+        self.reactor.callLater(self._retry_delay, self._reconnect)
+
+    def _reconnect(self) -> None:
+        if self._stopping:
+            return
+
+        async def attempt():
+            await self._connect()
+            await self._cmd.command("SET", self._node_key(self.name), "1", "PX", int(self.timeout * 1000))
+            await self._publish_state()
+
+        def back(_):
+            self._outage = False
+            self._retry_delay = 0.5
+            self._changed()
+            _log.info("cluster: Redis at {address} is back; resynchronized with {count} other node(s)",
+                      address=str(self.address), count=len(self._node_topics))
+
+        def again(failure):
+            self._drop_connections()
+            self._retry_delay = min(self._retry_delay * 2, 5.0)
+            self.reactor.callLater(self._retry_delay, self._reconnect)
+
+        defer.ensureDeferred(attempt()).addCallbacks(back, again)
+
+    # -- remote tables -----------------------------------------------------------------
+
+    def _add_remote(self, node: str, entry: tuple[str, str, str]) -> None:
+        topics = self._node_topics.setdefault(node, set())
+        if entry in topics:
+            return
+        topics.add(entry)
+        realm, match, topic = entry
+        index = self._remote.get(realm)
+        if index is None:
+            index = self._remote[realm] = PatternIndex()
+        nodes = index.get(topic, match)
+        if nodes is None:
+            index.add(topic, match, {node})
+        else:
+            nodes.add(node)
+
+    def _remove_remote(self, node: str, entry: tuple[str, str, str]) -> None:
+        topics = self._node_topics.get(node)
+        if topics is None or entry not in topics:
+            return
+        topics.discard(entry)
+        realm, match, topic = entry
+        index = self._remote[realm]
+        nodes = index.get(topic, match)
+        nodes.discard(node)
+        if not nodes:
+            index.remove(topic, match)
+
+    def _forget(self, node: str) -> None:
+        for entry in list(self._node_topics.get(node, ())):
+            self._remove_remote(node, entry)
+        self._node_topics.pop(node, None)
+        self._changed()
+
+    # -- what the broker tells this node --------------------------------------------------
+
+    def topic_added(self, realm: str, match: str, topic: str) -> None:
+        """A first local subscriber to (realm, match, topic)."""
+        entry = (realm, match, topic)
+        self._local.add(entry)
+        cmd = self._cmd
+        if cmd is not None and cmd.send("HSET", self._subs_key(self.name), _SEP.join(entry), "1"):
+            cmd.send("PUBLISH", self._notices, _pack("sub+", self.name, realm, match, topic))
+
+    def topic_removed(self, realm: str, match: str, topic: str) -> None:
+        """The last local subscriber to (realm, match, topic) is gone."""
+        entry = (realm, match, topic)
+        self._local.discard(entry)
+        cmd = self._cmd
+        if cmd is not None and cmd.send("HDEL", self._subs_key(self.name), _SEP.join(entry)):
+            cmd.send("PUBLISH", self._notices, _pack("sub-", self.name, realm, match, topic))
+
+    def forward_publication(
+        self, realm: str, topic: str, publication: int, args, kwargs, options, info, acknowledge: bool
+    ) -> defer.Deferred | None:
+        """
+        Send a publication to every other node with a matching subscription.
+        Returns a Deferred that fires once Redis has handed it to every such
+        node when ``acknowledge`` is asked and there is at least one; else None.
+        """
+        index = self._remote.get(realm)
+        if index is None or not len(index):
+            return None
+        targets: set[str] = set()
+        for _, nodes in index.matches(topic):
+            targets |= nodes
+        if not targets:
+            return None
+        cmd = self._cmd
+        if cmd is None or not cmd.connected:
+            return None  # an outage: local subscribers only (logged once when Redis went)
+        filters = {k: v for k, v in options.items() if k in _FILTER_KEYS} if type(options) is dict else None
+        publisher = [info.session_id, info.authid, info.authrole] if info is not None else None
+        payload = _pack("pub", realm, topic, publication, args, kwargs, filters or None, publisher)
+        prefix = self.prefix
+        self.forwarded += len(targets)
+        if not acknowledge:
+            for node in targets:
+                cmd.send("PUBLISH", f"{prefix}to:{node}", payload)
+            return None
+        sent = [cmd.command("PUBLISH", f"{prefix}to:{node}", payload) for node in targets]
+        return defer.DeferredList(sent, consumeErrors=True)
+
+    # -- what other nodes send ------------------------------------------------------------
+
+    def _message(self, channel: bytes, payload: bytes) -> None:
+        try:
+            item = msgpack.unpackb(payload, raw=False)
+            kind = item[0]
+        except Exception as exc:
+            _log.error("cluster: unreadable message on {channel}: {error}", channel=channel, error=exc)
+            return
+        if kind == "pub":
+            self._deliver(*item[1:])
+        elif item[1] == self.name:
+            return
+        elif kind == "sub+":
+            self._add_remote(item[1], (item[2], item[3], item[4]))
+            self._changed()
+        elif kind == "sub-":
+            self._remove_remote(item[1], (item[2], item[3], item[4]))
+            self._changed()
+        elif kind == "hello":
+            self._node_topics.setdefault(item[1], set())
+            self._changed()
+        elif kind == "bye":
+            self._forget(item[1])
+
+    def _deliver(self, realm_name, topic, publication, args, kwargs, filters, publisher) -> None:
+        realm = self.router.realms.get(realm_name)
+        if realm is None:
+            return
+        self.received += 1
+        info = RemotePublisher(*publisher) if publisher is not None else None
+        realm.broker.deliver(
+            topic, args, kwargs, exclude_me=False, disclose=info is not None,
+            filters=compile_filters(filters) if filters else None, publication=publication, info=info,
+        )
+
