@@ -37,12 +37,13 @@ import signal
 
 from autobahn.websocket import USES_NVX
 from twisted.application.service import Service
-from twisted.internet.defer import DeferredList, maybeDeferred
+from twisted.internet.defer import DeferredList, ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from listeners.log import LogListener
 from router.auth import LoginLimiter
+from router.cluster import parse_redis_url
 from router.config import ListenerConfig, RouterConfig
 from router.config.auth import build_realm_auth
 from router.core import Router
@@ -138,6 +139,7 @@ class RouterService(Service):
             self.router.install_app(app)
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
         self.ports: list = []
+        self.cluster = None  # the router.cluster node, with a [cluster] config, once joined
         self.endpoints: tuple[EndpointInfo, ...] = ()
         self._standalone = standalone
         self._daemon = daemon
@@ -188,6 +190,8 @@ class RouterService(Service):
             listening.append(d.addErrback(lambda failure, shown=shown: _Failed(shown, _reason(failure))))
         d = DeferredList(listening)
         d.addCallback(self._all_listening)
+        if self.config.cluster is not None:
+            d.addCallback(self._join_cluster)
         d.addCallback(self._launched)
         if self._standalone:
             # Every endpoint Twisted ships listens synchronously, and twistd and
@@ -237,6 +241,28 @@ class RouterService(Service):
             raise error
 
         return DeferredList(stopped).addCallback(fail)
+
+    def _join_cluster(self, ports):
+        """Join the cluster once listening; if it can't, stop listening and exit with status 1."""
+        from router.cluster._node import ClusterNode  # lazy: the cluster extra (hiredis) is needed only here
+
+        cfg = self.config.cluster
+        self.cluster = ClusterNode(
+            self.router, parse_redis_url(cfg.url), name=cfg.name or None, prefix=cfg.prefix,
+            heartbeat=cfg.heartbeat, timeout=cfg.timeout, reactor=self.reactor,
+        )
+
+        def failed(failure):
+            self.cluster = None
+            _log.critical("wampd did not start: cluster: {error}", error=failure.getErrorMessage())
+            self.ports = list(ports)
+            self._stop_listening()
+            if self._standalone and self.reactor.running:
+                self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+                self.reactor.stop()
+            return failure
+
+        return ensureDeferred(self.cluster.start()).addCallbacks(lambda _: ports, failed)
 
     def _launched(self, ports):
         self.ports = list(ports)
@@ -298,11 +324,14 @@ class RouterService(Service):
         if not self._launched_event:
             # never launched (a listen failed): nothing to announce or close
             return self._stop_listening()
-        return self.router.shutdown(
+        done = self.router.shutdown(
             "wamp.close.system_shutdown",
             self.config.shutdown_timeout,
             stop_accepting=self._stop_listening,
         )
+        if self.cluster is not None:  # the sessions have left: now tell the other nodes
+            done.addBoth(lambda result: ensureDeferred(self.cluster.stop()).addBoth(lambda _: result))
+        return done
 
     def _stop_listening(self):
         ports, self.ports = self.ports, []

@@ -16,6 +16,7 @@ from twisted.python import usage
 
 from router.config import (
     AppConfig,
+    ClusterConfig,
     HttpConfig,
     DEFAULT_REALM,
     ConfigError,
@@ -229,6 +230,9 @@ class Options(usage.Options):
             except ConfigError as exc:
                 raise usage.UsageError(f"--http: {exc.reason}") from None
 
+        if self["cluster"] is not None or self["cluster-name"] is not None:
+            changes["cluster"] = _cluster_config(config, self["cluster"], self["cluster-name"])
+
         for option, field_name in LIST_OPTIONS:
             if self[option]:
                 changes[field_name] = getattr(config, field_name) + tuple(self[option])
@@ -292,3 +296,17 @@ def makeService(options: Options) -> Any:
         apps=options["app_objects"],
         daemon=daemon,
     )
+
+
+def _cluster_config(config: RouterConfig, url: str | None, name: str | None) -> ClusterConfig:
+    """``--cluster`` and ``--cluster-name`` over the config file's ``[cluster]`` table."""
+    base = config.cluster
+    if url is None and base is None:
+        raise usage.UsageError("--cluster-name needs --cluster URL (or a [cluster] table in --config)")
+    try:
+        if base is None:
+            return ClusterConfig(url=url, name=name or "")
+        return dataclasses.replace(base, url=url or base.url, name=base.name if name is None else name)
+    except ConfigError as exc:
+        option = "--cluster-name" if exc.key == "name" else "--cluster"
+        raise usage.UsageError(f"{option}: {exc.reason}") from None

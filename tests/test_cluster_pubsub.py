@@ -12,7 +12,8 @@ from autobahn.wamp.types import PublishOptions, SubscribeOptions
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
-from router.cluster import ClusterError, ClusterNode, parse_redis_url
+from router.cluster import parse_redis_url
+from router.cluster._node import ClusterError, ClusterNode
 from tests.conftest import LiveRouter, make_service
 from tests.raw_client import answer_to, send_any
 from tests.redis_server import RedisServer

@@ -36,9 +36,10 @@ import msgpack
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from router.cluster._resp import RedisAddress, RedisError, connect
+from router.cluster._address import RedisAddress
+from router.cluster._resp import RedisError, connect
+from router.cluster._tables import RemoteTables
 from router.filters import FILTERS, compile_filters
-from router.matching import PatternIndex
 
 __all__ = ["ClusterNode", "ClusterError", "default_node_name"]
 
@@ -98,8 +99,7 @@ class ClusterNode:
         self._beat: task.LoopingCall | None = None
         self._beats = 0
         self._local: set[tuple[str, str, str]] = set()  # (realm, match, topic) with a local subscriber
-        self._remote: dict[str, PatternIndex] = {}  # realm -> index of node sets
-        self._node_topics: dict[str, set[tuple[str, str, str]]] = {}  # other node -> its subscriptions
+        self.tables = RemoteTables()  # the other nodes and their subscriptions
         self._stopping = False
         self._outage = False
         self._retry_delay = 0.5
@@ -155,11 +155,11 @@ class ClusterNode:
     @property
     def nodes(self) -> list[str]:
         """The other live nodes this node knows of."""
-        return sorted(self._node_topics)
+        return self.tables.nodes
 
     def topics_of(self, node: str) -> frozenset[tuple[str, str, str]]:
         """The (realm, match, topic) subscriptions this node knows ``node`` has."""
-        return frozenset(self._node_topics.get(node, ()))
+        return self.tables.topics_of(node)
 
     # -- starting and stopping ------------------------------------------------------
 
@@ -188,7 +188,7 @@ class ClusterNode:
         self._beat.clock = self.reactor
         self._beat.start(self.heartbeat, now=False)
         _log.info("cluster: node {node} joined through {address}; {count} other node(s)", node=self.name,
-                  address=str(self.address), count=len(self._node_topics))
+                  address=str(self.address), count=len(self.tables.nodes))
 
     async def stop(self) -> None:
         """Leave the cluster: the other nodes forget this one at once."""
@@ -248,12 +248,7 @@ class ClusterNode:
         for node in found:
             entries = await self._cmd.command("HKEYS", self._subs_key(node))
             found[node] = {tuple(field.decode().split(_SEP, 2)) for field in entries}
-        self._node_topics = {}
-        self._remote = {}
-        for node, entries in found.items():
-            self._node_topics[node] = set()
-            for entry in entries:
-                self._add_remote(node, entry)
+        self.tables.replace(found)
         self._changed()
 
     # -- the heartbeat, outages and node deaths ---------------------------------------
@@ -264,7 +259,7 @@ class ClusterNode:
             return
         cmd.send("SET", self._node_key(self.name), "1", "PX", int(self.timeout * 1000))
         self._beats += 1
-        others = list(self._node_topics)
+        others = self.tables.nodes
         if self._beats % self.resync_every == 0:
             defer.ensureDeferred(self._read_nodes()).addErrback(lambda f: None)
             return
@@ -275,10 +270,11 @@ class ClusterNode:
 
     def _check_alive(self, values: list, nodes: list[str]) -> None:
         for node, value in zip(nodes, values):
-            if value is None and node in self._node_topics:
+            if value is None and self.tables.knows(node):
                 _log.warn("cluster: node {node} missed its heartbeat for {timeout} s; it is gone", node=node,
                           timeout=self.timeout)
-                self._forget(node)
+                self.tables.forget(node)
+                self._changed()
                 self._cmd.send("DEL", self._subs_key(node))
 
     def _lost(self, reason) -> None:
@@ -305,7 +301,7 @@ class ClusterNode:
             self._retry_delay = 0.5
             self._changed()
             _log.info("cluster: Redis at {address} is back; resynchronized with {count} other node(s)",
-                      address=str(self.address), count=len(self._node_topics))
+                      address=str(self.address), count=len(self.tables.nodes))
 
         def again(failure):
             self._drop_connections()
@@ -313,41 +309,6 @@ class ClusterNode:
             self.reactor.callLater(self._retry_delay, self._reconnect)
 
         defer.ensureDeferred(attempt()).addCallbacks(back, again)
-
-    # -- remote tables -----------------------------------------------------------------
-
-    def _add_remote(self, node: str, entry: tuple[str, str, str]) -> None:
-        topics = self._node_topics.setdefault(node, set())
-        if entry in topics:
-            return
-        topics.add(entry)
-        realm, match, topic = entry
-        index = self._remote.get(realm)
-        if index is None:
-            index = self._remote[realm] = PatternIndex()
-        nodes = index.get(topic, match)
-        if nodes is None:
-            index.add(topic, match, {node})
-        else:
-            nodes.add(node)
-
-    def _remove_remote(self, node: str, entry: tuple[str, str, str]) -> None:
-        topics = self._node_topics.get(node)
-        if topics is None or entry not in topics:
-            return
-        topics.discard(entry)
-        realm, match, topic = entry
-        index = self._remote[realm]
-        nodes = index.get(topic, match)
-        nodes.discard(node)
-        if not nodes:
-            index.remove(topic, match)
-
-    def _forget(self, node: str) -> None:
-        for entry in list(self._node_topics.get(node, ())):
-            self._remove_remote(node, entry)
-        self._node_topics.pop(node, None)
-        self._changed()
 
     # -- what the broker tells this node --------------------------------------------------
 
@@ -375,12 +336,7 @@ class ClusterNode:
         Returns a Deferred that fires once Redis has handed it to every such
         node when ``acknowledge`` is asked and there is at least one; else None.
         """
-        index = self._remote.get(realm)
-        if index is None or not len(index):
-            return None
-        targets: set[str] = set()
-        for _, nodes in index.matches(topic):
-            targets |= nodes
+        targets = self.tables.targets(realm, topic)
         if not targets:
             return None
         cmd = self._cmd
@@ -409,19 +365,18 @@ class ClusterNode:
             return
         if kind == "pub":
             self._deliver(*item[1:])
-        elif item[1] == self.name:
             return
-        elif kind == "sub+":
-            self._add_remote(item[1], (item[2], item[3], item[4]))
-            self._changed()
+        if item[1] == self.name:
+            return
+        if kind == "sub+":
+            self.tables.add(item[1], (item[2], item[3], item[4]))
         elif kind == "sub-":
-            self._remove_remote(item[1], (item[2], item[3], item[4]))
-            self._changed()
+            self.tables.remove(item[1], (item[2], item[3], item[4]))
         elif kind == "hello":
-            self._node_topics.setdefault(item[1], set())
-            self._changed()
+            self.tables.meet(item[1])
         elif kind == "bye":
-            self._forget(item[1])
+            self.tables.forget(item[1])
+        self._changed()
 
     def _deliver(self, realm_name, topic, publication, args, kwargs, filters, publisher) -> None:
         realm = self.router.realms.get(realm_name)

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from collections import deque
 from typing import Callable
-from urllib.parse import unquote, urlsplit
 
 import hiredis
 from twisted.internet import defer, protocol
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint
 
-__all__ = ["RedisError", "RedisProtocol", "RedisAddress", "parse_redis_url", "encode_command"]
+from router.cluster._address import RedisAddress
+
+__all__ = ["RedisError", "RedisProtocol", "encode_command", "connect"]
 
 
 class RedisError(Exception):
@@ -45,59 +45,6 @@ def encode_command(*args) -> bytes:
             arg = b"%d" % arg
         parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
     return b"".join(parts)
-
-
-class RedisAddress:
-    """Where Redis is: a TCP host and port, or a unix socket path; and the database number."""
-
-    __slots__ = ("host", "port", "path", "db")
-
-    def __init__(self, host: str | None = None, port: int = 6379, path: str | None = None, db: int = 0) -> None:
-        self.host, self.port, self.path, self.db = host, port, path, db
-
-    def endpoint(self, reactor):
-        if self.path is not None:
-            return UNIXClientEndpoint(reactor, self.path, timeout=5)
-        kind = TCP6ClientEndpoint if ":" in (self.host or "") else TCP4ClientEndpoint
-        return kind(reactor, self.host, self.port, timeout=5)
-
-    def __str__(self) -> str:
-        where = f"unix:{self.path}" if self.path is not None else f"redis://{self.host}:{self.port}"
-        return f"{where} (db {self.db})"
-
-
-def parse_redis_url(url: str) -> RedisAddress:
-    """
-    ``redis://HOST[:PORT][/DB]`` or ``unix:PATH[?db=N]`` (also ``unix://PATH``).
-    Raises ValueError saying what is wrong.
-    """
-    if url.startswith("unix:"):
-        rest = url[len("unix:"):]
-        if rest.startswith("//"):
-            rest = rest[2:]
-        path, _, query = rest.partition("?")
-        if not path:
-            raise ValueError(f"{url!r} names no socket path (use unix:/path/to/redis.sock)")
-        db = 0
-        if query:
-            key, _, value = query.partition("=")
-            if key != "db" or not value.isdigit():
-                raise ValueError(f"{url!r}: the only query a unix: URL takes is db=N")
-            db = int(value)
-        return RedisAddress(path=unquote(path), db=db)
-    parts = urlsplit(url)
-    if parts.scheme != "redis":
-        raise ValueError(f"{url!r} is not a redis:// or unix: URL")
-    if not parts.hostname:
-        raise ValueError(f"{url!r} names no host")
-    try:
-        port = parts.port or 6379
-    except ValueError:
-        raise ValueError(f"{url!r} has a port that is not a number from 1 to 65535") from None
-    db_text = parts.path.strip("/")
-    if db_text and not db_text.isdigit():
-        raise ValueError(f"{url!r}: the path must be a database number, got {db_text!r}")
-    return RedisAddress(host=parts.hostname, port=port, db=int(db_text or 0))
 
 
 class RedisProtocol(protocol.Protocol):
@@ -179,7 +126,9 @@ def connect(reactor, address: RedisAddress) -> defer.Deferred:
     """A connected :class:`RedisProtocol` (SELECTed to the address's database)."""
 
     async def run():
-        proto = await address.endpoint(reactor).connect(protocol.Factory.forProtocol(RedisProtocol))
+        factory = protocol.Factory.forProtocol(RedisProtocol)
+        factory.noisy = False  # no "Starting factory" log line per connection
+        proto = await address.endpoint(reactor).connect(factory)
         if address.db:
             await proto.command("SELECT", address.db)
         return proto

@@ -72,6 +72,7 @@ authorizer from its RealmConfig; it is not imported here (it loads
 L{router.auth}), so import it by name.
 """
 
+from router.config._cluster import ClusterConfig
 from router.config._errors import TRANSPORTS, ConfigError
 from router.config._permissions import ACTIONS, MATCH_POLICIES, PermissionConfig, RoleConfig
 from router.config._realm import AUTH_METHODS, AuthMethodConfig, PrincipalConfig, RealmConfig
@@ -102,6 +103,7 @@ __all__ = [
     "PrincipalConfig",
     "RoleConfig",
     "AppConfig",
+    "ClusterConfig",
     "HttpConfig",
     "ListenConfig",
     "ListenerConfig",

@@ -13,6 +13,7 @@ from router.config._errors import _NO_SOURCE, ConfigError, _check_str, _describe
 from router.config._permissions import PermissionConfig, RoleConfig
 from router.config._realm import AuthMethodConfig, PrincipalConfig, RealmConfig
 from router.config._secrets import _read_secret
+from router.config._cluster import CLUSTER_KEYS, ClusterConfig
 from router.config._values import AppConfig, HttpConfig, ListenConfig, ListenerConfig, RouterConfig
 
 __all__ = ["load_config", "parse_config"]
@@ -42,7 +43,7 @@ _ROUTER_KEYS = (
     "max_calls_in_flight",
     "max_queued_messages",
 )
-_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
+_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http", "cluster")
 _APP_KEYS = ("plugin",)
 _HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
 _LISTEN_KEYS = ("endpoint", "transport", "path")
@@ -305,6 +306,13 @@ def _parse(data: Mapping, base_dir: str | None = None) -> RouterConfig:
         if "max_body" in table:
             http_kwargs["max_body"] = table["max_body"]
         kwargs["http"] = _build("http", HttpConfig, **http_kwargs)
+    if "cluster" in data:
+        table = data["cluster"]
+        if not isinstance(table, Mapping):
+            raise ConfigError("cluster", f"must be a table ([cluster]), got {_describe(table)}")
+        _reject_unknown(table, CLUSTER_KEYS, "cluster")
+        _required(table, "url", "cluster")
+        kwargs["cluster"] = _build("cluster", ClusterConfig, **table)
     try:
         return RouterConfig(**kwargs)
     except ConfigError as exc:

@@ -38,6 +38,14 @@ LIST_OPTIONS = (
 
 OPT_PARAMETERS = (
     (
+        "cluster",
+        None,
+        None,
+        "Join a cluster over Redis: redis://HOST[:PORT][/DB] or unix:PATH "
+        "(needs the cluster extra: pip install 'wampd[cluster]').",
+    ),
+    ("cluster-name", None, None, "This node's name in the cluster, unique among live nodes [default: <hostname>-<pid>]."),
+    (
         "http",
         None,
         None,
