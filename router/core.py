@@ -96,7 +96,7 @@ class Router:
         """Route through ``node`` (a :class:`router.cluster.ClusterNode`) too, from now on, in every realm."""
         self.cluster = node
         for realm in self.realms.values():
-            realm.broker.cluster = node
+            realm.broker.cluster = realm.dealer.cluster = node
 
     def api(self, realm: str = "realm1"):
         """The :class:`~router.internal.RealmApi` of a realm: publish and call as the router."""

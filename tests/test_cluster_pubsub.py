@@ -14,51 +14,12 @@ from twisted.internet.defer import Deferred
 
 from router.cluster import parse_redis_url
 from router.cluster._node import ClusterError, ClusterNode
-from tests.conftest import LiveRouter, make_service
+from tests.cluster_helpers import nodes, redis  # noqa: F401 (fixtures)
+from tests.conftest import make_service
 from tests.raw_client import answer_to, send_any
-from tests.redis_server import RedisServer
 from tests.wamp_clients import Recorder, join, leave
 
 TOPIC = ("realm1", "exact", "com.example.news")
-
-
-@pytest.fixture
-def redis(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-class Nodes:
-    """Started routers, each a cluster node; stopped at the end of the test."""
-
-    def __init__(self, redis) -> None:
-        self.redis = redis
-        self.started: list[tuple[LiveRouter, ClusterNode]] = []
-
-    async def add(self, name: str, **options) -> tuple[LiveRouter, ClusterNode]:
-        service = make_service(Recorder())
-        await service.startService()
-        live = LiveRouter(service, service.router.dispatcher)
-        options.setdefault("heartbeat", 0.1)
-        options.setdefault("timeout", 0.6)
-        node = ClusterNode(service.router, parse_redis_url(self.redis.url), name=name, reactor=reactor, **options)
-        self.started.append((live, node))
-        await node.start()
-        return live, node
-
-    async def close(self) -> None:
-        for live, node in reversed(self.started):
-            await node.stop()
-            await live.service.stopService()
-
-
-@pytest_twisted.async_yield_fixture
-async def nodes(redis):
-    made = Nodes(redis)
-    yield made
-    await made.close()
 
 
 def events_into(inbox: list, count: int | None = None) -> tuple:

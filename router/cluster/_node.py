@@ -38,13 +38,15 @@ from twisted.logger import Logger
 
 from router.cluster._address import RedisAddress
 from router.cluster._resp import RedisError, connect
+from router.cluster._rpc import ClusterCalls
+from router.cluster._state import SEP as _SEP, read_state, write_state
 from router.cluster._tables import RemoteTables
+from router.cluster._watch import Watchable
 from router.filters import FILTERS, compile_filters
 
 __all__ = ["ClusterNode", "ClusterError", "default_node_name"]
 
 _log = Logger(namespace="wampd.cluster")
-_SEP = "\x1f"  # between realm, match and topic in a subscription field
 _FILTER_KEYS = frozenset(FILTERS)
 
 
@@ -69,7 +71,7 @@ def _pack(*items) -> bytes:
     return msgpack.packb(items, use_bin_type=True)
 
 
-class ClusterNode:
+class ClusterNode(Watchable):
     """See the module docstring.  ``router`` is the :class:`~router.core.Router` this node serves."""
 
     def __init__(
@@ -100,12 +102,14 @@ class ClusterNode:
         self._beats = 0
         self._local: set[tuple[str, str, str]] = set()  # (realm, match, topic) with a local subscriber
         self.tables = RemoteTables()  # the other nodes and their subscriptions
+        self.calls = ClusterCalls(self)  # their registrations, and calls across nodes
+        self._local_regs: dict[tuple[str, str, str], str] = {}  # (realm, match, uri) -> invocation policy
         self._stopping = False
         self._outage = False
         self._retry_delay = 0.5
         self.forwarded = 0  # publications sent to other nodes (each counts once per node)
         self.received = 0  # publications received from other nodes
-        self._watchers: list[tuple[Any, defer.Deferred]] = []
+        self._watchers = []
         self._channel = f"{prefix}to:{self.name}".encode()
         self._notices = f"{prefix}notices".encode()
 
@@ -116,34 +120,6 @@ class ClusterNode:
         """True while this node is connected to Redis (False during an outage)."""
         return self._cmd is not None and self._cmd.connected and not self._outage
 
-    def until(self, predicate, timeout: float = 10.0) -> defer.Deferred:
-        """
-        Fires (with this node) once ``predicate(node)`` is true: now, or after a
-        later change of membership, tables or connection; fails with
-        TimeoutError after ``timeout`` seconds.  For operators' scripts and tests.
-        """
-        if predicate(self):
-            return defer.succeed(self)
-        d = defer.Deferred()
-        entry = (predicate, d)
-        self._watchers.append(entry)
-
-        def forget(result):
-            if entry in self._watchers:
-                self._watchers.remove(entry)
-            return result
-
-        d.addTimeout(timeout, self.reactor)
-        d.addErrback(forget)
-        return d
-
-    def _changed(self) -> None:
-        for entry in list(self._watchers):
-            predicate, d = entry
-            if predicate(self):
-                self._watchers.remove(entry)
-                d.callback(self)
-
     # -- keys -------------------------------------------------------------------
 
     def _node_key(self, node: str) -> str:
@@ -151,6 +127,9 @@ class ClusterNode:
 
     def _subs_key(self, node: str) -> str:
         return f"{self.prefix}subs:{node}"
+
+    def _regs_key(self, node: str) -> str:
+        return f"{self.prefix}regs:{node}"
 
     @property
     def nodes(self) -> list[str]:
@@ -183,6 +162,11 @@ class ClusterNode:
                 "give each node its own name"
             )
         self.router.attach_cluster(self)
+        for realm in self.router.realms.values():  # what exists already (router procedures, apps)
+            for sub in realm.broker.subscriptions():
+                self._local.add((realm.name, sub.match, sub.uri))
+            for reg in realm.dealer.registrations():
+                self._local_regs[(realm.name, reg.match, reg.uri)] = reg.invoke
         await self._publish_state()
         self._beat = task.LoopingCall(self._heartbeat)
         self._beat.clock = self.reactor
@@ -198,7 +182,7 @@ class ClusterNode:
         cmd = self._cmd
         if cmd is not None and cmd.connected:
             try:
-                await cmd.command("DEL", self._node_key(self.name), self._subs_key(self.name))
+                await cmd.command("DEL", self._node_key(self.name), self._subs_key(self.name), self._regs_key(self.name))
                 await cmd.command("PUBLISH", self._notices, _pack("bye", self.name))
             except RedisError:
                 pass
@@ -220,35 +204,14 @@ class ClusterNode:
         self._cmd = self._sub = None
 
     async def _publish_state(self) -> None:
-        """Write this node's subscriptions, announce it, and read every other node's."""
-        cmd = self._cmd
-        key = self._subs_key(self.name)
-        await cmd.command("DEL", key)
-        if self._local:
-            fields = []
-            for entry in self._local:
-                fields += [_SEP.join(entry), "1"]
-            await cmd.command("HSET", key, *fields)
-        await cmd.command("PUBLISH", self._notices, _pack("hello", self.name))
+        await write_state(self)
         await self._read_nodes()
 
     async def _read_nodes(self) -> None:
         """Replace the other nodes' tables with what Redis holds now."""
-        found: dict[str, set[tuple[str, str, str]]] = {}
-        cursor = b"0"
-        pattern = f"{self.prefix}node:*"
-        while True:
-            cursor, keys = await self._cmd.command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-            for key in keys:
-                node = key.decode()[len(self.prefix) + len("node:"):]
-                if node != self.name:
-                    found[node] = set()
-            if cursor == b"0":
-                break
-        for node in found:
-            entries = await self._cmd.command("HKEYS", self._subs_key(node))
-            found[node] = {tuple(field.decode().split(_SEP, 2)) for field in entries}
-        self.tables.replace(found)
+        subscriptions, procedures = await read_state(self)
+        self.tables.replace(subscriptions)
+        self.calls.replace(procedures)
         self._changed()
 
     # -- the heartbeat, outages and node deaths ---------------------------------------
@@ -274,8 +237,9 @@ class ClusterNode:
                 _log.warn("cluster: node {node} missed its heartbeat for {timeout} s; it is gone", node=node,
                           timeout=self.timeout)
                 self.tables.forget(node)
+                self.calls.node_gone(node, f"no heartbeat for {self.timeout:g} s")
                 self._changed()
-                self._cmd.send("DEL", self._subs_key(node))
+                self._cmd.send("DEL", self._subs_key(node), self._regs_key(node))
 
     def _lost(self, reason) -> None:
         if self._stopping or self._outage:
@@ -284,6 +248,7 @@ class ClusterNode:
         _log.error("cluster: lost Redis at {address} ({reason}); routing locally until it returns",
                    address=str(self.address), reason=reason.getErrorMessage() if reason is not None else "?")
         self._drop_connections()
+        self.calls.outage(f"Redis at {self.address} is unreachable")
         self._changed()
         self.reactor.callLater(self._retry_delay, self._reconnect)
 
@@ -328,6 +293,27 @@ class ClusterNode:
         if cmd is not None and cmd.send("HDEL", self._subs_key(self.name), _SEP.join(entry)):
             cmd.send("PUBLISH", self._notices, _pack("sub-", self.name, realm, match, topic))
 
+    def procedure_added(self, realm: str, match: str, uri: str, invoke: str) -> None:
+        """A first local callee for (realm, match, uri)."""
+        entry = (realm, match, uri)
+        self._local_regs[entry] = invoke
+        cmd = self._cmd
+        if cmd is not None and cmd.send("HSET", self._regs_key(self.name), _SEP.join(entry), invoke):
+            cmd.send("PUBLISH", self._notices, _pack("reg+", self.name, realm, match, uri, invoke))
+
+    def procedure_removed(self, realm: str, match: str, uri: str) -> None:
+        """The last local callee for (realm, match, uri) is gone."""
+        entry = (realm, match, uri)
+        self._local_regs.pop(entry, None)
+        cmd = self._cmd
+        if cmd is not None and cmd.send("HDEL", self._regs_key(self.name), _SEP.join(entry)):
+            cmd.send("PUBLISH", self._notices, _pack("reg-", self.name, realm, match, uri))
+
+    def send_to(self, node: str, *items) -> bool:
+        """One message to another node's channel; False when Redis is away."""
+        cmd = self._cmd
+        return cmd is not None and cmd.send("PUBLISH", f"{self.prefix}to:{node}", _pack(*items))
+
     def forward_publication(
         self, realm: str, topic: str, publication: int, args, kwargs, options, info, acknowledge: bool
     ) -> defer.Deferred | None:
@@ -366,16 +352,30 @@ class ClusterNode:
         if kind == "pub":
             self._deliver(*item[1:])
             return
+        if kind == "call":
+            self.calls.serve(*item[1:])
+            return
+        if kind == "result":
+            self.calls.answered(*item[1:])
+            return
+        if kind == "cancel":
+            self.calls.remote_cancel(*item[1:])
+            return
         if item[1] == self.name:
             return
         if kind == "sub+":
             self.tables.add(item[1], (item[2], item[3], item[4]))
         elif kind == "sub-":
             self.tables.remove(item[1], (item[2], item[3], item[4]))
+        elif kind == "reg+":
+            self.calls.add_procedure(item[1], (item[2], item[3], item[4]), item[5])
+        elif kind == "reg-":
+            self.calls.remove_procedure(item[1], (item[2], item[3], item[4]))
         elif kind == "hello":
             self.tables.meet(item[1])
         elif kind == "bye":
             self.tables.forget(item[1])
+            self.calls.node_gone(item[1], "it stopped")
         self._changed()
 
     def _deliver(self, realm_name, topic, publication, args, kwargs, filters, publisher) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Dealer", "Registration", "INVOKE_POLICIES"]
 
+_CALL = message.Call.MESSAGE_TYPE
 _REGISTER = message.Register.MESSAGE_TYPE
 _UNREGISTER = message.Unregister.MESSAGE_TYPE
 
@@ -59,6 +60,8 @@ class Dealer(Calls):
         self._by_id: dict[int, Registration] = {}
         self._parties: dict[Any, _Party] = {}  # session -> its calls, invocations and registrations
         self._max_calls = realm.router.max_calls_in_flight  # per caller; 0 unlimited
+        # the router.cluster node that serves calls no local callee can (None: one process)
+        self.cluster = realm.router.cluster
 
     # -- queries (also used by the meta API) ----------------------------------
 
@@ -88,6 +91,22 @@ class Dealer(Calls):
 
     def by_policy(self) -> dict[str, list[Registration]]:
         return self._index.by_policy()
+
+    # -- what another cluster node may serve ----------------------------------------
+
+    def _no_callee(self, caller: RouterSession, msg: message.Call, options: dict) -> None:
+        """No local registration matches: another cluster node's may; else no_such_procedure."""
+        procedure = msg.procedure
+        cluster = self.cluster
+        if cluster is not None:
+            disclose = options.get("disclose_me") is True or caller.discloses("call", procedure)
+            if cluster.calls.forward_call(self.realm.name, caller, msg, options, disclose):
+                return
+        caller.send_error(_CALL, msg.request, "wamp.error.no_such_procedure", f"no callee registered procedure {procedure!r}")
+
+    def _cancel_elsewhere(self, caller: RouterSession, msg: message.Cancel) -> None:
+        if self.cluster is not None:
+            self.cluster.calls.cancel(caller, msg.request, msg.mode or "killnowait")
 
     # -- registering ------------------------------------------------------------
 
@@ -144,6 +163,8 @@ class Dealer(Calls):
             reg = Registration(self.realm.scope_ids.next(self._by_id), procedure, match, invoke, router.clock.seconds())
             self._index.add(procedure, match, reg)
             self._by_id[reg.id] = reg
+            if self.cluster is not None:
+                self.cluster.procedure_added(self.realm.name, match, procedure, invoke)
         reg.callees.append(session)
         self._party(session).registrations.add(reg.id)
         return reg
@@ -171,6 +192,8 @@ class Dealer(Calls):
     # -- session cleanup ---------------------------------------------------------
 
     def remove_session(self, session: RouterSession) -> None:
+        if self.cluster is not None:
+            self.cluster.calls.caller_left(session)
         party = self._parties.pop(session, None)
         if party is None:
             return
@@ -191,4 +214,6 @@ class Dealer(Calls):
         if not reg.callees:
             del self._by_id[reg.id]
             self._index.remove(reg.uri, reg.match)
+            if self.cluster is not None:
+                self.cluster.procedure_removed(self.realm.name, reg.match, reg.uri)
             meta.registration_deleted(session, reg)
