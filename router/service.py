@@ -34,6 +34,7 @@ import errno
 import os
 import platform
 import signal
+import socket
 
 from autobahn.websocket import USES_NVX
 from twisted.application.service import Service
@@ -99,6 +100,7 @@ class RouterService(Service):
         standalone: bool = False,
         apps: Iterable[object] = (),
         daemon: bool = False,
+        adopt: tuple[tuple[int, str], ...] | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor  # lazy: the reactor is passed in; the global one is only the default
@@ -140,6 +142,7 @@ class RouterService(Service):
         self.sweeper = PingSweeper(reactor, config.ping_interval, config.ping_timeout)
         self.ports: list = []
         self.cluster = None  # the router.cluster node, with a [cluster] config, once joined
+        self._adopt = adopt  # (fd, family) per listen endpoint: sockets inherited from a --workers parent
         self.endpoints: tuple[EndpointInfo, ...] = ()
         self._standalone = standalone
         self._daemon = daemon
@@ -185,8 +188,12 @@ class RouterService(Service):
             site = push_site(self.router, http.secret, http.max_body)
             wanted.append((f"http:{http.endpoint}", http.endpoint, site))
         listening = []
-        for shown, endpoint, factory in wanted:
-            d = maybeDeferred(_listen, self.reactor, endpoint, factory)
+        for index, (shown, endpoint, factory) in enumerate(wanted):
+            if self._adopt is not None and index < len(self._adopt):
+                fd, family = self._adopt[index]
+                d = maybeDeferred(self.reactor.adoptStreamPort, fd, _FAMILIES[family], factory)
+            else:
+                d = maybeDeferred(_listen, self.reactor, endpoint, factory)
             listening.append(d.addErrback(lambda failure, shown=shown: _Failed(shown, _reason(failure))))
         d = DeferredList(listening)
         d.addCallback(self._all_listening)
@@ -336,6 +343,10 @@ class RouterService(Service):
     def _stop_listening(self):
         ports, self.ports = self.ports, []
         return DeferredList([maybeDeferred(port.stopListening) for port in ports])
+
+
+#: ``--worker-fds`` family names (router.workers writes them).
+_FAMILIES = {"inet": socket.AF_INET, "inet6": socket.AF_INET6, "unix": socket.AF_UNIX}
 
 
 def _listen(reactor, endpoint: str, factory):
