@@ -37,17 +37,17 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from router.cluster._address import RedisAddress
+from router.cluster._claims import ALREADY_EXISTS, CLAIMED, Claims
+from router.cluster._pubsub import deliver, forward_publication
 from router.cluster._resp import RedisError, connect
 from router.cluster._rpc import ClusterCalls
 from router.cluster._state import SEP as _SEP, read_state, write_state
 from router.cluster._tables import RemoteTables
 from router.cluster._watch import Watchable
-from router.filters import FILTERS, compile_filters
 
 __all__ = ["ClusterNode", "ClusterError", "default_node_name"]
 
 _log = Logger(namespace="wampd.cluster")
-_FILTER_KEYS = frozenset(FILTERS)
 
 
 class ClusterError(Exception):
@@ -56,15 +56,6 @@ class ClusterError(Exception):
 
 def default_node_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-class RemotePublisher:
-    """A publisher on another node, as disclosed in its EVENTs."""
-
-    __slots__ = ("session_id", "authid", "authrole")
-
-    def __init__(self, session_id: int, authid: str | None, authrole: str | None) -> None:
-        self.session_id, self.authid, self.authrole = session_id, authid, authrole
 
 
 def _pack(*items) -> bytes:
@@ -103,6 +94,7 @@ class ClusterNode(Watchable):
         self._local: set[tuple[str, str, str]] = set()  # (realm, match, topic) with a local subscriber
         self.tables = RemoteTables()  # the other nodes and their subscriptions
         self.calls = ClusterCalls(self)  # their registrations, and calls across nodes
+        self.claims = Claims(self)  # single registrations unique, one policy per procedure, cluster-wide
         self._local_regs: dict[tuple[str, str, str], str] = {}  # (realm, match, uri) -> invocation policy
         self._stopping = False
         self._outage = False
@@ -182,6 +174,7 @@ class ClusterNode(Watchable):
         cmd = self._cmd
         if cmd is not None and cmd.connected:
             try:
+                self.claims.release_node(self.name)
                 await cmd.command("DEL", self._node_key(self.name), self._subs_key(self.name), self._regs_key(self.name))
                 await cmd.command("PUBLISH", self._notices, _pack("bye", self.name))
             except RedisError:
@@ -238,6 +231,7 @@ class ClusterNode(Watchable):
                           timeout=self.timeout)
                 self.tables.forget(node)
                 self.calls.node_gone(node, f"no heartbeat for {self.timeout:g} s")
+                self.claims.release_node(node)
                 self._changed()
                 self._cmd.send("DEL", self._subs_key(node), self._regs_key(node))
 
@@ -301,10 +295,32 @@ class ClusterNode(Watchable):
         if cmd is not None and cmd.send("HSET", self._regs_key(self.name), _SEP.join(entry), invoke):
             cmd.send("PUBLISH", self._notices, _pack("reg+", self.name, realm, match, uri, invoke))
 
+    def claim_registration(self, realm: str, match: str, uri: str, invoke: str, proceed, refuse) -> None:
+        """A new registration on this node: ``proceed()`` once the cluster agrees, else ``refuse(uri, text)``."""
+
+        def answered(result):
+            outcome, policy = result
+            if outcome == CLAIMED:
+                proceed()
+            elif outcome == ALREADY_EXISTS:
+                refuse("wamp.error.procedure_already_exists", f"procedure {uri!r} is already registered on another node")
+            else:
+                refuse(
+                    "wamp.error.procedure_already_exists",
+                    f"procedure {uri!r} is registered with invocation policy {policy!r} on another node, not {invoke!r}",
+                )
+
+        def unreachable(failure):
+            refuse("wamp.error.unavailable", f"cannot register {uri!r} now: a new registration is checked across the "
+                                             f"cluster, and Redis at {self.address} is unreachable")
+
+        self.claims.claim(realm, match, uri, invoke).addCallbacks(answered, unreachable)
+
     def procedure_removed(self, realm: str, match: str, uri: str) -> None:
         """The last local callee for (realm, match, uri) is gone."""
         entry = (realm, match, uri)
         self._local_regs.pop(entry, None)
+        self.claims.release(realm, match, uri)
         cmd = self._cmd
         if cmd is not None and cmd.send("HDEL", self._regs_key(self.name), _SEP.join(entry)):
             cmd.send("PUBLISH", self._notices, _pack("reg-", self.name, realm, match, uri))
@@ -314,31 +330,9 @@ class ClusterNode(Watchable):
         cmd = self._cmd
         return cmd is not None and cmd.send("PUBLISH", f"{self.prefix}to:{node}", _pack(*items))
 
-    def forward_publication(
-        self, realm: str, topic: str, publication: int, args, kwargs, options, info, acknowledge: bool
-    ) -> defer.Deferred | None:
-        """
-        Send a publication to every other node with a matching subscription.
-        Returns a Deferred that fires once Redis has handed it to every such
-        node when ``acknowledge`` is asked and there is at least one; else None.
-        """
-        targets = self.tables.targets(realm, topic)
-        if not targets:
-            return None
-        cmd = self._cmd
-        if cmd is None or not cmd.connected:
-            return None  # an outage: local subscribers only (logged once when Redis went)
-        filters = {k: v for k, v in options.items() if k in _FILTER_KEYS} if type(options) is dict else None
-        publisher = [info.session_id, info.authid, info.authrole] if info is not None else None
-        payload = _pack("pub", realm, topic, publication, args, kwargs, filters or None, publisher)
-        prefix = self.prefix
-        self.forwarded += len(targets)
-        if not acknowledge:
-            for node in targets:
-                cmd.send("PUBLISH", f"{prefix}to:{node}", payload)
-            return None
-        sent = [cmd.command("PUBLISH", f"{prefix}to:{node}", payload) for node in targets]
-        return defer.DeferredList(sent, consumeErrors=True)
+    def forward_publication(self, realm, topic, publication, args, kwargs, options, info, acknowledge):
+        """See :func:`router.cluster._pubsub.forward_publication`."""
+        return forward_publication(self, realm, topic, publication, args, kwargs, options, info, acknowledge)
 
     # -- what other nodes send ------------------------------------------------------------
 
@@ -350,7 +344,7 @@ class ClusterNode(Watchable):
             _log.error("cluster: unreadable message on {channel}: {error}", channel=channel, error=exc)
             return
         if kind == "pub":
-            self._deliver(*item[1:])
+            deliver(self, *item[1:])
             return
         if kind == "call":
             self.calls.serve(*item[1:])
@@ -377,15 +371,3 @@ class ClusterNode(Watchable):
             self.tables.forget(item[1])
             self.calls.node_gone(item[1], "it stopped")
         self._changed()
-
-    def _deliver(self, realm_name, topic, publication, args, kwargs, filters, publisher) -> None:
-        realm = self.router.realms.get(realm_name)
-        if realm is None:
-            return
-        self.received += 1
-        info = RemotePublisher(*publisher) if publisher is not None else None
-        realm.broker.deliver(
-            topic, args, kwargs, exclude_me=False, disclose=info is not None,
-            filters=compile_filters(filters) if filters else None, publication=publication, info=info,
-        )
-

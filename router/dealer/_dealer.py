@@ -50,6 +50,22 @@ class Registration:
         return callees[0]
 
 
+def _clash(reg: Registration | None, session, procedure: str, invoke: str) -> tuple[str, str] | None:
+    """Why ``session`` may not register ``procedure`` with ``invoke`` beside ``reg`` (the ERROR's URI and text)."""
+    if reg is None:
+        return None
+    if reg.invoke == "single":
+        return "wamp.error.procedure_already_exists", f"procedure {procedure!r} is already registered"
+    if reg.invoke != invoke:
+        return (
+            "wamp.error.procedure_already_exists",
+            f"procedure {procedure!r} is registered with invocation policy {reg.invoke!r}, not {invoke!r}",
+        )
+    if session in reg.callees:
+        return "wamp.error.procedure_already_exists", f"this session already registered {procedure!r}"
+    return None
+
+
 class Dealer(Calls):
     """Registrations (routing calls: :class:`Calls`)."""
 
@@ -129,23 +145,36 @@ class Dealer(Calls):
         if match == "exact" and not is_valid_uri(procedure):
             return refuse("wamp.error.invalid_uri", f"{procedure!r} is not a valid procedure URI")
         reg = self._index.get(procedure, match)
-        if reg is not None:
-            if reg.invoke == "single":
-                return refuse("wamp.error.procedure_already_exists", f"procedure {procedure!r} is already registered")
-            if reg.invoke != invoke:
-                return refuse(
-                    "wamp.error.procedure_already_exists",
-                    f"procedure {procedure!r} is registered with invocation policy {reg.invoke!r}, not {invoke!r}",
-                )
-            if session in reg.callees:
-                return refuse(
-                    "wamp.error.procedure_already_exists", f"this session already registered {procedure!r}"
-                )
+        clash = _clash(reg, session, procedure, invoke)
+        if clash is not None:
+            return refuse(*clash)
+        if reg is None and self.cluster is not None:
+            # a new registration on this node: first agree with the cluster (single, policy)
+            self.cluster.claim_registration(
+                self.realm.name, match, procedure, invoke,
+                lambda: self._register_claimed(session, msg, procedure, match, invoke), refuse,
+            )
+            return
+        self._registered(session, msg, procedure, match, invoke, reg)
+
+    def _register_claimed(self, session, msg: message.Register, procedure: str, match: str, invoke: str) -> None:
+        reg = self._index.get(procedure, match)
+        if session.state != "joined":
+            if reg is None:  # nobody here serves it after all: give the claim back
+                self.cluster.procedure_removed(self.realm.name, match, procedure)
+            return
+        clash = _clash(reg, session, procedure, invoke)  # the index may have changed while Redis answered
+        if clash is not None:
+            session.send_error(_REGISTER, msg.request, *clash)
+            return
+        self._registered(session, msg, procedure, match, invoke, reg)
+
+    def _registered(self, session, msg: message.Register, procedure: str, match: str, invoke: str, reg) -> None:
         reg = self._attach(session, procedure, match, invoke, reg)
         options = msg._router_internal
         if type(options) is dict and options.get("disclose_caller") is True:
             reg.disclose_to.add(session)
-        session.send(message.Registered(request, reg.id))
+        session.send(message.Registered(msg.request, reg.id))
         self._announce(session, reg)
 
     def register_local(self, callee, procedure: str, match: str, invoke: str = "single") -> Registration:
