@@ -256,7 +256,7 @@ class RouterService(Service):
         cfg = self.config.cluster
         self.cluster = ClusterNode(
             self.router, parse_redis_url(cfg.url), name=cfg.name or None, prefix=cfg.prefix,
-            heartbeat=cfg.heartbeat, timeout=cfg.timeout, reactor=self.reactor,
+            heartbeat=cfg.heartbeat, timeout=cfg.timeout, push_role=cfg.push_role, reactor=self.reactor,
         )
 
         def failed(failure):

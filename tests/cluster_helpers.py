@@ -28,8 +28,9 @@ class Nodes:
         self.redis = redis
         self.started: list[tuple[LiveRouter, ClusterNode]] = []
 
-    async def add(self, name: str, **options) -> tuple[LiveRouter, ClusterNode]:
-        service = make_service(Recorder())
+    async def add(self, name: str, realms=None, **options) -> tuple[LiveRouter, ClusterNode]:
+        """Start a router (``realms``: RealmConfigs instead of the defaults) and join it as node ``name``."""
+        service = make_service(Recorder(), **({"realms": realms} if realms is not None else {}))
         await service.startService()
         live = LiveRouter(service, service.router.dispatcher)
         options.setdefault("heartbeat", 0.1)

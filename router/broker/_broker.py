@@ -231,6 +231,9 @@ class Broker(Retention):
     def publish_from(self, publisher, topic: str, args, kwargs, filters=None, retain: bool = False) -> int:
         """A publication by the router itself (no topic handlers, the publisher not excluded)."""
         publication = self.deliver(topic, args, kwargs, publisher=publisher, exclude_me=False, filters=filters)
+        if self.cluster is not None:  # the router's own publications (Apps, RealmApi, pushes) cross nodes too
+            options = {name: list(getattr(filters, name)) for name in FILTERS if getattr(filters, name) is not None} if filters else None
+            self.cluster.forward_publication(self.realm.name, topic, publication, args, kwargs, options, None, False)
         if retain:
             self._retain(topic, _Retained(publication, args, kwargs, filters, None))
         return publication

@@ -39,6 +39,7 @@ from twisted.logger import Logger
 from router.cluster._address import RedisAddress
 from router.cluster._claims import ALREADY_EXISTS, CLAIMED, Claims
 from router.cluster._pubsub import deliver, forward_publication
+from router.cluster._push import PushReader
 from router.cluster._resp import RedisError, connect
 from router.cluster._rpc import ClusterCalls
 from router.cluster._state import SEP as _SEP, read_state, write_state
@@ -75,6 +76,7 @@ class ClusterNode(Watchable):
         heartbeat: float = 1.0,
         timeout: float = 3.0,
         resync_every: int = 30,
+        push_role: str = "",
         reactor: Any = None,
     ) -> None:
         if reactor is None:
@@ -95,6 +97,7 @@ class ClusterNode(Watchable):
         self.tables = RemoteTables()  # the other nodes and their subscriptions
         self.calls = ClusterCalls(self)  # their registrations, and calls across nodes
         self.claims = Claims(self)  # single registrations unique, one policy per procedure, cluster-wide
+        self.push = PushReader(self, push_role) if push_role else None  # publishes what programs push
         self._local_regs: dict[tuple[str, str, str], str] = {}  # (realm, match, uri) -> invocation policy
         self._stopping = False
         self._outage = False
@@ -163,6 +166,8 @@ class ClusterNode(Watchable):
         self._beat = task.LoopingCall(self._heartbeat)
         self._beat.clock = self.reactor
         self._beat.start(self.heartbeat, now=False)
+        if self.push is not None:
+            self.push.start()
         _log.info("cluster: node {node} joined through {address}; {count} other node(s)", node=self.name,
                   address=str(self.address), count=len(self.tables.nodes))
 
@@ -171,6 +176,8 @@ class ClusterNode(Watchable):
         self._stopping = True
         if self._beat is not None and self._beat.running:
             self._beat.stop()
+        if self.push is not None:
+            self.push.stop()
         cmd = self._cmd
         if cmd is not None and cmd.connected:
             try:

@@ -11,7 +11,7 @@ from router.config._errors import ConfigError, _check_number, _check_str
 __all__ = ["ClusterConfig", "CLUSTER_KEYS"]
 
 #: Keys of the ``[cluster]`` table.
-CLUSTER_KEYS = ("url", "name", "prefix", "heartbeat", "timeout")
+CLUSTER_KEYS = ("url", "name", "prefix", "heartbeat", "timeout", "push_role")
 _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
@@ -29,6 +29,8 @@ class ClusterConfig:
     """Seconds between a node's heartbeats."""
     timeout: float = 3.0
     """Seconds without a heartbeat after which a node is gone (its sessions, subscriptions, calls)."""
+    push_role: str = ""
+    """Publish what programs push to the Redis list ``<prefix>push:<realm>``, authorized as this role; empty: off."""
 
     def __post_init__(self) -> None:
         try:
@@ -39,6 +41,8 @@ class ClusterConfig:
             raise ConfigError("name", f"must be 1 to 64 of A-Z a-z 0-9 _ . @ -, got {self.name!r}")
         if not _check_str("prefix", self.prefix) or any(c.isspace() for c in self.prefix):
             raise ConfigError("prefix", f"must be a non-empty string without spaces, got {self.prefix!r}")
+        if _check_str("push_role", self.push_role) != self.push_role.strip():
+            raise ConfigError("push_role", f"must not start or end with spaces, got {self.push_role!r}")
         heartbeat = _check_number("heartbeat", self.heartbeat, allow_zero=False)
         timeout = _check_number("timeout", self.timeout, allow_zero=False)
         if timeout < 2 * heartbeat:
