@@ -31,7 +31,7 @@ def events_into(inbox: list, count: int | None = None) -> tuple:
         if count is not None and len(inbox) == count and not done.called:
             done.callback(inbox)
 
-    return handler, done.addTimeout(10, reactor)
+    return handler, (done.addTimeout(10, reactor) if count is not None else done)
 
 
 @pytest_twisted.ensureDeferred

@@ -27,13 +27,14 @@ URL = r"wampd listening on (ws://127\.0\.0\.1:\d+/ws) \(websocket\)"
 
 
 async def on_another_worker(url: str, first):
-    """A client joined to a different worker than ``first`` (the meta API is per worker: it can't see first's session)."""
+    """
+    A client joined to a different worker than ``first``: registration meta
+    data is per node, so ``first``'s marker procedure is unknown to it.
+    """
+    await first.register(lambda: None, "com.example.marker")
     for _ in range(40):
         client = await join(url)
-        try:
-            await client.call("wamp.session.get", first.sid)
-        except ApplicationError as exc:
-            assert exc.error == "wamp.error.no_such_session"
+        if await client.call("wamp.registration.lookup", "com.example.marker") is None:
             return client
         await leave(client)
     raise AssertionError("40 connections all landed on the first client's worker")

@@ -42,6 +42,7 @@ from router.cluster._pubsub import deliver, forward_publication
 from router.cluster._push import PushReader
 from router.cluster._resp import RedisError, connect
 from router.cluster._rpc import ClusterCalls
+from router.cluster._sessions import ClusterSessions
 from router.cluster._state import SEP as _SEP, read_state, write_state
 from router.cluster._tables import RemoteTables
 from router.cluster._watch import Watchable
@@ -96,6 +97,7 @@ class ClusterNode(Watchable):
         self._local: set[tuple[str, str, str]] = set()  # (realm, match, topic) with a local subscriber
         self.tables = RemoteTables()  # the other nodes and their subscriptions
         self.calls = ClusterCalls(self)  # their registrations, and calls across nodes
+        self.sessions = ClusterSessions(self)  # the other nodes' sessions, for the meta API
         self.claims = Claims(self)  # single registrations unique, one policy per procedure, cluster-wide
         self.push = PushReader(self, push_role) if push_role else None  # publishes what programs push
         self._local_regs: dict[tuple[str, str, str], str] = {}  # (realm, match, uri) -> invocation policy
@@ -182,7 +184,8 @@ class ClusterNode(Watchable):
         if cmd is not None and cmd.connected:
             try:
                 self.claims.release_node(self.name)
-                await cmd.command("DEL", self._node_key(self.name), self._subs_key(self.name), self._regs_key(self.name))
+                await cmd.command("DEL", self._node_key(self.name), self._subs_key(self.name), self._regs_key(self.name),
+                                  self.sessions._key(self.name))
                 await cmd.command("PUBLISH", self._notices, _pack("bye", self.name))
             except RedisError:
                 pass
@@ -212,6 +215,7 @@ class ClusterNode(Watchable):
         subscriptions, procedures = await read_state(self)
         self.tables.replace(subscriptions)
         self.calls.replace(procedures)
+        await self.sessions.read(self._cmd, subscriptions)
         self._changed()
 
     # -- the heartbeat, outages and node deaths ---------------------------------------
@@ -239,6 +243,7 @@ class ClusterNode(Watchable):
                 self.tables.forget(node)
                 self.calls.node_gone(node, f"no heartbeat for {self.timeout:g} s")
                 self.claims.release_node(node)
+                self.sessions.gone(node)
                 self._changed()
                 self._cmd.send("DEL", self._subs_key(node), self._regs_key(node))
 
@@ -332,6 +337,11 @@ class ClusterNode(Watchable):
         if cmd is not None and cmd.send("HDEL", self._regs_key(self.name), _SEP.join(entry)):
             cmd.send("PUBLISH", self._notices, _pack("reg-", self.name, realm, match, uri))
 
+    def cmd_send(self, *args) -> bool:
+        """One command whose reply nobody needs; False when Redis is away."""
+        cmd = self._cmd
+        return cmd is not None and cmd.send(*args)
+
     def send_to(self, node: str, *items) -> bool:
         """One message to another node's channel; False when Redis is away."""
         cmd = self._cmd
@@ -368,6 +378,10 @@ class ClusterNode(Watchable):
             self.tables.add(item[1], (item[2], item[3], item[4]))
         elif kind == "sub-":
             self.tables.remove(item[1], (item[2], item[3], item[4]))
+        elif kind == "ses+":
+            self.sessions.add(item[1], item[2], item[3], item[4])
+        elif kind == "ses-":
+            self.sessions.remove(item[1], item[2])
         elif kind == "reg+":
             self.calls.add_procedure(item[1], (item[2], item[3], item[4]), item[5])
         elif kind == "reg-":
@@ -377,4 +391,5 @@ class ClusterNode(Watchable):
         elif kind == "bye":
             self.tables.forget(item[1])
             self.calls.node_gone(item[1], "it stopped")
+            self.sessions.gone(item[1])
         self._changed()

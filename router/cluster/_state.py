@@ -32,6 +32,7 @@ async def write_state(node: Any) -> None:
         await cmd.command("DEL", key)
         if entries:
             await cmd.command("HSET", key, *_fields(entries))
+    await node.sessions.write(cmd)
     await node.claims.reclaim(node._local_regs)  # a restarted Redis lost them
     await cmd.command("PUBLISH", node._notices, msgpack.packb(("hello", node.name), use_bin_type=True))
 
