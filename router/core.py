@@ -65,6 +65,7 @@ class Router:
         self._hello_sweep = None
         self.dispatcher = Dispatcher(listeners, listener_timeout, clock)
         self.global_ids = GlobalIds(seed)
+        self.cluster = None  # a router.cluster node once attached (attach_cluster)
         self.seeded = seed is not None  # realms seed their ID generators from it too (repeatable tests)
         self.roles = ROUTER_ROLES
         self.agent = f"wampd-{VERSION}"
@@ -90,6 +91,12 @@ class Router:
             raise ValueError(f"realm {name!r} exists already")
         realm = self.realms[name] = Realm(name, self, authenticator, authorizer)
         return realm
+
+    def attach_cluster(self, node) -> None:
+        """Route through ``node`` (a :class:`router.cluster.ClusterNode`) too, from now on, in every realm."""
+        self.cluster = node
+        for realm in self.realms.values():
+            realm.broker.cluster = realm.dealer.cluster = node
 
     def api(self, realm: str = "realm1"):
         """The :class:`~router.internal.RealmApi` of a realm: publish and call as the router."""

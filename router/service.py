@@ -34,15 +34,17 @@ import errno
 import os
 import platform
 import signal
+import socket
 
 from autobahn.websocket import USES_NVX
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from listeners.log import LogListener
 from router.auth import LoginLimiter
+from router.cluster import parse_redis_url
 from router.config import ListenerConfig, RouterConfig
 from router.config.auth import build_realm_auth
 from router.core import Router
@@ -101,6 +103,7 @@ class RouterService(Service):
         apps: Iterable[object] = (),
         daemon: bool = False,
         reload_source: Any = None,
+        adopt: tuple[tuple[int, str], ...] | None = None,
     ) -> None:
         """``reload_source``: a callable giving the config a SIGHUP applies (router.reload); twistd's re-reads ``--config``."""
         if reactor is None:
@@ -150,6 +153,8 @@ class RouterService(Service):
         self.factories: list = []  # (ListenConfig, its transport factory), for router.reload
         self.reload_source = reload_source
         self.ports: list = []
+        self.cluster: Any = None  # the router.cluster node, with a [cluster] config, once joined
+        self._adopt = adopt  # (fd, family) per listen endpoint: sockets inherited from a --workers parent
         self.endpoints: tuple[EndpointInfo, ...] = ()
         self._standalone = standalone
         self._daemon = daemon
@@ -180,11 +185,17 @@ class RouterService(Service):
             site = push_site(self.router, http.secret, http.max_body, self.proxy_trust)
             wanted.append((f"http:{http.endpoint}", http.endpoint, site))
         listening = []
-        for shown, endpoint, factory in wanted:
-            d = maybeDeferred(_listen, self.reactor, endpoint, factory)
+        for index, (shown, endpoint, factory) in enumerate(wanted):
+            if self._adopt is not None and index < len(self._adopt):
+                fd, family = self._adopt[index]
+                d = maybeDeferred(self.reactor.adoptStreamPort, fd, _FAMILIES[family], factory)
+            else:
+                d = maybeDeferred(_listen, self.reactor, endpoint, factory)
             listening.append(d.addErrback(_as_failed, shown))
         d = DeferredList(listening)
         d.addCallback(self._all_listening)
+        if self.config.cluster is not None:
+            d.addCallback(self._join_cluster)
         d.addCallback(self._launched)
         if self._standalone:
             # Every endpoint Twisted ships listens synchronously, and twistd and
@@ -234,6 +245,28 @@ class RouterService(Service):
             raise error
 
         return DeferredList(stopped).addCallback(fail)
+
+    def _join_cluster(self, ports):
+        """Join the cluster once listening; if it can't, stop listening and exit with status 1."""
+        from router.cluster._node import ClusterNode  # lazy: the cluster extra (hiredis) is needed only here
+
+        cfg = self.config.cluster
+        self.cluster = ClusterNode(
+            self.router, parse_redis_url(cfg.url), name=cfg.name or None, prefix=cfg.prefix,
+            heartbeat=cfg.heartbeat, timeout=cfg.timeout, push_role=cfg.push_role, reactor=self.reactor,
+        )
+
+        def failed(failure):
+            self.cluster = None
+            _log.critical("wampd did not start: cluster: {error}", error=failure.getErrorMessage())
+            self.ports = list(ports)
+            self._stop_listening()
+            if self._standalone and self.reactor.running:
+                self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+                self.reactor.stop()
+            return failure
+
+        return ensureDeferred(self.cluster.start()).addCallbacks(lambda _: ports, failed)
 
     def _launched(self, ports):
         self.ports = list(ports)
@@ -310,6 +343,8 @@ class RouterService(Service):
             self.config.shutdown_timeout,
             stop_accepting=self._stop_listening,
         )
+        if self.cluster is not None:  # the sessions have left: now tell the other nodes
+            d.addBoth(self._stop_cluster)
         if self.bridges is None:
             return d
         return d.addBoth(self._stop_bridges)
@@ -320,9 +355,17 @@ class RouterService(Service):
         assert bridges is not None  # only added when there are bridges
         return maybeDeferred(bridges.stop).addBoth(lambda _: result)
 
+    def _stop_cluster(self, result: Any) -> Any:
+        """After the sessions: leave the cluster (router.cluster); then ``result`` as it was."""
+        return ensureDeferred(self.cluster.stop()).addBoth(lambda _: result)
+
     def _stop_listening(self):
         ports, self.ports = self.ports, []
         return DeferredList([maybeDeferred(port.stopListening) for port in ports])
+
+
+#: ``--worker-fds`` family names (router.workers writes them).
+_FAMILIES = {"inet": socket.AF_INET, "inet6": socket.AF_INET6, "unix": socket.AF_UNIX}
 
 
 def _listen(reactor, endpoint: str, factory):

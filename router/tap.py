@@ -16,6 +16,7 @@ from twisted.python import usage
 
 from router.config import (
     AppConfig,
+    ClusterConfig,
     HttpConfig,
     DEFAULT_REALM,
     ConfigError,
@@ -69,6 +70,7 @@ class Options(usage.Options):
         printed it and exited with status 0, so a supervisor or script took a
         typo for success. ``twist`` (and direct use) get the UsageError as usual.
         """
+        self.argv = list(sys.argv[1:] if options is None else options)  # --workers hands them to each worker
         try:
             super().parseOptions(options)
         except usage.UsageError as exc:
@@ -149,6 +151,7 @@ class Options(usage.Options):
         self._apply_log_options()
         config = self._read_config()
         config = self._apply_command_line(config)
+        self._check_workers(config)
         self["router_config"] = config
         self["listener_objects"] = self._build_listeners(config)
         self["app_objects"] = self._build_apps(config)
@@ -172,6 +175,28 @@ class Options(usage.Options):
     def reread(self) -> RouterConfig:
         """The configuration again, for a reload (SIGHUP): the --config file, with the command line on top."""
         return self._apply_command_line(self._read_config())
+    def _check_workers(self, config: RouterConfig) -> None:
+        """``--workers N`` and the sockets a worker inherits (``--worker-fds``)."""
+        raw = self["workers"]
+        try:
+            self["workers"] = count = int(raw) if raw is not None else 1
+        except ValueError:
+            raise usage.UsageError(f"--workers: must be an integer, got {raw!r}") from None
+        if not 1 <= count <= 256:
+            raise usage.UsageError(f"--workers: must be from 1 to 256, got {count}")
+        if count > 1:
+            if self["cluster-name"] is not None or (config.cluster is not None and config.cluster.name):
+                raise usage.UsageError("--workers: each worker names itself; drop --cluster-name (or [cluster] name)")
+            if config.http is not None:
+                raise usage.UsageError("--workers: the HTTP push endpoint (--http, [http]) is not shared by workers yet")
+            for listen in config.listen:
+                if listen.endpoint.split(":", 1)[0] not in ("tcp", "tcp6", "unix"):
+                    raise usage.UsageError(
+                        f"--workers: {listen.endpoint!r}: workers share tcp: and unix: endpoints only (not TLS yet)"
+                    )
+        self["adopt"] = None
+        if self["worker-fds"] is not None:
+            self["adopt"] = _worker_fds(self["worker-fds"], len(config.listen))
 
     def _check_realm_plugins(self, config: RouterConfig) -> None:
         """Dynamic authenticators/authorizers load now: a bad one is a usage error, not a crash."""
@@ -269,6 +294,9 @@ class Options(usage.Options):
             except ConfigError as exc:
                 raise usage.UsageError(f"--http: {exc.reason}") from None
 
+        if self["cluster"] is not None or self["cluster-name"] is not None:
+            changes["cluster"] = _cluster_config(config, self["cluster"], self["cluster-name"])
+
         for option, field_name in LIST_OPTIONS:
             if self[option]:
                 changes[field_name] = getattr(config, field_name) + tuple(self[option])
@@ -319,7 +347,11 @@ class Options(usage.Options):
 
 
 def makeService(options: Options) -> Any:
-    """The router service for parsed L{Options}."""
+    """The router service for parsed L{Options} (with ``--workers N``, the pool of N router processes)."""
+    if options["workers"] > 1:
+        from router.workers import WorkerPool  # lazy: only --workers needs the pool
+
+        return WorkerPool(options["router_config"], options.argv, options["workers"])
     from router.service import RouterService  # lazy: the router core; twistd --help must not import it
 
     # twistd's own options (``-n``) are the parent of ours; twist has no daemon mode
@@ -332,4 +364,32 @@ def makeService(options: Options) -> Any:
         apps=options["app_objects"],
         daemon=daemon,
         reload_source=options.reread,
+        adopt=options["adopt"],
     )
+
+
+def _cluster_config(config: RouterConfig, url: str | None, name: str | None) -> ClusterConfig:
+    """``--cluster`` and ``--cluster-name`` over the config file's ``[cluster]`` table."""
+    base = config.cluster
+    if url is None and base is None:
+        raise usage.UsageError("--cluster-name needs --cluster URL (or a [cluster] table in --config)")
+    try:
+        if base is None:
+            return ClusterConfig(url=url, name=name or "")
+        return dataclasses.replace(base, url=url or base.url, name=base.name if name is None else name)
+    except ConfigError as exc:
+        option = "--cluster-name" if exc.key == "name" else "--cluster"
+        raise usage.UsageError(f"{option}: {exc.reason}") from None
+
+
+def _worker_fds(spec: str, wanted: int) -> tuple[tuple[int, str], ...]:
+    """``--worker-fds 3:inet,4:unix``: the inherited listening sockets, one per listen endpoint, in order."""
+    found = []
+    for part in spec.split(","):
+        fd, _, family = part.partition(":")
+        if not fd.isdigit() or family not in ("inet", "inet6", "unix"):
+            raise usage.UsageError(f"--worker-fds: {part!r} is not FD:inet, FD:inet6 or FD:unix")
+        found.append((int(fd), family))
+    if len(found) != wanted:
+        raise usage.UsageError(f"--worker-fds: {len(found)} sockets for {wanted} listen endpoints")
+    return tuple(found)

@@ -333,6 +333,9 @@ function percentile(sorted, p) {
 }
 
 /** Warm-up, then a measured window; returns [t0, t1] in ms. */
+// every measured window, in Unix seconds, for whoever samples the routers' CPU meanwhile
+const windowsUnix = [];
+
 async function measuredWindow(onStart, onEnd) {
   await sleep(cfg.warmup * 1000);
   const t0 = now();
@@ -340,6 +343,7 @@ async function measuredWindow(onStart, onEnd) {
   await sleep(cfg.duration * 1000);
   const t1 = now();
   onEnd(t1);
+  windowsUnix.push([(performance.timeOrigin + t0) / 1000, (performance.timeOrigin + t1) / 1000]);
   return [t0, t1];
 }
 
@@ -370,8 +374,9 @@ async function scenarioRpc() {
   const payload = "x".repeat(cfg.payload);
   const proc = "bench.rpc.echo";
 
-  const callee = await openSession(cfg.url, codec);
+  const callee = await openSession(cfg.callee_url || cfg.url, codec); // callee_url: another cluster node
   await request(callee, [M.REGISTER, 1, {}, proc], M.REGISTERED);
+  await sleep((cfg.settle || 0) * 1000); // a cluster needs a moment to spread the registration
   callee.handler = (data) => {
     const msg = codec.decode(data);
     if (msg[0] === M.INVOCATION) callee.send([M.YIELD, msg[1], {}, msg[4] || []]);
@@ -532,7 +537,16 @@ async function scenarioFanout() {
     }
   };
   const t0join = now();
-  const { sessions: subscribers, failures } = await openMany(cfg.url, codec, maxSubs, cfg.concurrency);
+  // sub_urls: subscribers spread round robin over several cluster nodes
+  const subUrls = cfg.sub_urls || [cfg.url];
+  const perUrl = await Promise.all(
+    subUrls.map((url, k) => openMany(url, codec, Math.floor(maxSubs / subUrls.length) + (k < maxSubs % subUrls.length ? 1 : 0), cfg.concurrency)),
+  );
+  const subscribers = [];
+  for (let i = 0; subscribers.length < maxSubs; i++) {
+    for (const got of perUrl) if (i < got.sessions.length) subscribers.push(got.sessions[i]);
+  }
+  const failures = perUrl.reduce((sum, got) => sum + got.failures, 0);
   log(`${maxSubs} subscribers joined in ${((now() - t0join) / 1000).toFixed(1)}s (${failures} failed joins)`);
 
   const results = {};
@@ -549,6 +563,7 @@ async function scenarioFanout() {
       }
     };
     await Promise.all(Array.from({ length: Math.min(50, n) }, subscribeWorker));
+    await sleep((cfg.settle || 0) * 1000); // a cluster needs a moment to spread the subscriptions
 
     const window = cfg.window;
     let sent = 0;
@@ -683,7 +698,7 @@ async function main() {
   if (!run) throw new Error(`unknown scenario ${cfg.scenario}`);
   const result = await run();
   clearTimeout(deadline);
-  process.stdout.write(JSON.stringify({ ok: true, result }) + "\n");
+  process.stdout.write(JSON.stringify({ ok: true, result: { ...result, windows_unix: windowsUnix } }) + "\n");
   process.exit(0);
 }
 

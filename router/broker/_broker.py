@@ -64,6 +64,8 @@ class Broker(Retention):
         self._by_id: dict[int, Subscription] = {}
         self._init_retention()
         self._owned: dict[Any, set[int]] = {}  # session -> its subscription ids: leaving costs what it owns
+        # the router.cluster node this realm's publications also go to (None: one process)
+        self.cluster = realm.router.cluster
 
     # -- queries (also used by the meta API) ----------------------------------
 
@@ -116,6 +118,8 @@ class Broker(Retention):
             sub = Subscription(self.realm.scope_ids.next(self._by_id), topic, match, router.clock.seconds())
             self._index.add(topic, match, sub)
             self._by_id[sub.id] = sub
+            if self.cluster is not None:
+                self.cluster.topic_added(self.realm.name, match, topic)
         added = session not in sub.subscribers
         sub.subscribers[session] = None
         owned = self._owned.get(session)
@@ -212,12 +216,24 @@ class Broker(Retention):
                     session.session_id if exclude_me else None,
                 ),
             )
+        cluster = self.cluster
+        if cluster is not None:
+            handed = cluster.forward_publication(
+                self.realm.name, topic, publication, args, kwargs, options,
+                session.info if disclose else None, msg.acknowledge,
+            )
+            if handed is not None:  # acknowledged once every node with a subscriber has it
+                handed.addCallback(lambda _: session.send(message.Published(msg.request, publication)))
+                return
         if msg.acknowledge:
             session.send(message.Published(msg.request, publication))
 
     def publish_from(self, publisher, topic: str, args, kwargs, filters=None, retain: bool = False) -> int:
         """A publication by the router itself (no topic handlers, the publisher not excluded)."""
         publication = self.deliver(topic, args, kwargs, publisher=publisher, exclude_me=False, filters=filters)
+        if self.cluster is not None:  # the router's own publications (Apps, RealmApi, pushes) cross nodes too
+            options = {name: list(getattr(filters, name)) for name in FILTERS if getattr(filters, name) is not None} if filters else None
+            self.cluster.forward_publication(self.realm.name, topic, publication, args, kwargs, options, None, False)
         if retain:
             self._retain(topic, _Retained(publication, args, kwargs, filters, None))
         return publication
@@ -234,14 +250,20 @@ class Broker(Retention):
         filters: _Receivers | None = None,
         extra: dict | None = None,
         failures: dict | None = None,
+        publication: int | None = None,
+        info=None,
     ) -> int:
         """
         Send one publication to every matching subscription; returns its
         publication id.  Serializers that cannot encode it are logged once and
-        put in ``failures`` (serializer name -> error), when given.
+        put in ``failures`` (serializer name -> error), when given.  A
+        publication from another cluster node comes with its ``publication``
+        id and its publisher's ``info`` (disclosed when ``disclose``).
         """
-        publication = self.realm.router.global_ids.next()
-        info = publisher.info if (disclose and publisher is not None) else None
+        if publication is None:
+            publication = self.realm.router.global_ids.next()
+        if publisher is not None:
+            info = publisher.info if disclose else None
         skip = publisher if exclude_me else None
         failed = None
         index = self._index
@@ -317,6 +339,8 @@ class Broker(Retention):
         if not sub.subscribers:
             del self._by_id[sub.id]
             self._index.remove(sub.uri, sub.match)
+            if self.cluster is not None:
+                self.cluster.topic_removed(self.realm.name, sub.match, sub.uri)
             meta.subscription_deleted(session, sub)
             if hooks is not None and sub.match == "exact":
                 hooks.topic_idle(sub.uri)

@@ -73,6 +73,7 @@ L{router.auth}), so import it by name.
 """
 
 from router.config._collect import collect_errors
+from router.config._cluster import ClusterConfig
 from router.config._errors import TRANSPORTS, ConfigError
 from router.config._permissions import ACTIONS, MATCH_POLICIES, PermissionConfig, RoleConfig
 from router.config._realm import AUTH_METHODS, AuthMethodConfig, PrincipalConfig, RealmConfig
@@ -104,6 +105,7 @@ __all__ = [
     "PrincipalConfig",
     "RoleConfig",
     "AppConfig",
+    "ClusterConfig",
     "HttpConfig",
     "HttpCalleeConfig",
     "LongPollConfig",

@@ -13,6 +13,7 @@ from router.config._errors import _NO_SOURCE, ConfigError, _check_str, _describe
 from router.config._permissions import PermissionConfig, RoleConfig
 from router.config._realm import AuthMethodConfig, PrincipalConfig, RealmConfig
 from router.config._secrets import _read_secret
+from router.config._cluster import CLUSTER_KEYS, ClusterConfig
 from router.config._values import DEFAULT_REALM, AppConfig, HttpConfig, ListenConfig, ListenerConfig, RouterConfig
 from router.config._web import WEB_KEYS, parse_web
 
@@ -45,7 +46,7 @@ _ROUTER_KEYS = (
     "trusted_proxies",
     "forwarded_header",
 )
-_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http") + WEB_KEYS
+_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http", "cluster") + WEB_KEYS
 _APP_KEYS = ("plugin",)
 _HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
 _LISTEN_KEYS = ("endpoint", "transport", "path", "proxy_protocol")
@@ -309,6 +310,13 @@ def _parse(data: Mapping, base_dir: str | None = None) -> RouterConfig:
             http_kwargs["max_body"] = table["max_body"]
         kwargs["http"] = _build("http", HttpConfig, **http_kwargs)
     kwargs["web"] = parse_web(data, tuple(realm.name for realm in kwargs.get("realms", ())) or (DEFAULT_REALM,))
+    if "cluster" in data:
+        table = data["cluster"]
+        if not isinstance(table, Mapping):
+            raise ConfigError("cluster", f"must be a table ([cluster]), got {_describe(table)}")
+        _reject_unknown(table, CLUSTER_KEYS, "cluster")
+        _required(table, "url", "cluster")
+        kwargs["cluster"] = _build("cluster", ClusterConfig, **table)
     try:
         return RouterConfig(**kwargs)
     except ConfigError as exc:

@@ -30,6 +30,7 @@ from router.config._errors import (
     _describe,
 )
 from router.config._proxy import check_proxy_protocol_endpoint, check_proxy_settings
+from router.config._cluster import ClusterConfig
 from router.config._realm import RealmConfig
 from router.config._web import WebConfig
 from router.policy import ConnectionPolicy, origin_pattern
@@ -225,6 +226,8 @@ class RouterConfig:
     http: HttpConfig | None = None
     web: WebConfig = field(default_factory=WebConfig)
     """The universal listener, the long-poll transport, webhooks and HTTP callees (router.config._web)."""
+    cluster: ClusterConfig | None = None
+    """Join a cluster over Redis (the ``[cluster]`` table, ``--cluster``); None: one process."""
     hello_timeout: float = 10.0
     """
     Seconds a connection may take to finish its WebSocket upgrade request or
@@ -358,6 +361,8 @@ class RouterConfig:
             raise ConfigError(key, str(exc).split(": ", 1)[1]) from None
         if self.http is not None and not isinstance(self.http, HttpConfig):
             raise ConfigError("http", f"must be an HttpConfig, got {_describe(self.http)}")
+        if self.cluster is not None and not isinstance(self.cluster, ClusterConfig):
+            raise ConfigError("cluster", f"must be a ClusterConfig, got {_describe(self.cluster)}")
         _check_bool("default_listener", self.default_listener)
         if _check_int("max_message_size", self.max_message_size) <= 0:
             raise ConfigError(

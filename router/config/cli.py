@@ -49,6 +49,22 @@ OPT_PARAMETERS = (
     ("log-format", None, None, "Log lines as 'text' or 'json' (one object per line) [default: text]."),
     ("log-level", None, None, "Log this level and above: debug, info, warn, error or critical [default: info]."),
     (
+        "cluster",
+        None,
+        None,
+        "Join a cluster over Redis: redis://HOST[:PORT][/DB] or unix:PATH "
+        "(needs the cluster extra: pip install 'wampd[cluster]').",
+    ),
+    (
+        "workers",
+        None,
+        None,
+        "Run N router processes sharing the listening ports, joined as a cluster "
+        "(a private redis-server unless --cluster is given) [default: 1].",
+    ),
+    ("worker-fds", None, None, "Internal, set by --workers: the listening sockets a worker inherits."),
+    ("cluster-name", None, None, "This node's name in the cluster, unique among live nodes [default: <hostname>-<pid>]."),
+    (
         "http",
         None,
         None,

@@ -156,9 +156,7 @@ class Calls:
         else:
             found = index.best(procedure) if index.patterned else None
             if found is None:
-                caller.send_error(
-                    _CALL, request, "wamp.error.no_such_procedure", f"no callee registered procedure {procedure!r}"
-                )
+                self._no_callee(caller, msg, options)
                 return
             policy, reg = found
         callees = reg.callees
@@ -295,7 +293,8 @@ class Calls:
         party = self._parties.get(caller)
         pending = party.calls.get(msg.request) if party is not None else None
         if pending is None or pending.killing:
-            return  # already answered, or already being killed
+            self._cancel_elsewhere(caller, msg)
+            return  # already answered, already being killed, or (in a cluster) on another node
         mode = msg.mode or "killnowait"
         if mode not in _CANCEL_MODES:
             raise ProtocolViolation(f"unknown CANCEL mode {mode!r}")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Dealer", "Registration", "INVOKE_POLICIES"]
 
+_CALL = message.Call.MESSAGE_TYPE
 _REGISTER = message.Register.MESSAGE_TYPE
 _UNREGISTER = message.Unregister.MESSAGE_TYPE
 
@@ -49,6 +50,22 @@ class Registration:
         return callees[0]
 
 
+def _clash(reg: Registration | None, session, procedure: str, invoke: str) -> tuple[str, str] | None:
+    """Why ``session`` may not register ``procedure`` with ``invoke`` beside ``reg`` (the ERROR's URI and text)."""
+    if reg is None:
+        return None
+    if reg.invoke == "single":
+        return "wamp.error.procedure_already_exists", f"procedure {procedure!r} is already registered"
+    if reg.invoke != invoke:
+        return (
+            "wamp.error.procedure_already_exists",
+            f"procedure {procedure!r} is registered with invocation policy {reg.invoke!r}, not {invoke!r}",
+        )
+    if session in reg.callees:
+        return "wamp.error.procedure_already_exists", f"this session already registered {procedure!r}"
+    return None
+
+
 class Dealer(Calls):
     """Registrations (routing calls: :class:`Calls`)."""
 
@@ -59,6 +76,8 @@ class Dealer(Calls):
         self._by_id: dict[int, Registration] = {}
         self._parties: dict[Any, _Party] = {}  # session -> its calls, invocations and registrations
         self._max_calls = realm.router.max_calls_in_flight  # per caller; 0 unlimited
+        # the router.cluster node that serves calls no local callee can (None: one process)
+        self.cluster = realm.router.cluster
 
     # -- queries (also used by the meta API) ----------------------------------
 
@@ -89,6 +108,22 @@ class Dealer(Calls):
     def by_policy(self) -> dict[str, list[Registration]]:
         return self._index.by_policy()
 
+    # -- what another cluster node may serve ----------------------------------------
+
+    def _no_callee(self, caller: RouterSession, msg: message.Call, options: dict) -> None:
+        """No local registration matches: another cluster node's may; else no_such_procedure."""
+        procedure = msg.procedure
+        cluster = self.cluster
+        if cluster is not None:
+            disclose = options.get("disclose_me") is True or caller.discloses("call", procedure)
+            if cluster.calls.forward_call(self.realm.name, caller, msg, options, disclose):
+                return
+        caller.send_error(_CALL, msg.request, "wamp.error.no_such_procedure", f"no callee registered procedure {procedure!r}")
+
+    def _cancel_elsewhere(self, caller: RouterSession, msg: message.Cancel) -> None:
+        if self.cluster is not None:
+            self.cluster.calls.cancel(caller, msg.request, msg.mode or "killnowait")
+
     # -- registering ------------------------------------------------------------
 
     def register(self, session: RouterSession, msg: message.Register) -> None:
@@ -110,23 +145,36 @@ class Dealer(Calls):
         if match == "exact" and not is_valid_uri(procedure):
             return refuse("wamp.error.invalid_uri", f"{procedure!r} is not a valid procedure URI")
         reg = self._index.get(procedure, match)
-        if reg is not None:
-            if reg.invoke == "single":
-                return refuse("wamp.error.procedure_already_exists", f"procedure {procedure!r} is already registered")
-            if reg.invoke != invoke:
-                return refuse(
-                    "wamp.error.procedure_already_exists",
-                    f"procedure {procedure!r} is registered with invocation policy {reg.invoke!r}, not {invoke!r}",
-                )
-            if session in reg.callees:
-                return refuse(
-                    "wamp.error.procedure_already_exists", f"this session already registered {procedure!r}"
-                )
+        clash = _clash(reg, session, procedure, invoke)
+        if clash is not None:
+            return refuse(*clash)
+        if reg is None and self.cluster is not None:
+            # a new registration on this node: first agree with the cluster (single, policy)
+            self.cluster.claim_registration(
+                self.realm.name, match, procedure, invoke,
+                lambda: self._register_claimed(session, msg, procedure, match, invoke), refuse,
+            )
+            return
+        self._registered(session, msg, procedure, match, invoke, reg)
+
+    def _register_claimed(self, session, msg: message.Register, procedure: str, match: str, invoke: str) -> None:
+        reg = self._index.get(procedure, match)
+        if session.state != "joined":
+            if reg is None:  # nobody here serves it after all: give the claim back
+                self.cluster.procedure_removed(self.realm.name, match, procedure)
+            return
+        clash = _clash(reg, session, procedure, invoke)  # the index may have changed while Redis answered
+        if clash is not None:
+            session.send_error(_REGISTER, msg.request, *clash)
+            return
+        self._registered(session, msg, procedure, match, invoke, reg)
+
+    def _registered(self, session, msg: message.Register, procedure: str, match: str, invoke: str, reg) -> None:
         reg = self._attach(session, procedure, match, invoke, reg)
         options = msg._router_internal
         if type(options) is dict and options.get("disclose_caller") is True:
             reg.disclose_to.add(session)
-        session.send(message.Registered(request, reg.id))
+        session.send(message.Registered(msg.request, reg.id))
         self._announce(session, reg)
 
     def register_local(self, callee, procedure: str, match: str, invoke: str = "single") -> Registration:
@@ -144,6 +192,8 @@ class Dealer(Calls):
             reg = Registration(self.realm.scope_ids.next(self._by_id), procedure, match, invoke, router.clock.seconds())
             self._index.add(procedure, match, reg)
             self._by_id[reg.id] = reg
+            if self.cluster is not None:
+                self.cluster.procedure_added(self.realm.name, match, procedure, invoke)
         reg.callees.append(session)
         self._party(session).registrations.add(reg.id)
         return reg
@@ -171,6 +221,8 @@ class Dealer(Calls):
     # -- session cleanup ---------------------------------------------------------
 
     def remove_session(self, session: RouterSession) -> None:
+        if self.cluster is not None:
+            self.cluster.calls.caller_left(session)
         party = self._parties.pop(session, None)
         if party is None:
             return
@@ -191,4 +243,6 @@ class Dealer(Calls):
         if not reg.callees:
             del self._by_id[reg.id]
             self._index.remove(reg.uri, reg.match)
+            if self.cluster is not None:
+                self.cluster.procedure_removed(self.realm.name, reg.match, reg.uri)
             meta.registration_deleted(session, reg)

@@ -73,18 +73,28 @@ class Meta(Procedures):
 
     # -- meta events -------------------------------------------------------------
 
-    def _publish(self, topic: str, *args) -> None:
+    def _publish(self, topic: str, *args, cluster_wide: bool = False) -> None:
         # a meta event never breaks what it reports (a subscription, a departure): a failure is logged
         try:
-            self.realm.broker.deliver(topic, list(args), exclude_me=False)
+            broker = self.realm.broker
+            publication = broker.deliver(topic, list(args), exclude_me=False)
+            if cluster_wide and broker.cluster is not None:  # sessions are cluster-wide; subscriptions per node
+                broker.cluster.forward_publication(self.realm.name, topic, publication, list(args), None, None, None, False)
         except Exception:
             _log.failure("meta event {topic} could not be published", topic=topic)
 
     def session_joined(self, session: RouterSession) -> None:
-        self._publish("wamp.session.on_join", session_details(session.info))
+        details = session_details(session.info)
+        self._publish("wamp.session.on_join", details, cluster_wide=True)
+        cluster = self.realm.broker.cluster
+        if cluster is not None:
+            cluster.sessions.joined(self.realm.name, details)
 
     def session_left(self, info: SessionInfo) -> None:
-        self._publish("wamp.session.on_leave", info.session_id, info.authid, info.authrole)
+        self._publish("wamp.session.on_leave", info.session_id, info.authid, info.authrole, cluster_wide=True)
+        cluster = self.realm.broker.cluster
+        if cluster is not None:
+            cluster.sessions.left(info.session_id)
 
     def subscription_created(self, session, sub) -> None:
         self._publish("wamp.subscription.on_create", session.session_id, subscription_details(sub))

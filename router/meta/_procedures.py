@@ -159,17 +159,28 @@ class Procedures:
             raise ValueError("filter_authroles must be a list of strings")
         return roles
 
+    def _remote(self, roles) -> list[dict]:
+        """Sessions on the cluster's other nodes (none without a cluster)."""
+        cluster = self.realm.broker.cluster
+        return [] if cluster is None else cluster.sessions.in_realm(self.realm.name, roles)
+
     def _count(self, caller, args, kwargs):
-        return len(self.sessions(self._roles_filter(args)))
+        roles = self._roles_filter(args)
+        return len(self.sessions(roles)) + len(self._remote(roles))
 
     def _list(self, caller, args, kwargs):
-        return [info.session_id for info in self.sessions(self._roles_filter(args))]
+        roles = self._roles_filter(args)
+        return [info.session_id for info in self.sessions(roles)] + [d["session"] for d in self._remote(roles)]
 
     def _get(self, caller, args, kwargs):
         info = self.session(args[0])
-        if info is None:
+        if info is not None:
+            return session_details(info)
+        cluster = self.realm.broker.cluster
+        details = cluster.sessions.get(self.realm.name, args[0]) if cluster is not None else None
+        if details is None:
             raise MetaError("wamp.error.no_such_session", f"no session {args[0]} on realm {self.realm.name!r}")
-        return session_details(info)
+        return details
 
     @staticmethod
     def _close_args(kwargs) -> tuple[str, str | None]:

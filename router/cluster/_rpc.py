@@ -1,0 +1,294 @@
+"""
+Calls across cluster nodes.
+
+A CALL that finds no local registration, on a node that knows another node
+with a matching one, is forwarded to that node (``call``).  There the call is
+routed by that node's own dealer on behalf of a :class:`RemoteCaller`, a
+stand-in for the caller that turns the dealer's RESULT and ERROR back into
+``result`` messages to the caller's node.  A CANCEL goes the same way
+(``cancel``); a caller that leaves cancels its remote calls (``killnowait``).
+
+Failures are never silence: a call to a node that dies, or whose answer can no
+longer come because Redis went away, ends at once with ERROR
+``wamp.error.unavailable`` naming the cause; a call made while Redis is away
+gets that ERROR instead of waiting.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from autobahn.wamp import message
+from autobahn.wamp.role import RoleCallerFeatures
+
+from router.cluster._tables import Entry, RemoteTables
+
+__all__ = ["ClusterCalls", "OutgoingCalls", "RemoteCaller", "UNAVAILABLE"]
+
+#: The spec's URI for "the callee is unable to handle the call".
+UNAVAILABLE = "wamp.error.unavailable"
+_CALL = message.Call.MESSAGE_TYPE
+_CALLER_FEATURES = RoleCallerFeatures(
+    caller_identification=True, progressive_call_results=True, call_canceling=True, call_timeout=True
+)
+
+
+class _NoCodec:
+    """A remote caller's answers are packed by the cluster, not by a WAMP serializer."""
+
+    name = "cluster"
+    binary = True
+
+    @staticmethod
+    def check(msg) -> None:
+        return None
+
+
+class _Info:
+    __slots__ = ("session_id", "authid", "authrole")
+
+    def __init__(self, session_id, authid, authrole) -> None:
+        self.session_id, self.authid, self.authrole = session_id, authid, authrole
+
+
+class RemoteCaller:
+    """
+    A caller on another node, as this node's dealer sees it (the
+    :class:`~router.interfaces.IRoutedSession` attributes the dealer uses).
+    Its RESULTs and ERRORs go back to its node as ``result`` messages.
+    """
+
+    state = "joined"
+    codec = _NoCodec()
+    send_failure = None
+    roles = {"caller": _CALLER_FEATURES}
+
+    def __init__(self, node, origin: str, session_id: int, authid, authrole) -> None:
+        self._node = node
+        self.origin = origin
+        self.session_id = session_id
+        self.info = _Info(session_id, authid, authrole)
+        self._disclosed: set[int] = set()  # requests whose caller asked to be disclosed
+
+    def discloses(self, action: str, uri: str) -> bool:
+        return False  # decided on the caller's node, sent as the call's disclose_me
+
+    def may(self, action: str, uri: str, fresh: bool = False) -> bool:
+        return True  # authorized on the caller's node, with the caller's own role
+
+    def send(self, msg) -> bool:
+        calls = self._node
+        if type(msg) is message.Result:
+            calls.answer(self.origin, msg.request, "result", bool(msg.progress), msg.args, msg.kwargs, None)
+            if not msg.progress:
+                calls.final_answer(self)
+        elif type(msg) is message.Error:
+            calls.answer(self.origin, msg.request, "error", False, msg.args, msg.kwargs, msg.error)
+            calls.final_answer(self)
+        return True
+
+    def send_error(self, request_type, request, uri, text=None, **extra) -> None:
+        self._node.answer(self.origin, request, "error", False, [text] if text else None, None, uri)
+        self._node.final_answer(self)
+
+    def send_paced(self, msgs) -> None:
+        for msg in msgs:
+            self.send(msg)
+
+    def goodbye(self, reason, text=None) -> None:
+        pass
+
+
+class OutgoingCalls:
+    """The calls this node's callers have in flight on other nodes."""
+
+    def __init__(self) -> None:
+        self._keys = itertools.count(1)
+        self._calls: dict[int, tuple[Any, int, str]] = {}  # key -> (caller, its request id, node)
+        self._by_caller: dict[Any, dict[int, int]] = {}  # caller -> its request id -> key
+
+    def add(self, caller, request: int, node: str) -> int:
+        key = next(self._keys)
+        self._calls[key] = (caller, request, node)
+        self._by_caller.setdefault(caller, {})[request] = key
+        return key
+
+    def get(self, key: int):
+        return self._calls.get(key)
+
+    def key_of(self, caller, request: int) -> int | None:
+        return self._by_caller.get(caller, {}).get(request)
+
+    def end(self, key: int):
+        found = self._calls.pop(key, None)
+        if found is not None:
+            caller, request, _ = found
+            mine = self._by_caller.get(caller)
+            if mine is not None:
+                mine.pop(request, None)
+                if not mine:
+                    del self._by_caller[caller]
+        return found
+
+    def of_caller(self, caller) -> list[int]:
+        return list(self._by_caller.get(caller, {}).values())
+
+    def to_node(self, node: str | None) -> list[int]:
+        """Keys of the calls in flight to ``node`` (None: to any node)."""
+        return [key for key, (_, _, target) in self._calls.items() if node is None or target == node]
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+
+def fail(caller, request: int, text: str) -> None:
+    """End a forwarded call with ERROR unavailable (its caller may have left meanwhile)."""
+    if caller.state == "joined":
+        caller.send_error(_CALL, request, UNAVAILABLE, text)
+
+
+class ClusterCalls:
+    """
+    The RPC half of a :class:`~router.cluster._node.ClusterNode`: the other
+    nodes' registrations, calls forwarded out, and calls served for others.
+    """
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self.procedures = RemoteTables()  # other nodes' registrations
+        self._policies: dict[tuple[str, Entry], str] = {}  # (node, entry) -> invocation policy
+        self._turn = itertools.count()
+        self.outgoing = OutgoingCalls()
+        self._served: dict[tuple[str, int], list] = {}  # (origin, caller sid) -> [RemoteCaller, realm, calls]
+        self.forwarded = 0  # calls sent to other nodes
+
+    # -- tables ---------------------------------------------------------------------
+
+    def add_procedure(self, node: str, entry: Entry, invoke: str) -> None:
+        self.procedures.add(node, entry)
+        self._policies[(node, entry)] = invoke
+
+    def remove_procedure(self, node: str, entry: Entry) -> None:
+        self.procedures.remove(node, entry)
+        self._policies.pop((node, entry), None)
+
+    def replace(self, found: dict[str, dict[Entry, str]]) -> None:
+        self.procedures.replace({node: set(entries) for node, entries in found.items()})
+        self._policies = {(node, entry): invoke for node, entries in found.items() for entry, invoke in entries.items()}
+
+    def node_gone(self, node: str, why: str) -> None:
+        """``node`` is gone: calls in flight to it end with ERROR; calls it made here end too."""
+        self.procedures.forget(node)
+        for key in [key for key in self._policies if key[0] == node]:
+            del self._policies[key]
+        for key in self.outgoing.to_node(node):
+            caller, request, _ = self.outgoing.end(key)
+            fail(caller, request, f"node {node} serving the call is gone ({why})")
+        for origin_sid in [k for k in self._served if k[0] == node]:
+            self._drop_served(origin_sid)
+
+    def outage(self, why: str) -> None:
+        """Redis went away: no answer can arrive, none can be sent."""
+        for key in self.outgoing.to_node(None):
+            caller, request, node = self.outgoing.end(key)
+            fail(caller, request, f"the answer from node {node} cannot arrive: {why}")
+        for origin_sid in list(self._served):
+            self._drop_served(origin_sid)
+
+    # -- this node's callers ------------------------------------------------------------
+
+    def forward_call(self, realm: str, caller, msg, options: dict, disclose: bool) -> bool:
+        """
+        Send a CALL that found no local registration to a node that has one;
+        False when no node has one (the caller then gets no_such_procedure).
+        """
+        if type(caller) is RemoteCaller:
+            return False  # already forwarded once: never bounce between nodes
+        found = self.procedures.best(realm, msg.procedure)
+        if not found:
+            return False
+        nodes = sorted(found)
+        target = nodes[0] if len(nodes) == 1 else nodes[next(self._turn) % len(nodes)]
+        node = self.node
+        if not node.connected:
+            fail(caller, msg.request, f"procedure {msg.procedure!r} is on node {target}, and Redis at "
+                                      f"{node.address} is unreachable")
+            return True
+        key = self.outgoing.add(caller, msg.request, target)
+        info = caller.info
+        opts = {"caller": [info.session_id, info.authid, info.authrole], "disclose": disclose}
+        for name in ("timeout", "receive_progress"):
+            if name in options:
+                opts[name] = options[name]
+        self.forwarded += 1
+        node.send_to(target, "call", node.name, key, realm, msg.procedure, msg.args, msg.kwargs, opts)
+        return True
+
+    def cancel(self, caller, request: int, mode: str) -> bool:
+        key = self.outgoing.key_of(caller, request)
+        if key is None:
+            return False
+        _, _, target = self.outgoing.get(key)
+        self.node.send_to(target, "cancel", self.node.name, caller.session_id, key, mode)
+        return True
+
+    def caller_left(self, caller) -> None:
+        for key in self.outgoing.of_caller(caller):
+            _, _, target = self.outgoing.end(key)
+            self.node.send_to(target, "cancel", self.node.name, caller.session_id, key, "killnowait")
+
+    def answered(self, key: int, kind: str, progress: bool, args, kwargs, uri) -> None:
+        found = self.outgoing.get(key)
+        if found is None:
+            return  # the caller left or canceled meanwhile
+        caller, request, _ = found
+        if not progress:
+            self.outgoing.end(key)
+        if caller.state != "joined":
+            return
+        if kind == "result":
+            caller.send(message.Result(request, args=args, kwargs=kwargs, progress=True if progress else None))
+        else:
+            caller.send(message.Error(_CALL, request, uri, args=args, kwargs=kwargs))
+
+    # -- calls served for other nodes' callers ---------------------------------------------
+
+    def serve(self, origin: str, key: int, realm_name: str, procedure: str, args, kwargs, opts: dict) -> None:
+        node = self.node
+        realm = node.router.realms.get(realm_name)
+        if realm is None:
+            node.answer(origin, key, "error", False, None, None, "wamp.error.no_such_realm")
+            return
+        sid, authid, authrole = opts["caller"]
+        served = self._served.get((origin, sid))
+        if served is None:
+            served = self._served[(origin, sid)] = [RemoteCaller(self, origin, sid, authid, authrole), realm, 0]
+        served[2] += 1
+        call = message.Call(key, procedure, args=args, kwargs=kwargs)
+        call._router_internal = {
+            name: opts[name] for name in ("timeout", "receive_progress") if name in opts
+        }
+        if opts.get("disclose"):
+            call._router_internal["disclose_me"] = True
+        realm.dealer.call(served[0], call)
+
+    def answer(self, origin: str, key: int, kind: str, progress: bool, args, kwargs, uri) -> None:
+        """A RemoteCaller's answer: back to its node; a final one closes the call here."""
+        self.node.send_to(origin, "result", key, kind, progress, args, kwargs, uri)
+
+    def remote_cancel(self, origin: str, sid: int, key: int, mode: str) -> None:
+        served = self._served.get((origin, sid))
+        if served is not None:
+            served[1].dealer.cancel(served[0], message.Cancel(key, mode=mode))
+
+    def final_answer(self, caller: RemoteCaller) -> None:
+        served = self._served.get((caller.origin, caller.session_id))
+        if served is not None:
+            served[2] -= 1
+            if served[2] <= 0:
+                self._drop_served((caller.origin, caller.session_id))
+
+    def _drop_served(self, origin_sid) -> None:
+        caller, realm, _ = self._served.pop(origin_sid)
+        realm.dealer.remove_session(caller)

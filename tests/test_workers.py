@@ -1,0 +1,77 @@
+"""
+``twistd -n wampd --workers 2``: two router processes sharing one listening
+port, joined through a private redis-server the parent starts; clients that
+land on different workers route to each other; a killed worker is restarted;
+SIGTERM stops everything with status 0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+
+import pytest
+import pytest_twisted
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import PublishOptions
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+
+from tests.test_twistd import TWISTD, _ended, spawn
+from tests.wamp_clients import join, leave
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server (.ci/run installs it)")
+URL = r"wampd listening on (ws://127\.0\.0\.1:\d+/ws) \(websocket\)"
+
+
+async def on_another_worker(url: str, first):
+    """
+    A client joined to a different worker than ``first``: registration meta
+    data is per node, so ``first``'s marker procedure is unknown to it.
+    """
+    await first.register(lambda: None, "com.example.marker")
+    for _ in range(40):
+        client = await join(url)
+        if await client.call("wamp.registration.lookup", "com.example.marker") is None:
+            return client
+        await leave(client)
+    raise AssertionError("40 connections all landed on the first client's worker")
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_workers_share_a_port_route_across_restart_and_stop():
+    """Clients on different workers publish/subscribe and call; a SIGKILLed worker comes back; SIGTERM exits 0."""
+    parent = spawn(TWISTD + ["wampd", "--workers", "2", "--listen", "ws:tcp:0:interface=127.0.0.1"])
+    try:
+        url = (await parent.wait_for(URL, timeout=60)).group(1)
+        await parent.wait_for(r"1 other node\(s\)", timeout=60)  # the second worker met the first
+        first = await join(url)
+        second = await on_another_worker(url, first)
+        received = Deferred()
+        await second.subscribe(lambda text: received.callback(text), "com.example.news")
+        await second.register(lambda x: x * 2, "com.example.double")
+        for _ in range(50):  # the tables reach the other worker through Redis: retry, each a round trip
+            try:
+                assert await first.call("com.example.double", 21) == 42
+                break
+            except ApplicationError as exc:
+                assert exc.error == "wamp.error.no_such_procedure"
+        await first.publish("com.example.news", "hi", options=PublishOptions(acknowledge=True))
+        assert await received.addTimeout(10, reactor) == "hi"
+        await leave(first)
+        await leave(second)
+
+        pids = [int(m.group(1)) for m in (re.search(r"worker \d started \(pid (\d+)\)", line) for line in parent.lines) if m]
+        os.kill(pids[0], signal.SIGKILL)  # a process this test started (through the parent)
+        await parent.wait_for(r"worker 0 exited \(signal 9\); restarting it", timeout=10)
+        restarted = (await parent.wait_for(r"worker 0 started \(pid (?!%d\))(\d+)" % pids[0], timeout=30)).group(1)
+        await parent.wait_for(r"cluster: node \S+-%s joined .* 1 other node" % restarted, timeout=60)
+        parent.transport.signalProcess("TERM")
+        assert await _ended(parent, timeout=60) == 0, "\n".join(parent.lines)
+    finally:
+        if not parent.ended.called:
+            parent.transport.signalProcess("KILL")
+    text = "\n".join(parent.lines)
+    assert text.count("wampd stopping (wamp.close.system_shutdown)") >= 2, text
