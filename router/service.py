@@ -38,13 +38,13 @@ import socket
 
 from autobahn.websocket import USES_NVX
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from listeners.log import LogListener
 from router.auth import LoginLimiter
-from router.cluster import parse_redis_url
+from router.clustering import join_cluster, leave_cluster
 from router.config import ListenerConfig, RouterConfig
 from router.config.auth import build_realm_auth
 from router.core import Router
@@ -247,26 +247,8 @@ class RouterService(Service):
         return DeferredList(stopped).addCallback(fail)
 
     def _join_cluster(self, ports):
-        """Join the cluster once listening; if it can't, stop listening and exit with status 1."""
-        from router.cluster._node import ClusterNode  # lazy: the cluster extra (hiredis) is needed only here
-
-        cfg = self.config.cluster
-        self.cluster = ClusterNode(
-            self.router, parse_redis_url(cfg.url), name=cfg.name or None, prefix=cfg.prefix,
-            heartbeat=cfg.heartbeat, timeout=cfg.timeout, push_role=cfg.push_role, reactor=self.reactor,
-        )
-
-        def failed(failure):
-            self.cluster = None
-            _log.critical("wampd did not start: cluster: {error}", error=failure.getErrorMessage())
-            self.ports = list(ports)
-            self._stop_listening()
-            if self._standalone and self.reactor.running:
-                self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
-                self.reactor.stop()
-            return failure
-
-        return ensureDeferred(self.cluster.start()).addCallbacks(lambda _: ports, failed)
+        """Join the cluster once listening (router.clustering); if it can't, stop listening and exit 1."""
+        return join_cluster(self, ports)
 
     def _launched(self, ports):
         self.ports = list(ports)
@@ -356,8 +338,8 @@ class RouterService(Service):
         return maybeDeferred(bridges.stop).addBoth(lambda _: result)
 
     def _stop_cluster(self, result: Any) -> Any:
-        """After the sessions: leave the cluster (router.cluster); then ``result`` as it was."""
-        return ensureDeferred(self.cluster.stop()).addBoth(lambda _: result)
+        """After the sessions: leave the cluster; then ``result`` as it was."""
+        return leave_cluster(self, result)
 
     def _stop_listening(self):
         ports, self.ports = self.ports, []

@@ -87,8 +87,8 @@ from router.config._values import (
     ListenConfig,
     ListenerConfig,
     RouterConfig,
-    parse_listen,
 )
+from router.config._listen import parse_listen
 from router.config._web import HttpCalleeConfig, LongPollConfig, UniversalConfig, WebConfig, WebhookConfig
 
 __all__ = [

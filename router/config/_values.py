@@ -44,18 +44,12 @@ __all__ = [
     "ListenConfig",
     "ListenerConfig",
     "RouterConfig",
-    "parse_listen",
 ]
 
 DEFAULT_ENDPOINT = "tcp:8080:interface=127.0.0.1"
 DEFAULT_REALM = "realm1"
 # A WebSocket path: starts with "/", printable ASCII, no query or fragment.
 _HTTP_PATH = re.compile(r"/[!-~]*")
-
-# Prefixes that ``parse_listen`` accepts before an endpoint string.
-_CLI_TRANSPORT_PREFIXES = MappingProxyType(
-    {"ws": "websocket", "websocket": "websocket", "rawsocket": "rawsocket", "longpoll": "longpoll", "universal": "universal"}
-)
 #: What ``slow_consumer`` may say (the first is the default).
 SLOW_CONSUMER_POLICIES = ("disconnect", "drop")
 
@@ -376,29 +370,3 @@ class RouterConfig:
         ):
             value = _check_number(name, getattr(self, name), allow_zero=allow_zero)
             object.__setattr__(self, name, value)
-
-
-def parse_listen(spec: str, key: str = "listen") -> ListenConfig:
-    """
-    Read a command-line listen spec: a Twisted server endpoint string,
-    optionally prefixed with the transport.
-
-        - C{"tcp:8080"} or C{"ws:tcp:8080"} or C{"websocket:unix:/tmp/s"}:
-          WebSocket (on path C{/ws})
-        - C{"rawsocket:tcp:9000"}: RawSocket
-
-    Errors are reported against C{key}.
-    """
-    _check_str(key, spec)
-    prefix, colon, rest = spec.partition(":")
-    transport = "websocket"
-    endpoint = spec
-    if colon and prefix in _CLI_TRANSPORT_PREFIXES:
-        transport = _CLI_TRANSPORT_PREFIXES[prefix]
-        endpoint = rest
-        if not endpoint:
-            raise ConfigError(key, f"no endpoint after {prefix + ':'!r} in {spec!r}")
-    try:
-        return ListenConfig(endpoint, transport)
-    except ConfigError as exc:
-        raise exc.with_key(key) from None

@@ -1,0 +1,48 @@
+"""
+A :class:`~router.service.RouterService` joining and leaving its cluster
+(``[cluster]`` / ``--cluster``; see :mod:`router.cluster`).  The Redis client
+(the ``wampd[cluster]`` extra) is imported only when a cluster is configured.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+
+from router.cluster import parse_redis_url
+
+__all__ = ["join_cluster", "leave_cluster"]
+
+_log = Logger(namespace="wampd.service")
+
+
+def join_cluster(service: Any, ports: list) -> Deferred:
+    """Join once listening; fires with ``ports``.  If it can't: stop listening, log why, exit with status 1."""
+    from router.cluster._node import ClusterNode  # lazy: the cluster extra (hiredis) is needed only here
+
+    cfg = service.config.cluster
+    assert cfg is not None  # called only with a [cluster] config
+    service.cluster = ClusterNode(
+        service.router, parse_redis_url(cfg.url), name=cfg.name or None, prefix=cfg.prefix,
+        heartbeat=cfg.heartbeat, timeout=cfg.timeout, push_role=cfg.push_role, reactor=service.reactor,
+    )
+
+    def failed(failure):
+        service.cluster = None
+        _log.critical("wampd did not start: cluster: {error}", error=failure.getErrorMessage())
+        service.ports = list(ports)
+        service._stop_listening()
+        if service._standalone and service.reactor.running:
+            service.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+            service.reactor.stop()
+        return failure
+
+    return ensureDeferred(service.cluster.start()).addCallbacks(lambda _: ports, failed)
+
+
+def leave_cluster(service: Any, result: Any) -> Any:
+    """After the sessions have left: tell the other nodes; then ``result`` as it was."""
+    return ensureDeferred(service.cluster.stop()).addBoth(lambda _: result)
