@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -105,3 +106,46 @@ async def test_a_node_that_cannot_reach_redis_does_not_start(tmp_path):
     finally:
         if not proto.ended.called:
             proto.transport.signalProcess("KILL")
+
+
+@pytest_twisted.ensureDeferred
+async def test_autobahn_js_clients_on_different_nodes(tmp_path, redis):
+    """autobahn-js under node: a JS callee on n2 serves a JS caller on n1, and its events reach a Python client on n1."""
+    from tests.test_interop_js import CLIENT, NODE, NODE_MODULES_OK
+
+    if NODE is None or not NODE_MODULES_OK:
+        pytest.skip("needs node and tests/js/node_modules (npm ci in tests/js)")
+    config = cluster_config(tmp_path, redis)
+    n1, n2 = node(config, "n1"), node(config, "n2")
+    js = []
+    try:
+        url1 = (await n1.wait_for(URL)).group(1)
+        url2 = (await n2.wait_for(URL)).group(1)
+        await n1.wait_for(r"cluster: node n1 joined")
+        callee = spawn([NODE, str(CLIENT), "--url", url2, "--realm", "realm1", "--scenario", "callee", "--stay-ms", "20000"])
+        js.append(callee)
+        await callee.wait_for(r'"event":\s*"ready"')
+        python = await join(url1)
+        pongs = Deferred()
+        await python.subscribe(lambda *args: pongs.called or pongs.callback(args), "com.example.js.pong")
+        for _ in range(50):  # the registration reaches n1 through Redis: retry, each a round trip
+            try:
+                assert await python.call("com.example.js.upper", "warm") == "WARM"
+                break
+            except ApplicationError as exc:
+                assert exc.error == "wamp.error.no_such_procedure"
+        caller = spawn([NODE, str(CLIENT), "--url", url1, "--realm", "realm1", "--scenario", "caller",
+                        "--procedure", "com.example.js.upper", "--args", '["abc"]'])
+        js.append(caller)
+        result = await caller.wait_for(r'"event":\s*"result".*"value":\s*"ABC"')
+        assert result is not None
+        for _ in range(50):  # n2's subscription to ping reaches n1 likewise
+            await python.publish("com.example.js.ping", "hello", options=PublishOptions(acknowledge=True))
+            if pongs.called:
+                break
+        assert await pongs.addTimeout(10, reactor) == ("hello",)
+        await leave(python)
+    finally:
+        for proto in js + [n1, n2]:
+            if not proto.ended.called:
+                proto.transport.signalProcess("KILL")
