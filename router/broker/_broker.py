@@ -204,19 +204,15 @@ class Broker(Retention):
                     f"subscribers using {names} did not get it",
                 )
             return
-        if msg.retain:
-            self._retain(
-                topic,
-                _Retained(
-                    publication,
-                    args,
-                    kwargs,
-                    filters,
-                    session.info if disclose else None,
-                    session.session_id if exclude_me else None,
-                ),
-            )
         cluster = self.cluster
+        if msg.retain:
+            kept = _Retained(
+                publication, args, kwargs, filters,
+                session.info if disclose else None, session.session_id if exclude_me else None,
+            )
+            self._retain(topic, kept)
+            if cluster is not None:
+                cluster.retained(self.realm.name, topic, kept)
         if cluster is not None:
             handed = cluster.forward_publication(
                 self.realm.name, topic, publication, args, kwargs, options,
@@ -235,7 +231,10 @@ class Broker(Retention):
             options = {name: list(getattr(filters, name)) for name in FILTERS if getattr(filters, name) is not None} if filters else None
             self.cluster.forward_publication(self.realm.name, topic, publication, args, kwargs, options, None, False)
         if retain:
-            self._retain(topic, _Retained(publication, args, kwargs, filters, None))
+            kept = _Retained(publication, args, kwargs, filters, None)
+            self._retain(topic, kept)
+            if self.cluster is not None:
+                self.cluster.retained(self.realm.name, topic, kept)
         return publication
 
     def deliver(

@@ -89,3 +89,24 @@ class Claims:
         """After (re)joining: claim again what this node serves ({(realm, match, uri): policy})."""
         for (realm, match, uri), policy in registrations.items():
             await self.claim(realm, match, uri, policy)
+
+    def register(self, realm: str, match: str, uri: str, invoke: str, proceed, refuse) -> None:
+        """A new registration on this node: ``proceed()`` once the cluster agrees, else ``refuse(uri, text)``."""
+
+        def answered(result):
+            outcome, policy = result
+            if outcome == CLAIMED:
+                proceed()
+            elif outcome == ALREADY_EXISTS:
+                refuse("wamp.error.procedure_already_exists", f"procedure {uri!r} is already registered on another node")
+            else:
+                refuse(
+                    "wamp.error.procedure_already_exists",
+                    f"procedure {uri!r} is registered with invocation policy {policy!r} on another node, not {invoke!r}",
+                )
+
+        def unreachable(failure):
+            refuse("wamp.error.unavailable", f"cannot register {uri!r} now: a new registration is checked across the "
+                                             f"cluster, and Redis at {self.node.address} is unreachable")
+
+        self.claim(realm, match, uri, invoke).addCallbacks(answered, unreachable)

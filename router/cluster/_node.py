@@ -37,10 +37,11 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from router.cluster._address import RedisAddress
-from router.cluster._claims import ALREADY_EXISTS, CLAIMED, Claims
+from router.cluster._claims import Claims
 from router.cluster._pubsub import deliver, forward_publication
 from router.cluster._push import PushReader
 from router.cluster._resp import RedisError, connect
+from router.cluster._retained import load as load_retained, receive as receive_retained, share
 from router.cluster._rpc import ClusterCalls
 from router.cluster._sessions import ClusterSessions
 from router.cluster._state import SEP as _SEP, read_state, write_state
@@ -159,6 +160,7 @@ class ClusterNode(Watchable):
                 "give each node its own name"
             )
         self.router.attach_cluster(self)
+        await load_retained(self)
         for realm in self.router.realms.values():  # what exists already (router procedures, apps)
             for sub in realm.broker.subscriptions():
                 self._local.add((realm.name, sub.match, sub.uri))
@@ -309,24 +311,7 @@ class ClusterNode(Watchable):
 
     def claim_registration(self, realm: str, match: str, uri: str, invoke: str, proceed, refuse) -> None:
         """A new registration on this node: ``proceed()`` once the cluster agrees, else ``refuse(uri, text)``."""
-
-        def answered(result):
-            outcome, policy = result
-            if outcome == CLAIMED:
-                proceed()
-            elif outcome == ALREADY_EXISTS:
-                refuse("wamp.error.procedure_already_exists", f"procedure {uri!r} is already registered on another node")
-            else:
-                refuse(
-                    "wamp.error.procedure_already_exists",
-                    f"procedure {uri!r} is registered with invocation policy {policy!r} on another node, not {invoke!r}",
-                )
-
-        def unreachable(failure):
-            refuse("wamp.error.unavailable", f"cannot register {uri!r} now: a new registration is checked across the "
-                                             f"cluster, and Redis at {self.address} is unreachable")
-
-        self.claims.claim(realm, match, uri, invoke).addCallbacks(answered, unreachable)
+        self.claims.register(realm, match, uri, invoke, proceed, refuse)
 
     def procedure_removed(self, realm: str, match: str, uri: str) -> None:
         """The last local callee for (realm, match, uri) is gone."""
@@ -341,6 +326,10 @@ class ClusterNode(Watchable):
         """One command whose reply nobody needs; False when Redis is away."""
         cmd = self._cmd
         return cmd is not None and cmd.send(*args)
+
+    def retained(self, realm: str, topic: str, kept) -> None:
+        """A retained event on this node: every node keeps it (router.cluster._retained)."""
+        share(self, realm, topic, kept)
 
     def send_to(self, node: str, *items) -> bool:
         """One message to another node's channel; False when Redis is away."""
@@ -378,6 +367,8 @@ class ClusterNode(Watchable):
             self.tables.add(item[1], (item[2], item[3], item[4]))
         elif kind == "sub-":
             self.tables.remove(item[1], (item[2], item[3], item[4]))
+        elif kind == "ret":
+            receive_retained(self, item[2])
         elif kind == "ses+":
             self.sessions.add(item[1], item[2], item[3], item[4])
         elif kind == "ses-":

@@ -169,7 +169,7 @@ class Meta(Procedures):
                 refused.append(topic)
                 continue
             try:
-                broker.deliver(
+                publication = broker.deliver(
                     topic,
                     args,
                     kwargs,
@@ -178,6 +178,10 @@ class Meta(Procedures):
                     disclose=disclose,
                     filters=compile_filters(options),
                 )
+                if broker.cluster is not None:  # subscribers on the cluster's other nodes get it too
+                    broker.cluster.forward_publication(
+                        self.realm.name, topic, publication, args, kwargs, options, info if disclose else None, False
+                    )
             except Exception:  # the others still go out; logged once per departure, below
                 if failed is None:
                     failed = (topic, Failure())
