@@ -43,7 +43,7 @@ from twisted.logger import Logger
 
 from listeners.log import LogListener
 from router.auth import LoginLimiter
-from router.config import ListenerConfig, RouterConfig
+from router.config import ListenerConfig, RouterConfig, effective_endpoint
 from router.config.auth import build_realm_auth
 from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
@@ -175,16 +175,16 @@ class RouterService(Service):
                 self.reactor.callWhenRunning(self._install_signal_handlers)
         # (the endpoint as an error message names it, the endpoint string, the factory)
         wanted = [
-            (f"{listen.transport}:{listen.endpoint}", listen.endpoint, self._factory(listen))
+            (f"{listen.transport}:{listen.endpoint}", listen.endpoint, self._factory(listen), listen.backlog)
             for listen in self.config.listen
         ]
         http = getattr(self.config, "http", None)
         if http is not None:
             site = push_site(self.router, http.secret, http.max_body)
-            wanted.append((f"http:{http.endpoint}", http.endpoint, site))
+            wanted.append((f"http:{http.endpoint}", http.endpoint, site, None))
         listening = []
-        for shown, endpoint, factory in wanted:
-            d = maybeDeferred(_listen, self.reactor, endpoint, factory)
+        for shown, endpoint, factory, backlog in wanted:
+            d = maybeDeferred(_listen, self.reactor, endpoint, factory, backlog)
             listening.append(d.addErrback(lambda failure, shown=shown: _Failed(shown, _reason(failure))))
         d = DeferredList(listening)
         d.addCallback(self._all_listening)
@@ -309,8 +309,8 @@ class RouterService(Service):
         return DeferredList([maybeDeferred(port.stopListening) for port in ports])
 
 
-def _listen(reactor, endpoint: str, factory):
-    return serverFromString(reactor, endpoint).listen(factory)
+def _listen(reactor, endpoint: str, factory, backlog: int | None = None):
+    return serverFromString(reactor, effective_endpoint(endpoint, backlog)).listen(factory)
 
 
 class _Failed:

@@ -29,6 +29,7 @@ from router.config._errors import (
     _check_str,
     _describe,
 )
+from router.config._backlog import check_backlog
 from router.config._realm import RealmConfig
 from router.policy import ConnectionPolicy, origin_pattern
 
@@ -116,9 +117,12 @@ class ListenConfig:
     """C{"websocket"} or C{"rawsocket"}."""
     path: str = "/ws"
     """WebSocket only: the HTTP path clients connect to."""
+    backlog: int | None = None
+    """The listen backlog; None: the endpoint string's C{backlog=}, else the default (see L{_backlog})."""
 
     def __post_init__(self) -> None:
         _check_endpoint("endpoint", _check_str("endpoint", self.endpoint))
+        check_backlog(self.endpoint, self.backlog)
         _check_str("transport", self.transport)
         if self.transport not in TRANSPORTS:
             raise ConfigError(
