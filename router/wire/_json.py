@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from json.encoder import c_make_encoder, encode_basestring
 
 from router.wire.checks import no_json_constant
 
@@ -28,6 +29,12 @@ class FastJson:
         self._encoder = json.JSONEncoder(
             separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
         ).encode
+        if c_make_encoder is not None:
+            # the same C encoder JSONEncoder.encode builds on every call, built once: no
+            # circular-reference table (a message decoded from JSON has no cycles; one an
+            # app builds with a cycle fails as too deep instead), the same output
+            chunks = c_make_encoder(None, _json_default, encode_basestring, None, ":", ",", False, False, False)
+            self._encoder = lambda obj: "".join(chunks(obj, 0))
         self._decoder = json.JSONDecoder(parse_constant=no_json_constant).decode
 
     def serialize(self, obj) -> bytes:
