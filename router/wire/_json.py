@@ -35,13 +35,21 @@ class FastJson:
             # app builds with a cycle fails as too deep instead), the same output
             chunks = c_make_encoder(None, _json_default, encode_basestring, None, ":", ",", False, False, False)
             self._encoder = lambda obj: "".join(chunks(obj, 0))
-        self._decoder = json.JSONDecoder(parse_constant=no_json_constant).decode
+        decoder = json.JSONDecoder(parse_constant=no_json_constant)
+        self._decoder = decoder.decode
+        self._scan = decoder.scan_once  # the scanner decode() runs, called without its two whitespace regexes
 
     def serialize(self, obj) -> bytes:
         return self._encoder(obj).encode("utf-8")
 
     def unserialize(self, payload: bytes) -> list:
-        obj = self._decoder(payload.decode("utf-8") if type(payload) is not str else payload)
+        text = payload.decode("utf-8") if type(payload) is not str else payload
+        try:
+            obj, end = self._scan(text, 0)
+        except StopIteration:
+            end = -1  # not a value at offset 0 (leading whitespace, or not JSON): decode() decides
+        if end != len(text):  # whitespace or more after it: decode() accepts or refuses as ever
+            obj = self._decoder(text)
         if b"\\u0000" in payload:
             obj = _unbinary(obj)
         return [obj]

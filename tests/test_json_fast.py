@@ -1,4 +1,4 @@
-"""router.wire._json: the reused C encoder writes what json.dumps writes, and refuses what it refuses."""
+"""router.wire._json: the reused C encoder and the direct scanner call agree with json.dumps and json.loads."""
 
 from __future__ import annotations
 
@@ -40,3 +40,24 @@ def test_a_cycle_raises():
     loop.append(loop)
     with pytest.raises((ValueError, RecursionError)):
         FastJson().serialize([50, 1, {}, loop])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'[1,"a",{"b":[null,true,1.5]}]', b" [1,2]", b"[1,2] ", b"\t[1]\r\n", b"[1,2]x", b"[1] [2]", b"", b" ",
+     b"[1,", b'"abc', b"nan", b"[-Infinity]", b'["\\ud800"]', b"{}", b"7"],
+)  # fmt: skip
+def test_decodes_and_refuses_as_json_loads(text):
+    """Whitespace around a value is accepted, anything after it refused, exactly as json.loads with the router's settings."""
+    reference = json.JSONDecoder(parse_constant=_refuse)
+    try:
+        expected = reference.decode(text.decode())
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            FastJson().unserialize(text)
+    else:
+        assert FastJson().unserialize(text) == [expected]
+
+
+def _refuse(name):
+    raise ValueError(f"{name} is not valid JSON")
