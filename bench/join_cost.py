@@ -90,14 +90,14 @@ _HELLO = b'[1,"realm1",{"roles":{"caller":{},"callee":{},"publisher":{},"subscri
 _UPGRADE = (
     "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-    "Sec-WebSocket-Protocol: wamp.2.json\r\n\r\n"
+    "Sec-WebSocket-Protocol: {protocol}\r\n\r\n"
 )
 
 
-def join_one(port: int) -> socket.socket:
-    """A bare WebSocket JSON session: upgrade, HELLO (zero mask), WELCOME; left open."""
+def join_one(port: int, protocol: str = "wamp.2.json") -> socket.socket:
+    """A bare WebSocket session: upgrade, HELLO (zero mask), WELCOME; left open."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-    sock.sendall(_UPGRADE.format(port=port).encode())
+    sock.sendall(_UPGRADE.format(port=port, protocol=protocol).encode())
     buf = b""
     while b"\r\n\r\n" not in buf:
         chunk = sock.recv(4096)
@@ -106,9 +106,17 @@ def join_one(port: int) -> socket.socket:
         buf += chunk
     if not buf.startswith(b"HTTP/1.1 101 "):
         raise ConnectionError(buf.split(b"\r\n", 1)[0].decode(errors="replace"))
-    sock.sendall(bytes((0x81, 0x80 | len(_HELLO))) + b"\0\0\0\0" + _HELLO)
+    if protocol == "wamp.2.msgpack":
+        import msgpack  # lazy: only for msgpack sessions (wampd's venv has it)
+
+        hello = msgpack.packb(json.loads(_HELLO))
+        sock.sendall(bytes((0x82, 0x80 | len(hello))) + b"\0\0\0\0" + hello)
+        welcome = b"\x93\x02"  # fixarray of 3, WELCOME
+    else:
+        sock.sendall(bytes((0x81, 0x80 | len(_HELLO))) + b"\0\0\0\0" + _HELLO)
+        welcome = b"[2,"
     buf = buf.split(b"\r\n\r\n", 1)[1]
-    while b"[2," not in buf:
+    while welcome not in buf:
         chunk = sock.recv(4096)
         if not chunk:
             raise ConnectionError("closed before WELCOME")

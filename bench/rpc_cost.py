@@ -2,6 +2,7 @@
 """What a routed call costs wampd: instructions per CALL -> INVOCATION -> YIELD -> RESULT (callgrind).
 
     python bench/rpc_cost.py --calls 5000                  # JSON, 20 calls in flight
+    python bench/rpc_cost.py --calls 5000 --serializer msgpack
     python bench/rpc_cost.py --calls 5000 --root /tmp/base  # the same against another checkout
 
 Starts wampd (from ``--root``) under ``valgrind --tool=callgrind``, joins a
@@ -10,7 +11,7 @@ sockets, from this script), makes 200 warm-up calls, zeroes the counters,
 makes ``--calls`` calls with ``--inflight`` (20) in flight, 100-byte string
 payloads as bench/run.py's RPC scenario, dumps the counters and prints the
 router's instructions per call.  Independent of how busy the machine is.
-Standard library only; needs valgrind.
+Standard library only (msgpack for ``--serializer msgpack``); needs valgrind.
 """
 
 from __future__ import annotations
@@ -32,10 +33,21 @@ from join_cost import ROOT, free_port, join_one, start_router, stop, wait_port  
 PROC = "bench.rpc.echo"
 
 
+CODEC = {"encode": lambda msg: json.dumps(msg, separators=(",", ":")).encode(), "decode": json.loads, "opcode": 1}
+
+
+def use_msgpack() -> None:
+    import msgpack  # lazy: only for --serializer msgpack (wampd's venv has it)
+
+    CODEC.update(encode=lambda msg: msgpack.packb(msg, use_bin_type=True),
+                 decode=lambda data: msgpack.unpackb(data, raw=False), opcode=2)  # fmt: skip
+
+
 def send(sock: socket.socket, msg) -> None:
-    payload = json.dumps(msg, separators=(",", ":")).encode()
+    payload = CODEC["encode"](msg)
     n = len(payload)
-    head = bytes((0x81, 0x80 | n)) if n < 126 else bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
+    first = 0x80 | CODEC["opcode"]
+    head = bytes((first, 0x80 | n)) if n < 126 else bytes((first, 0x80 | 126)) + n.to_bytes(2, "big")
     sock.sendall(head + b"\0\0\0\0" + payload)
 
 
@@ -56,7 +68,7 @@ class Frames:
                 if length < 126 or at > 2:
                     if len(self.buf) >= at + length:
                         payload, self.buf = self.buf[at : at + length], self.buf[at + length :]
-                        return json.loads(payload)
+                        return CODEC["decode"](payload)
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionError("the router closed the connection")
@@ -95,17 +107,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=5000)
     p.add_argument("--inflight", type=int, default=20)
+    p.add_argument("--serializer", choices=("json", "msgpack"), default="json")
     p.add_argument("--root", type=Path, default=ROOT)
     p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
     args = p.parse_args(argv)
     args.root = args.root.resolve()
+    if args.serializer == "msgpack":
+        use_msgpack()
     workdir = Path(tempfile.mkdtemp(prefix="rpc-cost-"))
     port = free_port()
     proc = start_router(args, port, workdir, callgrind=True)
     stop_event = threading.Event()
     try:
         wait_port(port, proc, 300)
-        callee_sock, caller_sock = join_one(port), join_one(port)
+        protocol = f"wamp.2.{args.serializer}"
+        callee_sock, caller_sock = join_one(port, protocol), join_one(port, protocol)
         send(callee_sock, [64, 1, {}, PROC])
         if Frames(callee_sock).next()[0] != 65:
             raise RuntimeError("REGISTER was not answered with REGISTERED")
@@ -126,7 +142,7 @@ def main(argv=None) -> int:
             total = int(line.split()[1])
             break
     print(json.dumps({
-        "root": str(args.root), "calls": args.calls, "inflight": args.inflight, "instructions": total,
+        "root": str(args.root), "serializer": args.serializer, "calls": args.calls, "inflight": args.inflight, "instructions": total,
         "instructions_per_call": round(total / args.calls) if total else None, "dump": dumps[0] if dumps else None,
     }, indent=2))  # fmt: skip
     return 0 if total else 1

@@ -8,7 +8,7 @@ turns payloads into them and back.
   Python scanner, about 6x slower).  WAMP's binary convention (a string
   starting with ``"\\0"`` carries base64 bytes) is handled after decoding, and
   only when the payload contains an escaped NUL at all.
-* msgpack and CBOR use Autobahn's object serializers.
+* msgpack through one reused C packer (``_msgpack.py``), CBOR through Autobahn's object serializer.
 * A message is encoded once per serializer: Autobahn caches the bytes on the
   message object keyed by the object serializer, and every connection of a
   kind shares one object serializer, so an EVENT sent to many subscribers is
@@ -44,11 +44,12 @@ import re
 
 from autobahn.wamp import message
 from autobahn.wamp.exception import InvalidUriError, ProtocolError
-from autobahn.wamp.serializer import CBORObjectSerializer, MsgPackObjectSerializer
+from autobahn.wamp.serializer import CBORObjectSerializer
 
 from router.errors import BadRequest, UriError, WireError
 from router.messages import DEFAULT_MAX_DEPTH, MESSAGE_CLASSES as _CLASSES, MESSAGE_NAMES, FastCall, FastYield
 from router.wire._json import FastJson
+from router.wire._msgpack import FastMsgPack
 from router.wire.checks import (
     KWARGS_AT,
     MAX_ID,
@@ -161,7 +162,7 @@ def _object_serializer(name: str):
     if name == "json":
         return FastJson()
     if name == "msgpack":
-        return MsgPackObjectSerializer()
+        return FastMsgPack()
     if name == "cbor":
         return CBORObjectSerializer()
     raise ValueError(f"unknown serializer {name!r}; known: {', '.join(SERIALIZER_IDS)}")
