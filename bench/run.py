@@ -78,7 +78,7 @@ QUICK = {
 }
 RPC = {"callers": 4, "inflight": 20, "payload": 100}
 # window: publications outstanding, and window x N deliveries; at 20 the load generator's own
-# cap left wampd idle part of the time (67-70% CPU at 100 subscribers), at 100 the router is the limit
+# cap left wampd idle part of the time (67-70% CPU at 100 subscribers); the table's router CPU% row shows the limit
 FANOUT = {"window": 100, "payload": 100, "concurrency": 32}
 JOIN_CONCURRENCY = 32
 
