@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""wampd benchmark suite: wampd against Crossbar.io and a plain Autobahn echo server.
+"""wampd benchmark suite: wampd against the routers users would pick instead.
 
-    python bench/run.py                 # full run (about 8 minutes on 2 cores)
-    python bench/run.py --quick         # smoke run
-    python bench/run.py --only wampd    # skip Crossbar
+    python bench/run.py                        # full run (about 20 minutes on 2 cores)
+    python bench/run.py --quick                # smoke run
+    python bench/run.py --only wampd           # wampd alone
+    python bench/run.py --only wampd,nexus     # wampd and nexus (1 and 2 cores)
 
-Sets up what it needs (npm ci in bench/loadgen, a Crossbar virtualenv in
-bench/.crossbar-venv), starts every server itself on a free loopback port,
-drives it with the node load generator (bench/loadgen/loadgen.mjs), prints a
-table of medians and writes the raw results to bench/results/.  See
-bench/README.md.  Standard library only; the servers run under --python.
+The peers: Crossbar.io and xconn's router (Python, each in its own
+virtualenv under bench/, made on first use), nexus (Go; the binary named by
+--nexus, skipped with a message when absent) with GOMAXPROCS=1 and 2, and a
+plain Autobahn echo server as the floor.  Sets up what it needs (npm ci in
+bench/loadgen, the virtualenvs), starts every server itself on a free
+loopback port, drives it with the node load generator
+(bench/loadgen/loadgen.mjs), prints the README's performance table (with the
+date, versions, commit and the load average next to each figure) and writes
+the raw results to bench/results/.  See bench/README.md.  Standard library
+only; wampd and the echo server run under --python.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +42,18 @@ ROOT = BENCH.parent
 LOADGEN = BENCH / "loadgen"
 RESULTS = BENCH / "results"
 DEFAULT_CB_VENV = BENCH / ".crossbar-venv"
+DEFAULT_XCONN_VENV = BENCH / ".xconn-venv"
+# nexusd from the project's shared anchors: beside the main checkout, or beside a worktree's parent
+NEXUS_CANDIDATES = (ROOT.parent / "shared" / "anchors" / "nexusd", ROOT.parent.parent / "shared" / "anchors" / "nexusd")
+#: Every router the suite knows, in table order; "nexus" in --only means both nexus entries.
+TARGETS = ("wampd", "crossbar", "xconn", "nexus-1", "nexus-2")
+TARGET_LABELS = {
+    "wampd": "wampd",
+    "crossbar": "Crossbar",
+    "xconn": "xconn",
+    "nexus-1": "nexus, 1 core",
+    "nexus-2": "nexus, 2 cores",
+}
 SESSIONS_NEEDED_FDS = 10_000
 
 # -- load shapes ----------------------------------------------------------------
@@ -45,6 +64,7 @@ FULL = {
     "duration": 4.0,
     "fanout_subs": [10, 100, 1000],
     "session_stages": [2000, 10_000],
+    "bursts": [100, 1000],
     "settle": 1.0,
 }
 QUICK = {
@@ -53,10 +73,13 @@ QUICK = {
     "duration": 1.5,
     "fanout_subs": [10, 100],
     "session_stages": [500, 2000],
+    "bursts": [100, 1000],
     "settle": 0.5,
 }
 RPC = {"callers": 4, "inflight": 20, "payload": 100}
-FANOUT = {"window": 20, "payload": 100, "concurrency": 32}
+# window: publications outstanding, and window x N deliveries; at 20 the load generator's own
+# cap left wampd idle part of the time (67-70% CPU at 100 subscribers); the table's router CPU% row shows the limit
+FANOUT = {"window": 100, "payload": 100, "concurrency": 32}
 JOIN_CONCURRENCY = 32
 
 CROSSBAR_CONFIG = {
@@ -175,7 +198,7 @@ class Server:
 
     live: list["Server"] = []
 
-    def __init__(self, name: str, cmd: list[str], port: int, log: Path, *, env=None, cwd=None):
+    def __init__(self, name: str, cmd: list[str], port: int, log: Path, *, env=None, cwd=None, cpu: int | None = 0):
         self.name, self.cmd, self.port, self.log_path = name, cmd, port, log
         self.extra_pids: list[int] = []  # e.g. Crossbar's router worker
         self.cpu_pid: int | None = None  # the process that does the routing
@@ -188,7 +211,7 @@ class Server:
             env=env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_child_setup(0),
+            preexec_fn=_child_setup(cpu),
         )
         self.cpu_pid = self.proc.pid
         Server.live.append(self)
@@ -275,6 +298,55 @@ def start_crossbar(args, workdir: Path) -> tuple[Server, str]:
     return server, f"ws://127.0.0.1:{port}/"
 
 
+def start_xconn(args, workdir: Path) -> tuple[Server, str]:
+    """xconn's router as xconn's own command starts it (Router, add_realm, Server on aiohttp): realm1 at /ws."""
+    port = free_port()
+    cmd = [str(args.xconn_venv / "bin" / "python"), str(BENCH / "xconn_router.py"), str(port)]
+    server = Server("xconn", cmd, port, workdir / "xconn.log", cwd=workdir)
+    server.wait_ready(60)
+    return server, f"ws://127.0.0.1:{port}/ws"
+
+
+def nexus_config(port: int) -> dict:
+    """An open realm1 over WebSocket on 127.0.0.1:port (path /), as the anchors' nexus.json."""
+    return {
+        "websocket": {
+            "address": f"127.0.0.1:{port}",
+            "keep_alive": 0,
+            "enable_compression": False,
+            "allow_origins": ["*"],
+            # nexus's default of 64 answers "callee blocked" under 80 calls in flight
+            "out_queue_size": 1024,
+        },
+        "log_path": "",
+        "router": {
+            "realms": [{"uri": "realm1", "strict_uri": False, "allow_disclose": False, "anonymous_auth": True}],
+            "debug": False,
+        },
+    }
+
+
+def start_nexus(args, workdir: Path, procs: int) -> tuple[Server, str]:
+    port = free_port()
+    config = workdir / f"nexus-{port}.json"
+    config.write_text(json.dumps(nexus_config(port), indent=2))
+    env = dict(os.environ, GOMAXPROCS=str(procs))
+    # with --pin, one core means CPU 0 (as every other router); two cores are both CPUs
+    server = Server(f"nexus-{procs}", [str(args.nexus), "-c", str(config)], port, workdir / f"nexus-{procs}.log",
+                    env=env, cwd=workdir, cpu=0 if procs == 1 else None)  # fmt: skip
+    server.wait_ready(30)
+    return server, f"ws://127.0.0.1:{port}/"
+
+
+STARTERS = {
+    "wampd": start_wampd,
+    "crossbar": start_crossbar,
+    "xconn": start_xconn,
+    "nexus-1": lambda args, workdir: start_nexus(args, workdir, 1),
+    "nexus-2": lambda args, workdir: start_nexus(args, workdir, 2),
+}
+
+
 def start_echo(args, workdir: Path) -> tuple[Server, str]:
     port = free_port()
     cmd = [args.python, str(BENCH / "echo_server.py"), str(port)]
@@ -344,6 +416,21 @@ def run_throughput(args, shape, target: str, url: str, server: Server, log: Path
     return out
 
 
+def run_bursts(args, shape, target: str, url: str, server: Server, log: Path) -> dict:
+    """Reconnect storms: each size in shape["bursts"] opened at once, each joining; joins/s."""
+    say(f"  {target}: bursts {shape['bursts']}")
+    config = {
+        "scenario": "burst",
+        "serializer": "json",
+        "url": url,
+        "bursts": shape["bursts"],
+        "settle": shape["settle"],
+        "cpuPid": server.cpu_pid,
+        "timeout": 60 + sum(shape["bursts"]) / 20,
+    }
+    return guarded(lambda: loadgen(args, config, log))
+
+
 def run_sessions(args, shape, target: str, url: str, server: Server, log: Path) -> dict:
     stages = shape["session_stages"]
     say(f"  {target}: sessions {stages}")
@@ -391,7 +478,7 @@ def guarded(fn) -> dict:
 
 
 def run_target(args, shape, target: str, workdir: Path, log: Path) -> dict:
-    start = start_wampd if target == "wampd" else start_crossbar
+    start = STARTERS[target]
     result: dict = {}
     # throughput scenarios share one router process ...
     try:
@@ -404,16 +491,17 @@ def run_target(args, shape, target: str, workdir: Path, log: Path) -> dict:
         result["pid"] = server.cpu_pid
     finally:
         server.stop()
-    # ... memory is measured on a fresh one
-    try:
-        server, url = start(args, workdir)
-    except Exception as exc:
-        result["sessions"] = {"error": str(exc)}
-        return result
-    try:
-        result["sessions"] = run_sessions(args, shape, target, url, server, log)
-    finally:
-        server.stop(timeout=30)
+    # ... memory and reconnect storms are measured on fresh ones
+    for name, scenario, stop_timeout in (("sessions", run_sessions, 30), ("bursts", run_bursts, 15)):
+        try:
+            server, url = start(args, workdir)
+        except Exception as exc:
+            result[name] = {"error": str(exc)}
+            continue
+        try:
+            result[name] = scenario(args, shape, target, url, server, log)
+        finally:
+            server.stop(timeout=stop_timeout)
     return result
 
 
@@ -421,31 +509,33 @@ def run_target(args, shape, target: str, workdir: Path, log: Path) -> dict:
 
 
 def metrics(raw: dict) -> dict:
-    """Flattens one repeat's raw results into metric -> number."""
+    """Flattens one repeat's raw results into metric -> number; ``<metric>.load1`` is the load average then."""
     m: dict[str, float] = {}
+
+    def put(prefix: str, source: dict, keys) -> None:
+        for key in keys:
+            if source.get(key) is not None:
+                m[f"{prefix}.{key}"] = source[key]
+        if source.get("load1") is not None:
+            m[f"{prefix}.load1"] = source["load1"]
+
     for ser in ("json", "msgpack"):
-        rpc = raw.get(f"rpc_{ser}") or {}
-        for key in ("calls_per_s", "p50_ms", "p99_ms", "router_cpu_pct"):
-            if rpc.get(key) is not None:
-                m[f"rpc.{ser}.{key}"] = rpc[key]
+        put(f"rpc.{ser}", raw.get(f"rpc_{ser}") or {}, ("calls_per_s", "p50_ms", "p99_ms", "router_cpu_pct"))
         fan = (raw.get(f"fanout_{ser}") or {}).get("levels") or {}
         for n, level in fan.items():
-            for key in ("publishes_per_s", "deliveries_per_s", "router_cpu_pct"):
-                if level.get(key) is not None:
-                    m[f"fanout.{ser}.{n}.{key}"] = level[key]
+            put(f"fanout.{ser}.{n}", level, ("publishes_per_s", "deliveries_per_s", "router_cpu_pct"))
     sessions = raw.get("sessions") or {}
     stages = sessions.get("stages") or []
     if stages:
-        m["sessions.joins_per_s"] = stages[0]["joins_per_s"]
+        put("sessions", {"joins_per_s": stages[0]["joins_per_s"], "load1": stages[0].get("load1")}, ("joins_per_s",))
         m["sessions.rss_before_kib"] = sessions["rss_before_kib"]
         m["sessions.held"] = sessions["still_open"]
         for stage in stages:
-            m[f"sessions.{stage['sessions']}.kib_per_session"] = stage["kib_per_session"]
-            m[f"sessions.{stage['sessions']}.rss_kib"] = stage["rss_kib"]
+            put(f"sessions.{stage['sessions']}", stage, ("kib_per_session", "rss_kib"))
+    for n, burst in ((raw.get("bursts") or {}).get("bursts") or {}).items():
+        put(f"burst.{n}", burst, ("joins_per_s", "join_failures", "router_cpu_pct"))
     echo = raw.get("echo") or {}
-    for key in ("echo_msgs_per_s", "echo_half_per_s", "p50_ms", "p99_ms", "router_cpu_pct"):
-        if echo.get(key) is not None:
-            m[f"echo.{key}"] = echo[key]
+    put("echo", echo, ("echo_msgs_per_s", "echo_half_per_s", "p50_ms", "p99_ms", "router_cpu_pct"))
     return m
 
 
@@ -457,27 +547,29 @@ def medians(runs: list[dict]) -> dict:
     return {key: statistics.median(vals) for key, vals in values.items()}
 
 
-def table_rows(shape) -> list[tuple[str, str, bool]]:
-    """(label, metric, compare with echo/2)."""
+def table_rows(shape) -> list[tuple[str, str, bool, bool]]:
+    """(label, metric, compare with echo/2, higher is better)."""
     rows = []
     for ser in ("json", "msgpack"):
         rows += [
-            (f"RPC {ser}: calls/s", f"rpc.{ser}.calls_per_s", True),
-            (f"RPC {ser}: p50 ms", f"rpc.{ser}.p50_ms", False),
-            (f"RPC {ser}: p99 ms", f"rpc.{ser}.p99_ms", False),
+            (f"RPC {ser}: calls/s (1 callee, 4 callers x 20 in flight, 100 B)", f"rpc.{ser}.calls_per_s", True, True),
+            (f"RPC {ser}: p50 ms", f"rpc.{ser}.p50_ms", False, False),
+            (f"RPC {ser}: p99 ms", f"rpc.{ser}.p99_ms", False, False),
         ]
     for ser, subs in (("json", shape["fanout_subs"]), ("msgpack", [100])):
         for n in subs:
             rows += [
-                (f"fan-out {ser} {n} subs: publishes/s", f"fanout.{ser}.{n}.publishes_per_s", False),
-                (f"fan-out {ser} {n} subs: deliveries/s", f"fanout.{ser}.{n}.deliveries_per_s", False),
+                (f"fan-out {ser} 1 -> {n}: deliveries/s", f"fanout.{ser}.{n}.deliveries_per_s", False, True),
+                (f"fan-out {ser} 1 -> {n}: router CPU %", f"fanout.{ser}.{n}.router_cpu_pct", False, False),
             ]
-    first, *rest = shape["session_stages"]
-    rows.append((f"joins/s ({first} sessions)", "sessions.joins_per_s", False))
-    rows.append(("RSS before, KiB", "sessions.rss_before_kib", False))
+    first = shape["session_stages"][0]
+    rows.append((f"joins/s, {JOIN_CONCURRENCY} joining at once ({first} sessions)", "sessions.joins_per_s", False, True))
+    for n in shape["bursts"]:
+        rows.append((f"joins/s, bursts of {n:,} connections at once", f"burst.{n}.joins_per_s", False, True))
+    rows.append(("router RSS before the sessions, KiB", "sessions.rss_before_kib", False, False))
     for n in shape["session_stages"]:
-        rows.append((f"KiB per idle session ({n})", f"sessions.{n}.kib_per_session", False))
-    rows.append(("sessions held at the end", "sessions.held", False))
+        rows.append((f"KiB of router memory per idle session ({n:,} held)", f"sessions.{n}.kib_per_session", False, False))
+    rows.append(("sessions held at the end", "sessions.held", False, True))
     return rows
 
 
@@ -489,30 +581,69 @@ def fmt(value) -> str:
     return f"{value:.2f}"
 
 
-def render_table(shape, med: dict) -> str:
-    wampd, crossbar, echo = med.get("wampd", {}), med.get("crossbar", {}), med.get("echo", {})
+def _cell(med: dict, key: str) -> str:
+    value = med.get(key)
+    load = med.get(key.rsplit(".", 1)[0] + ".load1")  # the window the figure came from
+    if value is None:
+        return "-"
+    return f"{fmt(value)} ({load:.1f})" if load is not None else fmt(value)
+
+
+def render_table(shape, med: dict, targets) -> str:
+    """The README's performance table: a column per router, each figure with the load average when it was taken."""
+    echo = med.get("echo", {})
     half = echo.get("echo.echo_half_per_s")
-    header = ("scenario", "wampd", "crossbar", "wampd/crossbar", "wampd vs echo/2")
+    peers = [t for t in targets if t != "wampd"]
+    # the ratio is taken against the fastest peer users compare with: nexus on one core, else the first peer
+    anchor = "nexus-1" if "nexus-1" in peers else (peers[0] if peers else None)
+    header = ["scenario", *(TARGET_LABELS[t] for t in targets)]
+    if anchor and "wampd" in targets:
+        header.append(f"wampd / {TARGET_LABELS[anchor]}")
+    header.append("wampd vs echo/2")
     lines = [header]
-    for label, key, vs_echo in table_rows(shape):
-        w, c = wampd.get(key), crossbar.get(key)
-        ratio = f"{w / c:.2f}x" if w is not None and c else "-"
-        floor = f"{100 * w / half:.0f}%" if vs_echo and w is not None and half else ""
-        lines.append((label, fmt(w), fmt(c), ratio, floor))
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    wampd = med.get("wampd", {})
+    for label, key, vs_echo, _higher in table_rows(shape):
+        row = [label, *(_cell(med.get(t, {}), key) for t in targets)]
+        if anchor and "wampd" in targets:
+            w, a = wampd.get(key), med.get(anchor, {}).get(key)
+            row.append(f"{w / a:.2f}x" if w is not None and a else "-")
+        w = wampd.get(key)
+        row.append(f"{100 * w / half:.0f}%" if vs_echo and w is not None and half else "")
+        lines.append(row)
     out = []
     for i, row in enumerate(lines):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(widths[j]) for j, cell in enumerate(row) if j]
-        out.append("| " + " | ".join(cells) + " |")
+        out.append("| " + " | ".join(row) + " |")
         if i == 0:
-            out.append("|" + "|".join("-" * (w + 2) if j == 0 else "-" * (w + 1) + ":" for j, w in enumerate(widths)) + "|")
+            out.append("|---|" + "--:|" * (len(header) - 1))
     if echo:
         out.append("")
         out.append(
             f"floor (Autobahn echo server, same load): {fmt(echo.get('echo.echo_msgs_per_s'))} messages/s, "
             f"echo/2 = {fmt(half)}; p50 {fmt(echo.get('echo.p50_ms'))} ms, p99 {fmt(echo.get('echo.p99_ms'))} ms"
         )
+    out.append("")
+    out.append("In brackets: the machine's 1-minute load average when the figure's window ended.")
     return "\n".join(out)
+
+
+def readme_heading(report: dict, output: Path) -> str:
+    """The paragraph the README's table stands under: date, machine, versions, commit, raw results."""
+    v, m = report["versions"], report["machine"]
+    cb = v.get("crossbar_venv", {}).get("crossbar")
+    peers = [
+        f"Crossbar {cb}" if cb else None,
+        f"xconn {v['xconn']}" if v.get("xconn") else None,
+        f"nexus {v['nexus']} (Go; GOMAXPROCS=1 and 2)" if v.get("nexus") else None,
+    ]
+    where = output.relative_to(ROOT) if output.is_relative_to(ROOT) else output
+    return (
+        f"A full run on {report['date'][:10]}: {m['cpus']} vCPUs ({m['cpu_model']}), wampd {v.get('wampd')} "
+        f"at commit {v.get('wampd_commit')}, " + ", ".join(p for p in peers if p) + ", "
+        f"Autobahn {v.get('autobahn')}, Twisted {v.get('twisted')}, CPython {v.get('python')}, node {v.get('node')}. "
+        f"Figures are medians of {report['shape']['repeat']} interleaved rounds, JSON over loopback unless marked "
+        f"msgpack{', servers pinned to CPU 0 and the load generator to CPU 1' if report['load']['pinned'] else ''}. "
+        f"Raw results are in `{where}`."
+    )
 
 
 # -- setup --------------------------------------------------------------------------
@@ -543,6 +674,40 @@ def ensure_crossbar(args) -> None:
         check=True,
         timeout=1800,
     )
+
+
+def ensure_xconn(args) -> None:
+    python = args.xconn_venv / "bin" / "python"
+    if python.exists() and subprocess.run([str(python), "-c", "import xconn"], capture_output=True).returncode == 0:
+        return
+    if not python.exists():
+        say(f"setup: creating the xconn virtualenv {args.xconn_venv}")
+        subprocess.run([args.crossbar_python, "-m", "venv", str(args.xconn_venv)], check=True, timeout=300)
+    say("setup: pip install xconn (first run only)")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "xconn"],
+        check=True,
+        timeout=1800,
+    )
+
+
+def find_nexus(args) -> Path | None:
+    """The nexusd binary: --nexus, else the project's shared anchors; None when there is none."""
+    candidates = [args.nexus] if args.nexus else list(NEXUS_CANDIDATES)
+    for path in candidates:
+        if path and Path(path).is_file() and os.access(path, os.X_OK):
+            return Path(path).resolve()
+    return None
+
+
+def nexus_version(binary: Path) -> str:
+    """nexusd prints no version of its own; the anchors' README names the release it was built from."""
+    try:
+        text = (binary.parent / "README.md").read_text()
+    except OSError:
+        return "?"
+    match = re.search(r"release (v[0-9][0-9.]*)", text)
+    return match.group(1) if match else "?"
 
 
 def raise_fd_limit() -> int:
@@ -579,7 +744,15 @@ def versions(args) -> dict:
     except ValueError:
         pass
     out["wampd_commit"] = checkout_state()
-    if args.only != "wampd":
+    if "xconn" in args.targets:
+        probe = "import json, importlib.metadata as m; print(json.dumps(m.version('xconn')))"
+        try:
+            out["xconn"] = json.loads(capture([str(args.xconn_venv / "bin" / "python"), "-c", probe]))
+        except ValueError:
+            pass
+    if args.nexus_binary is not None:
+        out["nexus"] = nexus_version(args.nexus_binary)
+    if "crossbar" in args.targets:
         cb_probe = (
             "import json, platform, crossbar, autobahn; print(json.dumps({"
             "'crossbar': crossbar.__version__, 'autobahn': autobahn.__version__, "
@@ -720,7 +893,11 @@ def parse_args(argv):
     )
     p.add_argument("--repeat", type=int, help="runs per scenario; medians are reported (default 3, 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="short smoke run: 1 repeat, short windows, fewer sessions")
-    p.add_argument("--only", choices=("wampd", "crossbar"), help="benchmark only this router (the echo floor always runs)")
+    p.add_argument(
+        "--only",
+        help="comma-separated routers to run, of wampd, crossbar, xconn, nexus (nexus: 1 and 2 cores); "
+        "default all (the echo floor always runs)",
+    )
     p.add_argument("--duration", type=float, help="measured seconds per window")
     p.add_argument("--warmup", type=float, help="unmeasured seconds before each window")
     p.add_argument(
@@ -730,7 +907,21 @@ def parse_args(argv):
         help="Crossbar virtualenv, created with pip install crossbar if missing "
         "(default: $BENCH_CROSSBAR_VENV or bench/.crossbar-venv)",
     )
-    p.add_argument("--crossbar-python", default="python3", help="interpreter that creates the Crossbar venv")
+    p.add_argument("--crossbar-python", default="python3", help="interpreter that creates the Crossbar and xconn venvs")
+    p.add_argument(
+        "--xconn-venv",
+        type=Path,
+        default=Path(os.environ.get("BENCH_XCONN_VENV") or DEFAULT_XCONN_VENV),
+        help="xconn virtualenv, created with pip install xconn if missing (default: $BENCH_XCONN_VENV or bench/.xconn-venv)",
+    )
+    p.add_argument(
+        "--nexus",
+        type=Path,
+        default=os.environ.get("BENCH_NEXUS"),
+        help="the nexusd binary (default: $BENCH_NEXUS, else shared/anchors/nexusd beside the checkout); "
+        "skipped with a message when there is none",
+    )
+    p.add_argument("--fanout-window", type=int, help=f"fan-out publications in flight (default {FANOUT['window']})")
     p.add_argument("--node", default="node")
     p.add_argument("--npm", default="npm")
     p.add_argument("--pin", action="store_true", help="pin servers to CPU 0 and the load generator to CPU 1")
@@ -739,6 +930,12 @@ def parse_args(argv):
     p.add_argument("-v", "--verbose", action="store_true", help="show the load generator's progress")
     args = p.parse_args(argv)
     args.crossbar_venv = args.crossbar_venv.resolve()
+    args.xconn_venv = args.xconn_venv.resolve()
+    wanted = {"wampd", "crossbar", "xconn", "nexus"}
+    only = {name.strip() for name in args.only.split(",")} if args.only else wanted
+    if not only <= wanted:
+        p.error(f"--only: unknown router(s) {sorted(only - wanted)}; choose from {sorted(wanted)}")
+    args.targets = [t for t in TARGETS if t.split("-")[0] in only]
     if args.python is None:
         args.python = sys.executable
         local = ROOT / ".venv" / "bin" / "python"
@@ -762,7 +959,18 @@ def main(argv=None) -> int:
         if getattr(args, key) is not None:
             shape[key] = getattr(args, key)
     _PIN["enabled"] = args.pin and (os.cpu_count() or 1) >= 2
-    targets = [t for t in ("wampd", "crossbar") if args.only in (None, t)]
+    if args.fanout_window:
+        FANOUT["window"] = args.fanout_window
+    args.nexus_binary = None
+    if any(t.startswith("nexus") for t in args.targets):
+        args.nexus_binary = find_nexus(args)
+        if args.nexus_binary is None:
+            where = args.nexus or " or ".join(str(p) for p in NEXUS_CANDIDATES)
+            say(f"nexus skipped: no nexusd at {where} (pass --nexus or set BENCH_NEXUS)")
+            args.targets = [t for t in args.targets if not t.startswith("nexus")]
+        else:
+            args.nexus = args.nexus_binary
+    targets = args.targets
 
     hard = raise_fd_limit()
     if hard < max(shape["session_stages"]) + 512:
@@ -780,6 +988,8 @@ def main(argv=None) -> int:
     ensure_loadgen(args)
     if "crossbar" in targets:
         ensure_crossbar(args)
+    if "xconn" in targets:
+        ensure_xconn(args)
 
     versions_at_start = versions(args)
     started = dt.datetime.now(dt.timezone.utc)
@@ -801,7 +1011,7 @@ def main(argv=None) -> int:
         for rep in range(shape["repeat"]):
             say(f"repeat {rep + 1}/{shape['repeat']}")
             runs["echo"].append({"echo": run_echo(args, shape, workdir, log)})
-            # alternate the order so slow drift of a noisy machine hits both alike
+            # alternate the order so slow drift of a noisy machine hits all alike
             for target in targets if rep % 2 == 0 else targets[::-1]:
                 runs[target].append(run_target(args, shape, target, workdir, log))
         if args.profile and "wampd" in targets:
@@ -815,14 +1025,16 @@ def main(argv=None) -> int:
         Server.stop_all()
 
     med = {name: medians(rs) for name, rs in runs.items()}
-    table = render_table(shape, med)
+    table = render_table(shape, med, targets)
     elapsed = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
     report = {
         "date": started.isoformat(timespec="seconds"),
         "elapsed_s": round(elapsed, 1),
         "quick": args.quick,
         "shape": shape,
-        "load": {"rpc": RPC, "fanout": FANOUT, "join_concurrency": JOIN_CONCURRENCY, "pinned": _PIN["enabled"]},
+        "load": {"rpc": RPC, "fanout": FANOUT, "join_concurrency": JOIN_CONCURRENCY, "bursts": shape["bursts"],
+                 "pinned": _PIN["enabled"]},
+        "targets": targets,
         "machine": machine(),
         "versions": versions_at_start,
         "medians": med,
@@ -841,15 +1053,8 @@ def main(argv=None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
 
-    v = report["versions"]
     print()
-    print(
-        f"{started:%Y-%m-%d} | {report['machine']['cpus']} CPUs ({report['machine']['cpu_model']}) | "
-        f"wampd {v.get('wampd')} ({v.get('wampd_commit')}), "
-        f"crossbar {v.get('crossbar_venv', {}).get('crossbar', '-')}, autobahn {v.get('autobahn')}, "
-        f"twisted {v.get('twisted')}, python {v.get('python')}, node {v.get('node')} | "
-        f"medians of {shape['repeat']} | {elapsed:.0f}s"
-    )
+    print(readme_heading(report, output))
     print()
     print(table)
     if profile and profile.get("top_self"):

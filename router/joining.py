@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 from router.auth import AUTHENTICATION_FAILED, NO_AUTH_METHOD, Accept, Challenge, HelloInfo
 from router.events import Reject, SessionInfo, SessionJoined, SessionJoining
 from router.realm import MESSAGE_NAMES, Realm
+from router.welcome import FastWelcome
 from router.states import AUTHENTICATING, AWAIT_HELLO, CHALLENGED, JOINED, JOINING, PAYLOAD_SIZE_EXCEEDED, RATE_LIMITED_TEXT
 
 __all__ = ["Joining"]
@@ -138,7 +139,7 @@ class Joining:
             self._join_refused(Failure(Reject(f"realm {realm.name!r} was removed", "realm", "wamp.error.no_such_realm")))
             return
         info = self.info
-        welcome = message.Welcome(
+        welcome = FastWelcome(  # encoded from a template per identity (router.welcome)
             session=self.session_id,
             roles=self.router.roles,
             realm=realm.name,
@@ -148,6 +149,8 @@ class Joining:
             authprovider=info.authprovider,
             authextra=self._authextra,
             custom={"x_router_agent": self.router.agent},
+            identity=(realm.name, info.authid, info.authrole, info.authmethod, info.authprovider,
+                      self.router.agent, id(self.router.roles)),  # fmt: skip
         )
         if not self._fits(welcome, info.realm, info.authid):
             return

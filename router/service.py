@@ -45,7 +45,7 @@ from twisted.logger import Logger
 from listeners.log import LogListener
 from router.auth import LoginLimiter
 from router.clustering import join_cluster, leave_cluster
-from router.config import ListenerConfig, RouterConfig
+from router.config import ListenerConfig, RouterConfig, effective_endpoint
 from router.config.auth import build_realm_auth
 from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
@@ -177,20 +177,20 @@ class RouterService(Service):
                 self.reactor.callWhenRunning(self._install_signal_handlers)
         # (the endpoint as an error message names it, the endpoint string, the factory)
         wanted = [
-            (f"{listen.transport}:{listen.endpoint}", listen.endpoint, self._factory(listen))
+            (f"{listen.transport}:{listen.endpoint}", listen.endpoint, self._factory(listen), listen.backlog)
             for listen in self.config.listen
         ]
         http = getattr(self.config, "http", None)
         if http is not None:
             site = push_site(self.router, http.secret, http.max_body, self.proxy_trust)
-            wanted.append((f"http:{http.endpoint}", http.endpoint, site))
+            wanted.append((f"http:{http.endpoint}", http.endpoint, site, None))
         listening = []
-        for index, (shown, endpoint, factory) in enumerate(wanted):
+        for index, (shown, endpoint, factory, backlog) in enumerate(wanted):
             if self._adopt is not None and index < len(self._adopt):
                 fd, family = self._adopt[index]
                 d = maybeDeferred(self.reactor.adoptStreamPort, fd, _FAMILIES[family], factory)
             else:
-                d = maybeDeferred(_listen, self.reactor, endpoint, factory)
+                d = maybeDeferred(_listen, self.reactor, endpoint, factory, backlog)
             listening.append(d.addErrback(_as_failed, shown))
         d = DeferredList(listening)
         d.addCallback(self._all_listening)
@@ -350,8 +350,8 @@ class RouterService(Service):
 _FAMILIES = {"inet": socket.AF_INET, "inet6": socket.AF_INET6, "unix": socket.AF_UNIX}
 
 
-def _listen(reactor, endpoint: str, factory):
-    return serverFromString(reactor, endpoint).listen(factory)
+def _listen(reactor, endpoint: str, factory, backlog: int | None = None):
+    return serverFromString(reactor, effective_endpoint(endpoint, backlog)).listen(factory)
 
 
 class _Failed:

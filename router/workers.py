@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from router.cluster._private import PrivateRedis
+from router.config import effective_endpoint
 
 __all__ = ["WorkerPool", "worker_argv"]
 
@@ -97,7 +98,8 @@ class WorkerPool(Service):
             got: list = []
             try:
                 # Twisted's tcp: and unix: endpoints listen at once: the Deferred has fired
-                serverFromString(self.reactor, listen.endpoint).listen(_NoAccept()).addBoth(got.append)
+                endpoint = effective_endpoint(listen.endpoint, listen.backlog)  # the listen backlog too
+                serverFromString(self.reactor, endpoint).listen(_NoAccept()).addBoth(got.append)
                 if not got:
                     raise RuntimeError("the endpoint did not listen at once")
                 if isinstance(got[0], Failure):

@@ -49,7 +49,7 @@ def test_a_session_speaks_message_objects_to_its_peer():
     assert session.opened() is None
     session.receive(peer.codec.decode(HELLO))
     [welcome] = peer.sent
-    assert type(welcome) is message.Welcome and welcome.realm == "realm1"
+    assert isinstance(welcome, message.Welcome) and welcome.realm == "realm1"
 
 
 def test_a_welcome_over_what_the_peer_accepts_is_an_abort():

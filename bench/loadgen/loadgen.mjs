@@ -5,7 +5,7 @@
 //
 //   node loadgen.mjs '<json config>'
 //
-// Runs one scenario (rpc, echo, fanout, sessions), prints progress on stderr
+// Runs one scenario (rpc, echo, fanout, sessions, burst), prints progress on stderr
 // and exactly one JSON line on stdout: {"ok": true, "result": {...}} or
 // {"ok": false, "error": "..."}.  Every loop is bounded in count and time, and
 // the process exits by itself (config.timeout is a hard deadline).
@@ -82,6 +82,15 @@ function readRssKiB(pid) {
   return Number(match[1]);
 }
 
+/** The machine's 1-minute load average (how busy it was while a figure was measured). */
+function loadAverage() {
+  try {
+    return Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+  } catch {
+    return null;
+  }
+}
+
 class CpuWindow {
   start() {
     this.t0 = now();
@@ -95,6 +104,7 @@ class CpuWindow {
     return {
       router_cpu_pct: this.router0 == null || router1 == null ? null : round((100 * (router1 - this.router0)) / wall, 1),
       loadgen_cpu_pct: round((100 * (self.user + self.system)) / 1e6 / wall, 1),
+      load1: loadAverage(),
     };
   }
 }
@@ -685,9 +695,64 @@ async function scenarioSessions() {
   return { rss_before_kib: rssBefore, stages, still_open: stillOpen };
 }
 
+/**
+ * Reconnect storms: for each size in cfg.bursts, that many connections are
+ * opened at the same moment, each joining realm1 (bare sockets, as the idle
+ * sessions); joins/s = size / time until the last WELCOME.  A join that
+ * fails is tried again (bounded).  Between sizes every socket is closed and
+ * the router gets cfg.settle seconds.
+ */
+async function scenarioBurst() {
+  const codec = makeCodec(cfg.serializer);
+  const results = {};
+  // warm the router's code paths first
+  const { sessions: warm } = await openMany(cfg.url, codec, 20, 10, [], openIdleSession);
+  for (const s of warm) s.socket.destroy();
+  await sleep(cfg.settle * 1000);
+  for (const size of cfg.bursts) {
+    let failures = 0;
+    const maxFailures = Math.max(20, size);
+    const joinOne = async () => {
+      for (;;) {
+        try {
+          return await openIdleSession(cfg.url, codec);
+        } catch (err) {
+          failures += 1;
+          log("burst join failed:", err.message);
+          if (failures > maxFailures) throw new Error(`too many failed joins (${failures}): ${err.message}`);
+          await sleep(50);
+        }
+      }
+    };
+    const cpu = new CpuWindow();
+    cpu.start();
+    const t0 = now();
+    const sessions = await Promise.all(Array.from({ length: size }, joinOne));
+    const seconds = (now() - t0) / 1000;
+    const usage = cpu.stop();
+    results[size] = {
+      connections: size,
+      joins_per_s: round(size / seconds, 1),
+      seconds: round(seconds, 3),
+      join_failures: failures,
+      ...usage,
+    };
+    log(`burst ${size}:`, JSON.stringify(results[size]));
+    for (const s of sessions) s.socket.destroy();
+    await sleep(cfg.settle * 1000);
+  }
+  return { bursts: results };
+}
+
 // -- main ------------------------------------------------------------------------
 
-const SCENARIOS = { rpc: scenarioRpc, echo: scenarioEcho, fanout: scenarioFanout, sessions: scenarioSessions };
+const SCENARIOS = {
+  rpc: scenarioRpc,
+  echo: scenarioEcho,
+  fanout: scenarioFanout,
+  sessions: scenarioSessions,
+  burst: scenarioBurst,
+};
 
 async function main() {
   const deadline = setTimeout(() => {

@@ -24,6 +24,7 @@ The TOML layout::
 
     [[listen]]
     endpoint = "tcp:8080:interface=127.0.0.1"
+    backlog = 4096                  # default: net.core.somaxconn, at least 1024
     transport = "websocket"
     path = "/ws"
 
@@ -74,6 +75,7 @@ L{router.auth}), so import it by name.
 
 from router.config._collect import collect_errors
 from router.config._cluster import ClusterConfig
+from router.config._backlog import default_backlog, effective_endpoint
 from router.config._errors import TRANSPORTS, ConfigError
 from router.config._permissions import ACTIONS, MATCH_POLICIES, PermissionConfig, RoleConfig
 from router.config._realm import AUTH_METHODS, AuthMethodConfig, PrincipalConfig, RealmConfig
@@ -120,4 +122,6 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_listen",
+    "default_backlog",
+    "effective_endpoint",
 ]

@@ -49,7 +49,7 @@ _ROUTER_KEYS = (
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http", "cluster") + WEB_KEYS
 _APP_KEYS = ("plugin",)
 _HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
-_LISTEN_KEYS = ("endpoint", "transport", "path", "proxy_protocol")
+_LISTEN_KEYS = ("endpoint", "transport", "path", "proxy_protocol", "backlog")
 _REALM_KEYS = (
     "name",
     "auth",

@@ -31,6 +31,7 @@ from router.config._errors import (
 )
 from router.config._proxy import check_proxy_protocol_endpoint, check_proxy_settings
 from router.config._cluster import ClusterConfig
+from router.config._backlog import check_backlog
 from router.config._realm import RealmConfig
 from router.config._web import WebConfig
 from router.policy import ConnectionPolicy, origin_pattern
@@ -115,9 +116,12 @@ class ListenConfig:
     """WebSocket and universal: the HTTP path WebSocket clients connect to."""
     proxy_protocol: bool = False
     """Every connection from a trusted proxy starts with a PROXY protocol v1/v2 header (router.wire.proxy)."""
+    backlog: int | None = None
+    """The listen backlog; None: the endpoint string's C{backlog=}, else the default (see L{_backlog})."""
 
     def __post_init__(self) -> None:
         _check_endpoint("endpoint", _check_str("endpoint", self.endpoint))
+        check_backlog(self.endpoint, self.backlog)
         check_proxy_protocol_endpoint(self)
         _check_str("transport", self.transport)
         if self.transport not in LISTEN_TRANSPORTS:

@@ -31,6 +31,13 @@ used by :mod:`router.wire.websocket`:
   ``localCloseReason`` (UTF-8 bytes) (the close wampd started, reported
   instead of the echo).
 
+The lean connection and the fast handshake (:mod:`router.wire._lean`,
+:mod:`router.wire._handshake`) replace ``_connectionMade`` and take the
+common ``processHandshake`` case; they set what Autobahn's would
+(``_lean.FRESH``, checked against Autobahn's own ``_connectionMade`` by a
+test), and call ``_onOpen``, ``consumeData``, ``failHandshake`` and the
+factory's ``countConnections`` and ``_batched_timer`` as Autobahn does.
+
 Messages and roles (:mod:`autobahn.wamp.message`, :mod:`autobahn.wamp.role`):
 
 * ``Serializer.MESSAGE_TYPE_MAP``: WAMP type code -> message class

@@ -2,8 +2,7 @@
 What the router refuses in a decoded message, and the cheap bounds that let
 most messages skip the checks.  :mod:`router.wire.codec` calls these while
 it decodes; a refusal is a :class:`~router.errors.BadRequest` (answered with
-ERROR ``wamp.error.invalid_argument`` where there is a request to answer; see
-:mod:`router.wire.codec` for the whole policy).
+ERROR ``wamp.error.invalid_argument`` where there is a request to answer).
 
 * Known options of client requests: type and range (:func:`option_problem`).
 * kwargs keys must be strings (:func:`key_problem`).  These two are pure
@@ -14,6 +13,25 @@ ERROR ``wamp.error.invalid_argument`` where there is a request to answer; see
 * Nesting depth (:func:`deeper_than`), walked only when the count of bytes
   that can open a container (:data:`OPENINGS`) passes the limit; JSON too deep
   for the decoder still has its head read (:func:`json_head`).
+
+What the codec refuses, and how (decided once, at decode time, for every
+connection alike):
+
+* A payload that is not one well-formed WAMP message (not valid JSON/msgpack/
+  CBOR, not a non-empty array, an unknown type, the wrong number of elements,
+  a request ID that is not an integer in 1..2**53, options that are not a
+  dict, args that are not a list, kwargs that are not a dict): the spec calls
+  that a protocol violation, so :class:`WireError` and the session ABORTs with
+  ``wamp.error.protocol_violation``.  There is no request one could answer.
+* A well-formed request whose *values* are unacceptable (a known option of
+  the wrong type or out of range, such as ``timeout`` that is not an integer
+  from 0 to :data:`MAX_TIMEOUT_MS`, a boolean option that is not a boolean;
+  kwargs with a key that is not a string; in CBOR, a payload map key that is
+  neither a string nor bytes; nesting deeper than the codec's ``max_depth``): :class:`BadRequest`, which the session answers with ERROR
+  ``wamp.error.invalid_argument`` naming the problem (a PUBLISH only when it
+  asked for ``acknowledge``; a bad YIELD or callee ERROR ends the caller's
+  call with that ERROR).  The same message that cannot be answered (HELLO,
+  GOODBYE, ...) gets ABORT ``protocol_violation`` instead.
 """
 
 from __future__ import annotations
@@ -36,6 +54,8 @@ except ImportError:  # pragma: no cover - cbor2 comes with autobahn's serializer
 
 __all__ = [
     "refuse",
+    "check_depth",
+    "check_payload_keys",
     "BadRequest",
     "MAX_ID",
     "MAX_TIMEOUT_MS",
@@ -218,3 +238,21 @@ def refuse(session, exc: Exception, clock) -> None:
         session.bad_request(exc)
     else:
         session.protocol_violation(str(exc), None, exc)
+
+
+def check_depth(openings, payload, raw: list, limit: int) -> None:
+    """Refuse a message nesting deeper than ``limit`` (``openings``: the codec's C-speed byte count)."""
+    if openings(payload) > limit and deeper_than(raw, limit):
+        raise BadRequest(f"the message nests arrays/objects deeper than the limit of {limit}", raw)
+
+
+def check_payload_keys(payload, raw: list, code: int) -> None:
+    """A CBOR payload's map keys must be strings or bytes (router.wire.codec's docstring)."""
+    at = PAYLOAD_AT.get(code)
+    if at is None or len(raw) <= at or not cbor_has_maps(payload):
+        return
+    key = odd_payload_key(raw[at:])
+    if key is not None:
+        raise BadRequest(
+            f"map keys in the payload must be strings (or bytes), got {short(key)} ({type(key).__name__})", raw
+        )

@@ -9,7 +9,8 @@ turns payloads into them and back.
   (a string starting with ``"\\0"`` carries base64 bytes) is handled after
   decoding, and only when the payload contains an escaped NUL at all.  JSON
   has no NaN or Infinity: refused on input, never sent.
-* msgpack and CBOR use Autobahn's object serializers.
+* msgpack through one reused C packer (:class:`FastMsgPack`), CBOR through Autobahn's
+  object serializer.
 * A message is encoded once per serializer: Autobahn caches the bytes on the
   message object keyed by the object serializer, and every connection of a
   kind shares one object serializer, so an EVENT sent to many subscribers is
@@ -18,24 +19,7 @@ turns payloads into them and back.
   (``msg._router_internal``) so the router can read options Autobahn does not
   parse (``disclose_me``, ``progress`` on CALL, ...).
 
-What is refused here, and how (decided once, at decode time, for every
-connection alike):
-
-* A payload that is not one well-formed WAMP message (not valid JSON/msgpack/
-  CBOR, not a non-empty array, an unknown type, the wrong number of elements,
-  a request ID that is not an integer in 1..2**53, options that are not a
-  dict, args that are not a list, kwargs that are not a dict): the spec calls
-  that a protocol violation, so :class:`WireError` and the session ABORTs with
-  ``wamp.error.protocol_violation``.  There is no request one could answer.
-* A well-formed request whose *values* are unacceptable (a known option of
-  the wrong type or out of range, such as ``timeout`` that is not an integer
-  from 0 to :data:`MAX_TIMEOUT_MS`, a boolean option that is not a boolean;
-  kwargs with a key that is not a string; in CBOR, a payload map key that is
-  neither a string nor bytes; nesting deeper than the codec's ``max_depth``): :class:`BadRequest`, which the session answers with ERROR
-  ``wamp.error.invalid_argument`` naming the problem (a PUBLISH only when it
-  asked for ``acknowledge``; a bad YIELD or callee ERROR ends the caller's
-  call with that ERROR).  The same message that cannot be answered (HELLO,
-  GOODBYE, ...) gets ABORT ``protocol_violation`` instead.
+What is refused while decoding, and how: :mod:`router.wire.checks`.
 """
 
 from __future__ import annotations
@@ -43,10 +27,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+from json.encoder import c_make_encoder, encode_basestring
+
+import msgpack
 
 from autobahn.wamp import message
 from autobahn.wamp.exception import InvalidUriError, ProtocolError
-from autobahn.wamp.serializer import CBORObjectSerializer, MsgPackObjectSerializer
+from autobahn.wamp.serializer import CBORObjectSerializer
 
 from router.errors import BadRequest, UriError, WireError
 from router.options import BOOL_OPTIONS
@@ -56,13 +43,11 @@ from router.wire.checks import (
     MAX_ID,
     MAX_TIMEOUT_MS,
     OPENINGS,
-    PAYLOAD_AT,
-    cbor_has_maps,
+    check_depth,
+    check_payload_keys,
     no_json_constant,
-    deeper_than,
     json_head,
     key_problem,
-    odd_payload_key,
     option_problem,
     short,
 )
@@ -182,13 +167,27 @@ class FastJson:
         self._encoder = json.JSONEncoder(
             separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
         ).encode
-        self._decoder = json.JSONDecoder(parse_constant=no_json_constant).decode
+        if c_make_encoder is not None:
+            # the same C encoder JSONEncoder.encode builds on every call, built once: no
+            # circular-reference table (a message decoded from JSON has no cycles; one an
+            # app builds with a cycle fails as too deep instead), the same output
+            chunks = c_make_encoder(None, _json_default, encode_basestring, None, ":", ",", False, False, False)
+            self._encoder = lambda obj: "".join(chunks(obj, 0))
+        decoder = json.JSONDecoder(parse_constant=no_json_constant)
+        self._decoder = decoder.decode
+        self._scan = decoder.scan_once  # the scanner decode() runs, called without its two whitespace regexes
 
     def serialize(self, obj) -> bytes:
         return self._encoder(obj).encode("utf-8")
 
     def unserialize(self, payload: bytes) -> list:
-        obj = self._decoder(payload.decode("utf-8") if type(payload) is not str else payload)
+        text = payload.decode("utf-8") if type(payload) is not str else payload
+        try:
+            obj, end = self._scan(text, 0)
+        except StopIteration:
+            end = -1  # not a value at offset 0 (leading whitespace, or not JSON): decode() decides
+        if end != len(text):  # whitespace or more after it: decode() accepts or refuses as ever
+            obj = self._decoder(text)
         if b"\\u0000" in payload:
             obj = _unbinary(obj)
         return [obj]
@@ -212,11 +211,31 @@ def _unbinary(obj):
     return obj
 
 
+class FastMsgPack:
+    """
+    msgpack through one reused C packer, as an Autobahn object serializer: the
+    same settings as Autobahn's (``use_bin_type``; decoded with ``raw=False``),
+    so the same bytes, without a packer made per message.  The reactor is
+    single-threaded, so one packer per codec is never used twice at once.
+    """
+
+    NAME = "msgpack"
+    BINARY = True
+    MSGPACK_MODULE = msgpack
+
+    def __init__(self) -> None:
+        self.serialize = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+    @staticmethod
+    def unserialize(payload: bytes) -> list:
+        return [msgpack.unpackb(payload, raw=False)]
+
+
 def _object_serializer(name: str):
     if name == "json":
         return FastJson()
     if name == "msgpack":
-        return MsgPackObjectSerializer()
+        return FastMsgPack()
     if name == "cbor":
         return CBORObjectSerializer()
     raise ValueError(f"unknown serializer {name!r}; known: {', '.join(SERIALIZER_IDS)}")
@@ -297,18 +316,18 @@ class Codec:
                                 break
                     if not plain:
                         if deep:
-                            self._check_depth(payload, raw, limit)
+                            check_depth(self._openings, payload, raw, limit)
                         if self._any_keys:
-                            self._check_payload_keys(payload, raw, code)
+                            check_payload_keys(payload, raw, code)
                 return fast
         if deep:
-            self._check_depth(payload, raw, limit)
+            check_depth(self._openings, payload, raw, limit)
         cls = _CLASSES.get(code) if type(code) is int else None
         if cls is None:
             raise WireError(f"unknown WAMP message type {code!r}")
         self._check_values(raw, code)
         if self._any_keys:
-            self._check_payload_keys(payload, raw, code)
+            check_payload_keys(payload, raw, code)
         try:
             msg = cls.parse(raw)
         except InvalidUriError as exc:
@@ -322,21 +341,6 @@ class Codec:
         if at is not None:
             msg._router_internal = raw[at]
         return msg
-
-    def _check_depth(self, payload, raw: list, limit: int) -> None:
-        if self._openings(payload) > limit and deeper_than(raw, limit):
-            raise BadRequest(f"the message nests arrays/objects deeper than the limit of {limit}", raw)
-
-    def _check_payload_keys(self, payload, raw: list, code: int) -> None:
-        """A CBOR payload's map keys must be strings or bytes (see above)."""
-        at = PAYLOAD_AT.get(code)
-        if at is None or len(raw) <= at or not cbor_has_maps(payload):
-            return
-        key = odd_payload_key(raw[at:])
-        if key is not None:
-            raise BadRequest(
-                f"map keys in the payload must be strings (or bytes), got {short(key)} ({type(key).__name__})", raw
-            )
 
     def _check_values(self, raw: list, code: int) -> None:
         """Request ID range, known options and kwargs keys, before Autobahn's parser sees the rest."""

@@ -15,7 +15,9 @@ WAMP over WebSocket: Autobahn's WAMP server factory, wired to a router.
   message objects, and what it sends is encoded here (:meth:`send`).
 * Pings come from the shared :class:`~router.wire.ping.PingSweeper`.
 
-The Autobahn internals this module relies on are named in
+The handshake's common case is answered by :mod:`router.wire._handshake` (the
+rest by Autobahn's); a connection keeps only what differs from its class's
+defaults (:mod:`router.wire._lean`); the Autobahn internals used here are in
 :mod:`router.wire._autobahn`, each with a test.
 """
 
@@ -35,6 +37,8 @@ from router.events import Reject
 from router.interfaces import IPeer
 from router.wire import _autobahn
 from router.wire._address import describe, peer_host
+from router.wire._handshake import FastHandshake
+from router.wire._lean import Lean, protocol_for
 from router.wire.checks import refuse
 from router.wire.codec import codecs
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit
@@ -54,7 +58,7 @@ _HTTP_503 = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-L
 
 
 @implementer(IPeer)
-class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
+class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServerProtocol):
     """One WAMP-over-WebSocket connection."""
 
     wampd_session = None
@@ -93,10 +97,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         self.transport.write(_HTTP_503)
         self.transport.loseConnection()
 
-    def _connectionMade(self):  # Autobahn's private hook (_autobahn.CONNECTION_MADE)
-        factory = self.factory
-        for name in self._AUTOBAHN_CONFIG_ATTRS:
-            setattr(self, name, getattr(factory, name))
+    def _connectionMade(self):  # Autobahn's private hook (_autobahn.CONNECTION_MADE); see Lean
         super()._connectionMade()
         # Autobahn registers no producer of its own (it only unregisters ours in dropConnection)
         self._start_producing()
@@ -189,6 +190,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         raise ConnectionDeny(ConnectionDeny.FORBIDDEN, failure.value.message)
 
     def onOpen(self):
+        self._settle()
         self.last_heard = self.factory.router.clock.seconds()
         self.factory.sweeper.add(self)
 
@@ -392,3 +394,7 @@ class WebSocketFactory(WampWebSocketServerFactory):
             openHandshakeTimeout=0 if router.hello_timeout > 0 else 10.0,
             closeHandshakeTimeout=2,
         )
+
+    def setProtocolOptions(self, **options):
+        super().setProtocolOptions(**options)
+        self.protocol = protocol_for(self, WebSocketProtocol)  # the options as class attributes (router.wire._lean)
