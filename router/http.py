@@ -93,15 +93,18 @@ def _no_constants(name: str):
 class PushResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, router, secret: str, max_body: int = 65536) -> None:
+    def __init__(self, router, secret: str, max_body: int = 65536, ops=None) -> None:
         super().__init__()
         if not secret:
             raise ValueError("the HTTP push endpoint needs a secret")
         self.router = router
+        self.ops = ops  # router.ops.site.OpsResource: /metrics, /healthz, /readyz, /status* on this port
         self._secret = secret.encode()
         self.max_body = max_body
 
     def render(self, request):
+        if self.ops is not None and self.ops.serves(request.path):
+            return self.ops.render(request)  # its own access rules (none for health and metrics)
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         try:
@@ -311,6 +314,11 @@ class _PushChannel(http.HTTPChannel):
 
     def allHeadersReceived(self):
         resource = self.site.resource
+        # the request line's path (twisted.web keeps it in _path until the request is built):
+        # the ops paths sharing this port are not push requests (without it: checked as one)
+        if resource.ops is not None and resource.ops.serves(getattr(self, "_path", None)):
+            super().allHeadersReceived()
+            return
         try:
             resource.check_headers(self.requests[-1].requestHeaders, self.length)
         except _Problem as problem:
@@ -365,8 +373,8 @@ class _PushRequest(server.Request):
         super().handleContentChunk(data)
 
 
-def push_site(router, secret: str, max_body: int = 65536) -> server.Site:
-    site = server.Site(PushResource(router, secret, max_body))
+def push_site(router, secret: str, max_body: int = 65536, ops=None) -> server.Site:
+    site = server.Site(PushResource(router, secret, max_body, ops))
     site.protocol = _PushChannel
     site.requestFactory = _PushRequest
     site.noisy = False

@@ -48,6 +48,7 @@ from router.config.auth import build_realm_auth
 from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
 from router.http import push_site
+from router.ops import build_ops
 from router.policy import ConnectionPolicy
 from router.wire import PingSweeper, RawSocketFactory, WebSocketFactory
 
@@ -142,6 +143,12 @@ class RouterService(Service):
         self._standalone = standalone
         self._daemon = daemon
         self._launched_event = False
+        self.ops = build_ops(self)  # metrics, health, status page (router.ops); None when all are off
+
+    @property
+    def launched(self) -> bool:
+        """``server_launched`` fired (every endpoint listens) and the service has not stopped since."""
+        return self._launched_event and self.running
 
     def _factory(self, listen):
         cfg = self.config
@@ -178,9 +185,14 @@ class RouterService(Service):
             (f"{listen.transport}:{listen.endpoint}", listen.endpoint, self._factory(listen))
             for listen in self.config.listen
         ]
+        ops = self.ops
+        if ops is not None:  # count what each endpoint's connections send and receive; add the ops listeners
+            for (_, _, factory), listen in zip(list(wanted), self.config.listen):
+                ops.meter_factory(factory, listen.transport)
+            wanted += ops.listeners()
         http = getattr(self.config, "http", None)
         if http is not None:
-            site = push_site(self.router, http.secret, http.max_body)
+            site = push_site(self.router, http.secret, http.max_body, ops=ops.on_push_port() if ops else None)
             wanted.append((f"http:{http.endpoint}", http.endpoint, site))
         listening = []
         for shown, endpoint, factory in wanted:
@@ -260,6 +272,9 @@ class RouterService(Service):
                 shown = f"[{host}]" if host and ":" in host else host
                 url = f"{scheme}://{shown}:{number}{listen.path}"
             infos.append(EndpointInfo(listen.endpoint, listen.transport, host, number, url))
+        if self.ops is not None:
+            count = len(self.config.listen)
+            infos += self.ops.endpoint_infos(self.ports[count : count + len(self.ops.listeners())])
         self.endpoints = tuple(infos + infos_http)
         self.sweeper.start()
         self.router.start_periodics()
@@ -295,6 +310,8 @@ class RouterService(Service):
     def stopService(self):
         super().stopService()
         self.sweeper.stop()
+        if self.ops is not None:
+            self.ops.close()
         if not self._launched_event:
             # never launched (a listen failed): nothing to announce or close
             return self._stop_listening()

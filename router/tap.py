@@ -25,6 +25,7 @@ from router.config import (
     load_config,
     parse_listen,
 )
+from router.config._ops import ops_options
 from router.config.cli import LIST_OPTIONS, NUMBER_OPTIONS, OPT_PARAMETERS
 from router.plugins import DEFAULT_LISTENER, PluginError, build_listener, load_app
 
@@ -228,6 +229,12 @@ class Options(usage.Options):
                 changes["http"] = HttpConfig(endpoint, secret, config.http.max_body if config.http else 65536)
             except ConfigError as exc:
                 raise usage.UsageError(f"--http: {exc.reason}") from None
+
+        try:
+            changes.update(ops_options(self["metrics"], self["status"], self["status-secret"], config))
+        except ConfigError as exc:
+            raise usage.UsageError(f"--{exc.key}: {exc.reason}") from None
+        option_for_field.update({"metrics.endpoint": "metrics", "status.endpoint": "status"})
 
         for option, field_name in LIST_OPTIONS:
             if self[option]:

@@ -73,6 +73,7 @@ L{router.auth}), so import it by name.
 """
 
 from router.config._errors import TRANSPORTS, ConfigError
+from router.config._ops import MetricsConfig, StatusConfig
 from router.config._permissions import ACTIONS, MATCH_POLICIES, PermissionConfig, RoleConfig
 from router.config._realm import AUTH_METHODS, AuthMethodConfig, PrincipalConfig, RealmConfig
 from router.config._toml import load_config, parse_config
@@ -103,6 +104,8 @@ __all__ = [
     "RoleConfig",
     "AppConfig",
     "HttpConfig",
+    "MetricsConfig",
+    "StatusConfig",
     "ListenConfig",
     "ListenerConfig",
     "RealmConfig",

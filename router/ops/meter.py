@@ -1,0 +1,280 @@
+"""
+The router's counters, kept cheaply on the hot path and read at scrape time.
+
+Nothing here calls prometheus_client: the counters are plain ints in lists
+and dicts on objects that exist anyway, and :mod:`router.ops.metrics` turns
+them into metric families only when ``/metrics`` is read (the status page
+reads the same counters).  Where each is kept:
+
+* **Messages and bytes, in and out, by type**: per listening factory and
+  serializer, in a :class:`MeteredCodec` that takes the factory's shared
+  codec's place.  Decoding a message costs two list increments more; sending
+  one (the protocol's ``send``, through :func:`metered_protocol`) costs two
+  more and the cached size of its bytes.  Bytes are WAMP payload bytes,
+  without WebSocket or RawSocket framing.  An EVENT dropped by the
+  slow-consumer policy ``drop`` still counts as sent, and again as dropped.
+* **Call latency**: the dealer stamps a call when it starts and observes the
+  time when it ends (RESULT, ERROR, timeout, cancel, callee gone), into a
+  :class:`Histogram` per realm.
+* **Listener handler time and failures**: the dispatcher's handlers are
+  wrapped once, when the meter is installed (:meth:`Meter.wrap_handler`).
+* **Rejections by reason, sessions dropped as slow consumers**: a listener
+  of its own (``client_rejected``, ``session_left``).
+* Connections, sessions, subscriptions, registrations and retained topics
+  are counted from the router's own tables when read.
+
+None of it exists unless metrics or the status page are on: a router without
+them runs the same code as before, plus one ``is None`` test per CALL.
+"""
+
+from __future__ import annotations
+
+import inspect
+from bisect import bisect_left
+from time import perf_counter
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.python.failure import Failure
+
+from router.events import Reject
+from router.messages import MESSAGE_NAMES
+from router.states import SLOW_CONSUMER
+
+__all__ = ["Histogram", "Meter", "MeteredCodec", "metered_protocol", "LATENCY_BUCKETS", "HANDLER_BUCKETS"]
+
+#: call latency buckets, seconds
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: listener handler time buckets, seconds
+HANDLER_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+_TYPES = max(MESSAGE_NAMES) + 1
+
+
+class Histogram:
+    """Counts per bucket (``le`` bounds, then +Inf), a sum and a count: what Prometheus wants, nothing more."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """``(le, count)`` pairs, cumulative, ending with ``+Inf``."""
+        out, total = [], 0
+        for bound, count in zip((*map(repr, self.bounds), "+Inf"), self.counts):
+            total += count
+            out.append((bound, total))
+        return out
+
+
+class _CallTimer:
+    """A realm's call latency: the dealer calls :meth:`start` at CALL and :meth:`stop` when the call ends."""
+
+    __slots__ = ("histogram", "clock")
+
+    def __init__(self, clock) -> None:
+        self.histogram = Histogram(LATENCY_BUCKETS)
+        self.clock = clock
+
+    def start(self) -> tuple:
+        return (self, self.clock.seconds())
+
+    def stop(self, started: float) -> None:
+        self.histogram.observe(max(0.0, self.clock.seconds() - started))
+
+
+class MeteredCodec:
+    """
+    A factory's codec for one serializer, counting what it decodes (and,
+    through the metered protocol, what is sent with it).  It shares the
+    process-wide codec's object serializer, so a message's bytes are still
+    made once per serializer.
+    """
+
+    __slots__ = ("name", "binary", "max_depth", "transport", "encode", "check", "_decode",
+                 "in_msgs", "in_bytes", "out_msgs", "out_bytes", "dropped")
+
+    def __init__(self, codec: Any, transport: str) -> None:
+        self.name, self.binary, self.max_depth = codec.name, codec.binary, codec.max_depth
+        self.transport = transport
+        self.encode = codec.encode  # the shared codec's own bound methods: no extra call
+        self.check = codec.check
+        self._decode = codec.decode
+        self.in_msgs = [0] * _TYPES
+        self.in_bytes = [0] * _TYPES
+        self.out_msgs = [0] * _TYPES
+        self.out_bytes = [0] * _TYPES
+        self.dropped = 0  # EVENTs dropped by the slow-consumer policy "drop"
+
+    def decode(self, payload: bytes):
+        msg = self._decode(payload)
+        kind = msg.MESSAGE_TYPE
+        self.in_msgs[kind] += 1
+        self.in_bytes[kind] += len(payload)
+        return msg
+
+
+_METERED: dict[type, type] = {}
+
+
+def metered_protocol(base: type) -> type:
+    """A subclass of a transport protocol whose ``send`` and ``event_dropped`` count into its MeteredCodec."""
+    cls = _METERED.get(base)
+    if cls is not None:
+        return cls
+    send, dropped = base.send, base.event_dropped
+
+    def metered_send(self, msg) -> bool:
+        if send(self, msg):
+            codec = self.codec
+            kind = msg.MESSAGE_TYPE
+            codec.out_msgs[kind] += 1
+            codec.out_bytes[kind] += len(codec.encode(msg))  # cached by the send just made
+            return True
+        return False
+
+    def metered_dropped(self) -> None:
+        self.codec.dropped += 1
+        dropped(self)
+
+    cls = _METERED[base] = type(f"Metered{base.__name__}", (base,), {
+        "send": metered_send, "event_dropped": metered_dropped, "__module__": __name__,
+    })
+    return cls
+
+
+class _MeterListener:
+    """Counts rejections by reason and sessions dropped as slow consumers (run first: nothing to wait for)."""
+
+    name = "wampd.metrics"
+    priority = 2**31
+
+    def __init__(self, meter: "Meter") -> None:
+        self.meter = meter
+
+    def on_client_rejected(self, event) -> None:
+        rejections = self.meter.rejections
+        rejections[event.reason] = rejections.get(event.reason, 0) + 1
+
+    def on_session_left(self, event) -> None:
+        if event.reason == SLOW_CONSUMER:
+            self.meter.slow_consumers += 1
+
+
+class Meter:
+    """Every counter of one router; :meth:`install` wires it in, :meth:`meter_factory` per listening factory."""
+
+    def __init__(self, router: Any) -> None:
+        self.router = router
+        self.codecs: list[MeteredCodec] = []
+        self.rejections: dict[str, int] = {}
+        self.slow_consumers = 0
+        self.calls: dict[str, _CallTimer] = {}  # realm -> its call timer
+        self.handlers: dict[tuple[str, str], Histogram] = {}  # (listener, event) -> handler time
+        self.handler_failures: dict[tuple[str, str], int] = {}
+        self.started = router.clock.seconds()
+
+    def install(self) -> None:
+        router = self.router
+        for name, realm in router.realms.items():
+            timer = self.calls[name] = _CallTimer(router.clock)
+            realm.dealer.latency = timer
+        router.dispatcher.instrument(self.wrap_handler)
+        router.dispatcher.add(_MeterListener(self))
+
+    def meter_factory(self, factory: Any, transport: str) -> None:
+        """Count what this WebSocket or RawSocket factory's connections receive and send."""
+        metered = {name: MeteredCodec(codec, transport) for name, codec in factory.codecs.items()}
+        self.codecs.extend(metered.values())
+        factory.codecs = metered
+        factory.protocol = metered_protocol(factory.protocol)
+
+    def wrap_handler(self, listener: str, event: str, handler):
+        """``handler`` timed into (listener, event)'s histogram, its failures counted (a Reject is no failure)."""
+        if listener == _MeterListener.name:
+            return handler
+        key = (listener, event)
+        histogram = self.handlers.setdefault(key, Histogram(HANDLER_BUCKETS))
+        failures = self.handler_failures
+        failures.setdefault(key, 0)
+
+        def ended(result, start):
+            histogram.observe(perf_counter() - start)
+            if isinstance(result, Failure) and not result.check(Reject):
+                failures[key] += 1
+            return result
+
+        def timed(value):
+            start = perf_counter()
+            try:
+                result = handler(value)
+            except Reject:
+                histogram.observe(perf_counter() - start)
+                raise
+            except Exception:
+                ended(Failure(), start)
+                raise
+            if inspect.isawaitable(result) and not isinstance(result, Deferred):
+                result = ensureDeferred(result)
+            if isinstance(result, Deferred):
+                return result.addBoth(ended, start)
+            histogram.observe(perf_counter() - start)
+            return result
+
+        return timed
+
+    # -- reading ----------------------------------------------------------------
+
+    def traffic(self) -> dict[tuple[str, str, str, str], tuple[int, int]]:
+        """``(direction, transport, serializer, type) -> (messages, bytes)``, summed over factories, types seen only."""
+        out: dict[tuple[str, str, str, str], list[int]] = {}
+        for codec in self.codecs:
+            for direction, msgs, sizes in (("in", codec.in_msgs, codec.in_bytes), ("out", codec.out_msgs, codec.out_bytes)):
+                for kind, count in enumerate(msgs):
+                    if count:
+                        slot = out.setdefault((direction, codec.transport, codec.name, MESSAGE_NAMES[kind]), [0, 0])
+                        slot[0] += count
+                        slot[1] += sizes[kind]
+        return {key: (value[0], value[1]) for key, value in out.items()}
+
+    def totals(self) -> tuple[int, int]:
+        """Messages received and sent so far, all kinds together (the status page's rates)."""
+        return (sum(sum(c.in_msgs) for c in self.codecs), sum(sum(c.out_msgs) for c in self.codecs))
+
+    def dropped(self) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for codec in self.codecs:
+            key = (codec.transport, codec.name)
+            out[key] = out.get(key, 0) + codec.dropped
+        return out
+
+    def connections(self) -> dict[tuple[str, str], int]:
+        """Open connections past their handshake, by (transport, serializer)."""
+        out: dict[tuple[str, str], int] = {}
+        for session in self.router.connections:
+            conn = session.connection
+            key = (conn.transport, conn.serializer or "none")
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    def sessions(self) -> dict[tuple[str, str, str], int]:
+        """Joined sessions by (realm, transport, serializer); the router's own internal sessions are not counted."""
+        out: dict[tuple[str, str, str], int] = {}
+        for name, realm in self.router.realms.items():
+            for session in realm.sessions.values():
+                conn = getattr(session, "connection", None)
+                if conn is None:
+                    continue
+                key = (name, conn.transport, conn.serializer or "none")
+                out[key] = out.get(key, 0) + 1
+        return out
