@@ -147,8 +147,8 @@ class RouterService(Service):
 
     @property
     def launched(self) -> bool:
-        """``server_launched`` fired (every endpoint listens) and the service has not stopped since."""
-        return self._launched_event and self.running
+        """``server_launched`` fired: every endpoint listened (``running`` says whether it still runs)."""
+        return self._launched_event
 
     def _factory(self, listen):
         cfg = self.config

@@ -44,9 +44,9 @@ class Health:
         if not getattr(service, "launched", False):
             return ["not launched yet"]
         problems = []
-        for port in service.ports:
+        for port, info in zip(service.ports, service.endpoints):  # both in the order they were listened on
             if not getattr(port, "connected", True):  # twisted's listening ports say so
-                problems.append(f"not listening: {port.getHost()}")
+                problems.append(f"not listening: {info.url or info.description} ({info.transport})")
         return problems
 
     def ready(self) -> Deferred:

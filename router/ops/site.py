@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.web import resource, server
 
@@ -73,7 +74,7 @@ class OpsResource(resource.Resource):
             _log.failure("the readiness check failed; answering 503", failure=failure)
             answer((False, ["the readiness check failed"]))
 
-        self.health.ready().addCallback(answer).addErrback(failed)
+        maybeDeferred(self.health.ready).addCallback(answer).addErrback(failed)
         return server.NOT_DONE_YET
 
 
