@@ -46,7 +46,7 @@
 
   function snapshot(state) {
     $("summary").textContent =
-      "v" + state.version + ", up " + duration(state.uptime) + ", " + state.connections + " connections";
+      "v" + state.version + ", up " + duration(state.uptime) + ", connections: " + state.connections;
     fill("realms", state.realms, [["name"], ["sessions", true], ["subscriptions", true], ["registrations", true], ["retained", true]]);
     fill("sessions", state.sessions, [
       ["id"], ["realm"], ["authid"], ["authrole"],
