@@ -7,6 +7,7 @@ the traffic that the metrics count.
 
 from __future__ import annotations
 
+import os
 import sys
 from io import BytesIO
 
@@ -306,3 +307,37 @@ def test_command_line_options():
     ):
         with pytest.raises(usage.UsageError, match=text):
             Options().parseOptions(argv)
+
+
+def test_twistd_without_prometheus_client_refuses_metrics_and_starts_nothing(twistd_router, tmp_path):
+    """Under twistd, --metrics without prometheus_client exits 1 naming wampd[metrics], and nothing listens."""
+    from tests.conftest import ROOT
+
+    blocked = tmp_path / "prometheus_client"
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    router = twistd_router(
+        "--listen", "ws:tcp:0:interface=127.0.0.1", "--metrics", "tcp:0:interface=127.0.0.1",
+        env_extra={"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+    )
+    router.proc.wait(timeout=30)
+    assert router.stop() == 1
+    log = "\n".join(router.lines)
+    assert "--metrics: needs the prometheus_client package" in log and "pip install 'wampd[metrics]'" in log, log
+    assert "listening on" not in log
+
+
+def test_twistd_serves_metrics_and_readiness(twistd_router):
+    """A real twistd router started with --metrics answers GET /metrics, /healthz and /readyz on that port."""
+    from urllib.request import urlopen
+
+    router = twistd_router("--listen", "ws:tcp:0:interface=127.0.0.1", "--metrics", "tcp:0:interface=127.0.0.1")
+    url = router.wait_for(r"(http://127\.0\.0\.1:\d+) \(http\)").group(1)
+    with urlopen(url + "/readyz", timeout=10) as response:
+        assert (response.status, response.read()) == (200, b"ready\nlistening\n")
+    with urlopen(url + "/healthz", timeout=10) as response:
+        assert response.read() == b"ok\n"
+    with urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    assert 'wampd_sessions' in text and "wampd_connections_accepted 0.0" in text
+    assert router.stop() == 0, "\n".join(router.lines)
