@@ -7,12 +7,12 @@ them into metric families only when ``/metrics`` is read (the status page
 reads the same counters).  Where each is kept:
 
 * **Messages and bytes, in and out, by type**: per listening factory and
-  serializer, in a :class:`MeteredCodec` that takes the factory's shared
-  codec's place.  Decoding a message costs two list increments more; sending
-  one (the protocol's ``send``, through :func:`metered_protocol`) costs two
-  more and the cached size of its bytes.  Bytes are WAMP payload bytes,
-  without WebSocket or RawSocket framing.  An EVENT dropped by the
-  slow-consumer policy ``drop`` still counts as sent, and again as dropped.
+  serializer, in a :class:`Traffic` the protocols increment in place where
+  they decode a message and where they write one (two list increments each;
+  without metrics, one ``is None`` test).  Bytes are WAMP payload bytes,
+  without WebSocket or RawSocket framing.  A message counts as sent when it
+  is written to the transport; an EVENT dropped by the slow-consumer policy
+  ``drop`` counts as dropped instead.
 * **Call latency**: the dealer stamps a call when it starts and observes the
   time when it ends (RESULT, ERROR, timeout, cancel, callee gone), into a
   :class:`Histogram` per realm.
@@ -41,7 +41,7 @@ from router.events import Reject
 from router.messages import MESSAGE_NAMES
 from router.states import SLOW_CONSUMER
 
-__all__ = ["Histogram", "Meter", "MeteredCodec", "metered_protocol", "LATENCY_BUCKETS", "HANDLER_BUCKETS"]
+__all__ = ["Histogram", "Meter", "Traffic", "LATENCY_BUCKETS", "HANDLER_BUCKETS"]
 
 #: call latency buckets, seconds
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -93,64 +93,24 @@ class _CallTimer:
         self.histogram.observe(max(0.0, self.clock.seconds() - started))
 
 
-class MeteredCodec:
+class Traffic:
     """
-    A factory's codec for one serializer, counting what it decodes (and,
-    through the metered protocol, what is sent with it).  It shares the
-    process-wide codec's object serializer, so a message's bytes are still
-    made once per serializer.
+    The counters of one listening factory and serializer: WAMP messages and
+    their payload bytes, received and sent, by message type (lists indexed by
+    the type code), and EVENTs dropped for slow consumers.  The protocols
+    increment them in place (``router.wire``: ``traffic`` on the factory and
+    on each connection, None without metrics).
     """
 
-    __slots__ = ("name", "binary", "max_depth", "transport", "encode", "check", "_decode",
-                 "in_msgs", "in_bytes", "out_msgs", "out_bytes", "dropped")
+    __slots__ = ("transport", "serializer", "in_msgs", "in_bytes", "out_msgs", "out_bytes", "dropped")
 
-    def __init__(self, codec: Any, transport: str) -> None:
-        self.name, self.binary, self.max_depth = codec.name, codec.binary, codec.max_depth
-        self.transport = transport
-        self.encode = codec.encode  # the shared codec's own bound methods: no extra call
-        self.check = codec.check
-        self._decode = codec.decode
+    def __init__(self, transport: str, serializer: str) -> None:
+        self.transport, self.serializer = transport, serializer
         self.in_msgs = [0] * _TYPES
         self.in_bytes = [0] * _TYPES
         self.out_msgs = [0] * _TYPES
         self.out_bytes = [0] * _TYPES
-        self.dropped = 0  # EVENTs dropped by the slow-consumer policy "drop"
-
-    def decode(self, payload: bytes):
-        msg = self._decode(payload)
-        kind = msg.MESSAGE_TYPE
-        self.in_msgs[kind] += 1
-        self.in_bytes[kind] += len(payload)
-        return msg
-
-
-_METERED: dict[type, type] = {}
-
-
-def metered_protocol(base: type) -> type:
-    """A subclass of a transport protocol whose ``send`` and ``event_dropped`` count into its MeteredCodec."""
-    cls = _METERED.get(base)
-    if cls is not None:
-        return cls
-    send, dropped = base.send, base.event_dropped
-
-    def metered_send(self, msg) -> bool:
-        if send(self, msg):
-            codec = self.codec
-            kind = msg.MESSAGE_TYPE
-            codec.out_msgs[kind] += 1
-            codec.out_bytes[kind] += len(codec.encode(msg))  # cached by the send just made
-            return True
-        return False
-
-    def metered_dropped(self) -> None:
-        self.codec.dropped += 1
-        dropped(self)
-
-    cls = _METERED[base] = type(f"Metered{base.__name__}", (base,), {
-        "send": metered_send, "event_dropped": metered_dropped, "__module__": __name__,
-    })
-    return cls
+        self.dropped = 0
 
 
 class _MeterListener:
@@ -176,7 +136,7 @@ class Meter:
 
     def __init__(self, router: Any) -> None:
         self.router = router
-        self.codecs: list[MeteredCodec] = []
+        self.traffics: list[Traffic] = []
         self.rejections: dict[str, int] = {}
         self.slow_consumers = 0
         self.calls: dict[str, _CallTimer] = {}  # realm -> its call timer
@@ -193,11 +153,10 @@ class Meter:
         router.dispatcher.add(_MeterListener(self))
 
     def meter_factory(self, factory: Any, transport: str) -> None:
-        """Count what this WebSocket or RawSocket factory's connections receive and send."""
-        metered = {name: MeteredCodec(codec, transport) for name, codec in factory.codecs.items()}
-        self.codecs.extend(metered.values())
-        factory.codecs = metered
-        factory.protocol = metered_protocol(factory.protocol)
+        """Count what this WebSocket or RawSocket factory's connections receive and send, per serializer."""
+        counters = {name: Traffic(transport, name) for name in factory.codecs}
+        self.traffics.extend(counters.values())
+        factory.traffic = counters
 
     def wrap_handler(self, listener: str, event: str, handler):
         """``handler`` timed into (listener, event)'s histogram, its failures counted (a Reject is no failure)."""
@@ -238,24 +197,24 @@ class Meter:
     def traffic(self) -> dict[tuple[str, str, str, str], tuple[int, int]]:
         """``(direction, transport, serializer, type) -> (messages, bytes)``, summed over factories, types seen only."""
         out: dict[tuple[str, str, str, str], list[int]] = {}
-        for codec in self.codecs:
-            for direction, msgs, sizes in (("in", codec.in_msgs, codec.in_bytes), ("out", codec.out_msgs, codec.out_bytes)):
+        for counts in self.traffics:
+            for direction, msgs, sizes in (("in", counts.in_msgs, counts.in_bytes), ("out", counts.out_msgs, counts.out_bytes)):
                 for kind, count in enumerate(msgs):
                     if count:
-                        slot = out.setdefault((direction, codec.transport, codec.name, MESSAGE_NAMES[kind]), [0, 0])
+                        slot = out.setdefault((direction, counts.transport, counts.serializer, MESSAGE_NAMES[kind]), [0, 0])
                         slot[0] += count
                         slot[1] += sizes[kind]
         return {key: (value[0], value[1]) for key, value in out.items()}
 
     def totals(self) -> tuple[int, int]:
         """Messages received and sent so far, all kinds together (the status page's rates)."""
-        return (sum(sum(c.in_msgs) for c in self.codecs), sum(sum(c.out_msgs) for c in self.codecs))
+        return (sum(sum(c.in_msgs) for c in self.traffics), sum(sum(c.out_msgs) for c in self.traffics))
 
     def dropped(self) -> dict[tuple[str, str], int]:
         out: dict[tuple[str, str], int] = {}
-        for codec in self.codecs:
-            key = (codec.transport, codec.name)
-            out[key] = out.get(key, 0) + codec.dropped
+        for counts in self.traffics:
+            key = (counts.transport, counts.serializer)
+            out[key] = out.get(key, 0) + counts.dropped
         return out
 
     def connections(self) -> dict[tuple[str, str], int]:

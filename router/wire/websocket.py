@@ -129,6 +129,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
             chosen = "wamp.2.json"
         serializer = _SUBPROTOCOLS[chosen]
         self.codec = factory.codecs[serializer]
+        self.traffic = factory.traffic and factory.traffic[serializer]  # counters, when metrics are on
         session = factory.router.connect(
             self,
             transport="websocket",
@@ -200,6 +201,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         limit = self.maxMessagePayloadSize
         session = self.wampd_session
         decode = self.codec.decode
+        traffic = self.traffic
         while at < size and self.state == self.STATE_OPEN:
             if size - at < 6:
                 break
@@ -234,6 +236,10 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
             except _DECODE_ERRORS as exc:
                 refuse(session, exc, self.factory.router.clock)
             else:
+                if traffic is not None:  # router.ops.meter: messages and bytes by type
+                    kind = msg.MESSAGE_TYPE
+                    traffic.in_msgs[kind] += 1
+                    traffic.in_bytes[kind] += length
                 session.receive(msg)
         if at < size and self.state == self.STATE_OPEN:
             self._dataReceived(data[at:] if at else data)
@@ -251,6 +257,10 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
         except _DECODE_ERRORS as exc:
             refuse(session, exc, self.factory.router.clock)
         else:
+            traffic = self.traffic
+            if traffic is not None:  # router.ops.meter
+                traffic.in_msgs[msg.MESSAGE_TYPE] += 1
+                traffic.in_bytes[msg.MESSAGE_TYPE] += len(payload)
             session.receive(msg)
 
     def onPing(self, payload):
@@ -317,6 +327,10 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
                 return self._overflow(msg, size + len(header))
             self.held = held
         self.transport.write(header + data)
+        traffic = self.traffic
+        if traffic is not None:  # router.ops.meter
+            traffic.out_msgs[msg.MESSAGE_TYPE] += 1
+            traffic.out_bytes[msg.MESSAGE_TYPE] += size
         return True
 
     def close(self):
@@ -337,6 +351,7 @@ class WebSocketFactory(WampWebSocketServerFactory):
 
     protocol = WebSocketProtocol
     noisy = False
+    traffic = None  # serializer -> counters, set by router.ops.meter when metrics are on
 
     def __init__(
         self,
