@@ -153,11 +153,15 @@ class Meter:
 
     def install(self) -> None:
         router = self.router
-        for name, realm in router.realms.items():
-            timer = self.calls[name] = _CallTimer()
-            realm.dealer.latency = timer
+        for realm in router.realms.values():
+            self.time_calls(realm)
         router.dispatcher.instrument(self.wrap_handler)
         router.dispatcher.add(_MeterListener(self))
+
+    def time_calls(self, realm: Any) -> None:
+        """Time ``realm``'s calls (``install`` does it for the realms there are; call it for a realm added later)."""
+        if realm.name not in self.calls:
+            realm.dealer.latency = self.calls[realm.name] = _CallTimer()
 
     def meter_factory(self, factory: Any, transport: str) -> None:
         """Count what this WebSocket or RawSocket factory's connections receive and send, per serializer."""
