@@ -17,6 +17,7 @@ from autobahn.wamp.types import PublishOptions
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, FileBodyProducer
 from twisted.web.http_headers import Headers
 
@@ -341,3 +342,49 @@ def test_twistd_serves_metrics_and_readiness(twistd_router):
         text = response.read().decode()
     assert 'wampd_sessions' in text and "wampd_connections_accepted 0.0" in text
     assert router.stop() == 0, "\n".join(router.lines)
+
+
+class _Stream(Protocol):
+    """An SSE response body: fires ``first`` with the text once a whole snapshot event has arrived."""
+
+    def __init__(self):
+        self.text = ""
+        self.first = Deferred()
+
+    def dataReceived(self, data):
+        self.text += data.decode()
+        if not self.first.called and "event: snapshot\ndata: " in self.text and self.text.endswith("\n\n"):
+            self.first.callback(self.text)
+
+    def connectionLost(self, reason):
+        if not self.first.called:
+            self.first.errback(reason)
+
+
+@pytest_twisted.ensureDeferred
+async def test_status_event_streams_send_snapshots_and_are_bounded():
+    """/status/events streams a JSON snapshot at once; at most MAX_VIEWERS streams are open, one more gets 503."""
+    import json
+
+    from router.ops.status import MAX_VIEWERS
+
+    async with Ops() as ops:
+        bearer = Headers({b"authorization": [b"Bearer " + SECRET.encode()]})
+        streams = []
+        try:
+            for _ in range(MAX_VIEWERS):
+                response = await bounded(Agent(reactor).request(b"GET", (ops.url + "/status/events").encode(), bearer))
+                assert response.code == 200
+                assert response.headers.getRawHeaders(b"content-type") == [b"text/event-stream"]
+                stream = _Stream()
+                response.deliverBody(stream)
+                streams.append(stream)
+                text = await bounded(stream.first)
+            assert text.startswith("retry: 2000\n\nevent: snapshot\ndata: ")
+            state = json.loads(text.split("data: ", 1)[1])
+            assert [realm["name"] for realm in state["realms"]] == ["realm1", "realm2"]
+            status, _, body = await fetch(ops.url + "/status/events", headers={b"authorization": b"Bearer " + SECRET.encode()})
+            assert status == 503 and str(MAX_VIEWERS).encode() in body
+        finally:
+            for stream in streams:
+                stream.transport.stopProducing()
