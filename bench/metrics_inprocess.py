@@ -158,8 +158,10 @@ def _instructions(metrics: bool, calls: int) -> int:
 def callgrind(args) -> dict:
     low, high = args.calls // 4, args.calls
     per_call = {}
-    for metrics in (False, True):
+    for metrics in (False,) if args.off_only else (False, True):
         per_call[metrics] = (_instructions(metrics, high) - _instructions(metrics, low)) / (high - low)
+    if args.off_only:
+        return {"measure": "instructions per call (callgrind), metrics off", "calls": [low, high], "off": round(per_call[False])}
     return {
         "measure": "instructions per call (callgrind, difference of two runs)", "calls": [low, high],
         "off": round(per_call[False]), "on": round(per_call[True]), "on_vs_off": round(per_call[True] / per_call[False], 4),
@@ -171,6 +173,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument("--off-only", action="store_true", help="only metrics off (e.g. on a checkout from before router.ops)")
     parser.add_argument("--run-once", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--metrics", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
