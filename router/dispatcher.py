@@ -96,14 +96,26 @@ class Dispatcher:
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise TypeError(f"listener {listener_name(listener)}: priority must be an int")
         self._listeners.append((priority, len(self._listeners), listener))
+        self._build()
+
+    def instrument(self, wrap: Callable[[str, str, Callable], Callable]) -> None:
+        """Run every handler, of listeners plugged in before and after, as ``wrap(listener name, event, handler)`` (metrics)."""
+        self._wrap = wrap
+        self._build()
+
+    _wrap: Callable | None = None
+
+    def _build(self) -> None:
         ordered = sorted(self._listeners, key=lambda item: (-item[0], item[1]))
+        wrap = self._wrap
         table = {}
         for event, method in _HANDLERS.items():
             found = []
             for _, _, obj in ordered:
                 handler = getattr(obj, method, None)
                 if callable(handler):
-                    found.append((listener_name(obj), handler))
+                    name = listener_name(obj)
+                    found.append((name, handler if wrap is None else wrap(name, event, handler)))
             table[event] = tuple(found)
         self._handlers = table
 

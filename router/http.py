@@ -60,7 +60,7 @@ from twisted.web import http, resource, server
 
 from router.app import Result
 from router.uri import is_reserved, is_valid_uri
-from router.wire.forwarded import ForwardedError, forwarded_client
+from router.wire.forwarded import ForwardedError, http_client
 
 __all__ = ["PushResource", "push_site"]
 
@@ -94,15 +94,18 @@ def _no_constants(name: str):
 class PushResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, router, secret: str, max_body: int = 65536) -> None:
+    def __init__(self, router, secret: str, max_body: int = 65536, ops=None) -> None:
         super().__init__()
         if not secret:
             raise ValueError("the HTTP push endpoint needs a secret")
         self.router = router
+        self.ops = ops  # router.ops.site.OpsResource: /metrics, /healthz, /readyz, /status* on this port
         self._secret = secret.encode()
         self.max_body = max_body
 
     def render(self, request):
+        if self.ops is not None and self.ops.serves(request.path):
+            return self.ops.render(request)  # its own access rules (none for health and metrics)
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         try:
@@ -312,9 +315,14 @@ class _PushChannel(http.HTTPChannel):
 
     def allHeadersReceived(self):
         resource = self.site.resource
+        # the request line's path (twisted.web keeps it in _path until the request is built):
+        # the ops paths sharing this port are not push requests (without it: checked as one)
+        if resource.ops is not None and resource.ops.serves(getattr(self, "_path", None)):
+            super().allHeadersReceived()
+            return
         request = self.requests[-1]
         try:
-            request.wampd_client = _client(self.site, self.transport, request.requestHeaders)
+            request.wampd_client = http_client(self.site.proxy_trust, self.transport, request.requestHeaders)
             resource.check_headers(request.requestHeaders, self.length)
         except ForwardedError as exc:  # from a trusted proxy: fail closed
             self.refuse(_Problem(400, "wamp.error.invalid_argument", str(exc)), getattr(self.transport.getPeer(), "host", None))
@@ -376,19 +384,12 @@ class _PushRequest(server.Request):
         super().handleContentChunk(data)
 
 
-def _client(site, transport, headers) -> str | None:
-    """The request's client address; a trusted proxy's forwarded header believed (router.wire.proxy)."""
-    host = getattr(transport.getPeer(), "host", None)
-    trust = site.proxy_trust
-    if trust is None or not trust.enabled:
-        return host
-    named = {name.decode("latin-1").lower(): b", ".join(values).decode("latin-1") for name, values in headers.getAllRawHeaders()}
-    return forwarded_client(trust, host, "", named)[0]
-
-
-def push_site(router, secret: str, max_body: int = 65536, proxy_trust=None) -> server.Site:
-    """The push endpoint's Site; ``proxy_trust`` (router.wire.proxy.ProxyTrust) names clients behind proxies."""
-    site = server.Site(PushResource(router, secret, max_body))
+def push_site(router, secret: str, max_body: int = 65536, proxy_trust=None, ops=None) -> server.Site:
+    """
+    The push endpoint's Site; ``proxy_trust`` (router.wire.proxy.ProxyTrust) names clients
+    behind proxies; ``ops`` (router.ops) serves /metrics, /healthz, /readyz, /status here too.
+    """
+    site = server.Site(PushResource(router, secret, max_body, ops))
     site.proxy_trust = proxy_trust
     site.protocol = _PushChannel
     site.requestFactory = _PushRequest

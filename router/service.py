@@ -33,7 +33,6 @@ from typing import Any, Iterable
 import errno
 import os
 import platform
-import signal
 import socket
 
 from autobahn.websocket import USES_NVX
@@ -45,11 +44,13 @@ from twisted.logger import Logger
 from listeners.log import LogListener
 from router.auth import LoginLimiter
 from router.clustering import join_cluster, leave_cluster
+from router.signals import SignalHandling
 from router.config import ListenerConfig, RouterConfig, effective_endpoint
 from router.config.auth import build_realm_auth
 from router.core import Router
 from router.events import EndpointInfo, ServerLaunched
 from router.http import push_site
+from router.ops import build_ops
 from router.policy import ConnectionPolicy
 from router.factories import proxied, transport_factory
 from router.wire import PingSweeper
@@ -80,7 +81,7 @@ def _reason(failure) -> str:
     return str(cause) or type(cause).__name__
 
 
-class RouterService(Service):
+class RouterService(SignalHandling, Service):
     """
     The router, its endpoints and its ping sweeper as one Twisted service.
 
@@ -159,6 +160,12 @@ class RouterService(Service):
         self._standalone = standalone
         self._daemon = daemon
         self._launched_event = False
+        self.ops = build_ops(self)  # metrics, health, status page (router.ops); None when all are off
+
+    @property
+    def launched(self) -> bool:
+        """``server_launched`` fired: every endpoint listened (``running`` says whether it still runs)."""
+        return self._launched_event
 
     def _factory(self, listen):
         """The protocol factory of one listen endpoint (router.factories), recorded for reloads."""
@@ -180,9 +187,14 @@ class RouterService(Service):
             (f"{listen.transport}:{listen.endpoint}", listen.endpoint, self._factory(listen), listen.backlog)
             for listen in self.config.listen
         ]
+        ops = self.ops
+        if ops is not None:  # count what each endpoint's connections send and receive; add the ops listeners
+            for (_, _, factory), listen in zip(list(wanted), self.config.listen):
+                ops.meter_factory(factory, listen.transport)
+            wanted += ops.listeners()
         http = getattr(self.config, "http", None)
         if http is not None:
-            site = push_site(self.router, http.secret, http.max_body, self.proxy_trust)
+            site = push_site(self.router, http.secret, http.max_body, self.proxy_trust, ops=ops.on_push_port() if ops else None)
             wanted.append((f"http:{http.endpoint}", http.endpoint, site, None))
         listening = []
         for index, (shown, endpoint, factory, backlog) in enumerate(wanted):
@@ -275,6 +287,9 @@ class RouterService(Service):
                 else:
                     url = f"{'wss' if tls else 'ws'}://{shown}:{number}{listen.path}"
             infos.append(EndpointInfo(listen.endpoint, listen.transport, host, number, url))
+        if self.ops is not None:
+            count = len(self.config.listen)
+            infos += self.ops.endpoint_infos(self.ports[count : count + len(self.ops.listeners())])
         self.endpoints = tuple(infos + infos_http)
         self.sweeper.start()
         self.router.start_periodics()
@@ -284,39 +299,11 @@ class RouterService(Service):
         )
         return launched
 
-    def _install_signal_handlers(self) -> None:
-        """
-        SIGTERM and SIGINT stop the reactor (and so this service,
-        gracefully) without twistd re-raising the signal afterwards: a
-        graceful shutdown exits with status 0, which is what process
-        supervisors expect.  SIGHUP reloads the configuration (:meth:`reload`);
-        Twisted itself takes no SIGHUP (twistd reopens its log file on SIGUSR1).
-        """
-        def stop(signum, frame):
-            self.reactor.callFromThread(self._stop_reactor, signal.Signals(signum).name)
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, stop)
-        signal.signal(signal.SIGHUP, lambda signum, frame: self.reactor.callFromThread(self.reload))
-
-    def reload(self):
-        """
-        Read the configuration again (``reload_source``) and apply it, or
-        refuse it whole and keep the running one (see :mod:`router.reload`).
-        Returns the ``server_reloaded`` event, or None when refused.
-        """
-        from router.reload import reload_service  # lazy: only on a reload
-
-        return reload_service(self)
-
-    def _stop_reactor(self, name: str) -> None:
-        _log.info("received {signal}: shutting down gracefully", signal=name)
-        if self.reactor.running:
-            self.reactor.stop()
-
     def stopService(self) -> Deferred:
         super().stopService()
         self.sweeper.stop()
+        if self.ops is not None:
+            self.ops.close()
         if not self._launched_event:
             # never launched (a listen failed): nothing to announce or close
             return self._stop_listening()

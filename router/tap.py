@@ -16,7 +16,6 @@ from twisted.python import usage
 
 from router.config import (
     AppConfig,
-    ClusterConfig,
     HttpConfig,
     DEFAULT_REALM,
     ConfigError,
@@ -26,6 +25,8 @@ from router.config import (
     load_config,
     parse_listen,
 )
+from router.config._ops import ops_options
+from router.tap_cluster import cluster_config, worker_fds
 from router.config.cli import LIST_OPTIONS, NUMBER_OPTIONS, OPT_PARAMETERS
 from router.plugins import DEFAULT_LISTENER, PluginError, build_listener, load_app
 
@@ -196,7 +197,7 @@ class Options(usage.Options):
                     )
         self["adopt"] = None
         if self["worker-fds"] is not None:
-            self["adopt"] = _worker_fds(self["worker-fds"], len(config.listen))
+            self["adopt"] = worker_fds(self["worker-fds"], len(config.listen))
 
     def _check_realm_plugins(self, config: RouterConfig) -> None:
         """Dynamic authenticators/authorizers load now: a bad one is a usage error, not a crash."""
@@ -295,7 +296,12 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--http: {exc.reason}") from None
 
         if self["cluster"] is not None or self["cluster-name"] is not None:
-            changes["cluster"] = _cluster_config(config, self["cluster"], self["cluster-name"])
+            changes["cluster"] = cluster_config(config, self["cluster"], self["cluster-name"])
+        try:
+            changes.update(ops_options(self["metrics"], self["status"], self["status-secret"], config))
+        except ConfigError as exc:
+            raise usage.UsageError(f"--{exc.key}: {exc.reason}") from None
+        option_for_field.update({"metrics.endpoint": "metrics", "status.endpoint": "status"})
 
         for option, field_name in LIST_OPTIONS:
             if self[option]:
@@ -366,30 +372,3 @@ def makeService(options: Options) -> Any:
         reload_source=options.reread,
         adopt=options["adopt"],
     )
-
-
-def _cluster_config(config: RouterConfig, url: str | None, name: str | None) -> ClusterConfig:
-    """``--cluster`` and ``--cluster-name`` over the config file's ``[cluster]`` table."""
-    base = config.cluster
-    if url is None and base is None:
-        raise usage.UsageError("--cluster-name needs --cluster URL (or a [cluster] table in --config)")
-    try:
-        if base is None:
-            return ClusterConfig(url=url, name=name or "")
-        return dataclasses.replace(base, url=url or base.url, name=base.name if name is None else name)
-    except ConfigError as exc:
-        option = "--cluster-name" if exc.key == "name" else "--cluster"
-        raise usage.UsageError(f"{option}: {exc.reason}") from None
-
-
-def _worker_fds(spec: str, wanted: int) -> tuple[tuple[int, str], ...]:
-    """``--worker-fds 3:inet,4:unix``: the inherited listening sockets, one per listen endpoint, in order."""
-    found = []
-    for part in spec.split(","):
-        fd, _, family = part.partition(":")
-        if not fd.isdigit() or family not in ("inet", "inet6", "unix"):
-            raise usage.UsageError(f"--worker-fds: {part!r} is not FD:inet, FD:inet6 or FD:unix")
-        found.append((int(fd), family))
-    if len(found) != wanted:
-        raise usage.UsageError(f"--worker-fds: {len(found)} sockets for {wanted} listen endpoints")
-    return tuple(found)

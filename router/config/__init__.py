@@ -77,6 +77,7 @@ from router.config._collect import collect_errors
 from router.config._cluster import ClusterConfig
 from router.config._backlog import default_backlog, effective_endpoint
 from router.config._errors import TRANSPORTS, ConfigError
+from router.config._ops import MetricsConfig, StatusConfig
 from router.config._permissions import ACTIONS, MATCH_POLICIES, PermissionConfig, RoleConfig
 from router.config._realm import AUTH_METHODS, AuthMethodConfig, PrincipalConfig, RealmConfig
 from router.config._toml import load_config, parse_config
@@ -114,6 +115,8 @@ __all__ = [
     "UniversalConfig",
     "WebConfig",
     "WebhookConfig",
+    "MetricsConfig",
+    "StatusConfig",
     "ListenConfig",
     "ListenerConfig",
     "RealmConfig",

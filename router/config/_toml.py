@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from router.config._errors import _NO_SOURCE, ConfigError, _check_str, _describe
+from router.config._ops import OPS_KEYS, OPS_TABLES, MetricsConfig, StatusConfig
 from router.config._permissions import PermissionConfig, RoleConfig
 from router.config._realm import AuthMethodConfig, PrincipalConfig, RealmConfig
 from router.config._secrets import _read_secret
@@ -46,7 +47,7 @@ _ROUTER_KEYS = (
     "trusted_proxies",
     "forwarded_header",
 )
-_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http", "cluster") + WEB_KEYS
+_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http", "cluster", *OPS_TABLES) + WEB_KEYS
 _APP_KEYS = ("plugin",)
 _HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
 _LISTEN_KEYS = ("endpoint", "transport", "path", "proxy_protocol", "backlog")
@@ -256,6 +257,18 @@ def _parse_listener_table(where: str, table: Mapping) -> ListenerConfig:
     return _build(where, ListenerConfig, **kwargs)
 
 
+def _parse_ops_table(name: str, table: Any, base_dir: str | None) -> MetricsConfig | StatusConfig:
+    """``[metrics]`` or ``[status]`` (router.config._ops)."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(name, f"must be a table ([{name}]), got {_describe(table)}")
+    _reject_unknown(table, OPS_KEYS[name], name)
+    kwargs = {key: table[key] for key in OPS_KEYS[name] if key in table and not key.startswith("secret")}
+    if name == "metrics":
+        return _build(name, MetricsConfig, **kwargs)
+    kwargs["secret"] = _read_secret(name, table, "secret", base_dir)
+    return _build(name, StatusConfig, **kwargs)
+
+
 def _parse(data: Mapping, base_dir: str | None = None) -> RouterConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(None, f"the configuration must be a table, got {_describe(data)}")
@@ -317,9 +330,14 @@ def _parse(data: Mapping, base_dir: str | None = None) -> RouterConfig:
         _reject_unknown(table, CLUSTER_KEYS, "cluster")
         _required(table, "url", "cluster")
         kwargs["cluster"] = _build("cluster", ClusterConfig, **table)
+    for name in OPS_TABLES:
+        if name in data:
+            kwargs[name] = _parse_ops_table(name, data[name], base_dir)
     try:
         return RouterConfig(**kwargs)
     except ConfigError as exc:
+        if (exc.key or "").split(".")[0] in OPS_TABLES:
+            raise  # a check across tables ([metrics] or [status] and [http])
         # Only the [router] scalars can still be wrong here.
         raise exc.under("router") from None
 

@@ -8,16 +8,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from twisted.internet.endpoints import (
-    SSL4ServerEndpoint,
-    TCP4ServerEndpoint,
-    TCP6ServerEndpoint,
-    UNIXServerEndpoint,
-    serverFromString,
-)
-from twisted.internet.protocol import Factory
-from twisted.internet.testing import MemoryReactor
-
 from router.config._errors import (
     LISTEN_TRANSPORTS,
     ConfigError,
@@ -32,6 +22,8 @@ from router.config._errors import (
 from router.config._proxy import check_proxy_protocol_endpoint, check_proxy_settings
 from router.config._cluster import ClusterConfig
 from router.config._backlog import check_backlog
+from router.config._endpoints import _check_endpoint
+from router.config._ops import MetricsConfig, StatusConfig, check_ops
 from router.config._realm import RealmConfig
 from router.config._web import WebConfig
 from router.policy import ConnectionPolicy, origin_pattern
@@ -53,55 +45,6 @@ DEFAULT_REALM = "realm1"
 _HTTP_PATH = re.compile(r"/[!-~]*")
 #: What ``slow_consumer`` may say (the first is the default).
 SLOW_CONSUMER_POLICIES = ("disconnect", "drop")
-
-
-def _error_text(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, TypeError):
-        # "_parseTCP() got an unexpected keyword argument 'foo'" -> the part
-        # that means something to the person who wrote the string.
-        text = re.sub(r"^_?\w+\(\) ", "", text)
-    return text
-
-
-def _check_endpoint(key: str, description: str) -> None:
-    """
-    Parse C{description} with Twisted's server endpoint parser against a
-    memory reactor (so nothing listens), and check the port or socket path
-    the endpoint would use.
-    """
-    if not description.strip():
-        raise ConfigError(key, "must not be empty")
-    reactor = MemoryReactor()
-    try:
-        endpoint = serverFromString(reactor, description)
-    except Exception as exc:
-        reason = f"not a valid Twisted server endpoint {description!r}: {_error_text(exc)}"
-        if isinstance(exc, ImportError) and exc.name == "OpenSSL":
-            reason += " (TLS endpoints need pyOpenSSL: pip install 'twisted[tls]')"
-        raise ConfigError(key, reason) from None
-    known = (
-        TCP4ServerEndpoint,
-        TCP6ServerEndpoint,
-        SSL4ServerEndpoint,
-        UNIXServerEndpoint,
-    )
-    if not isinstance(endpoint, known):
-        return
-    # The memory reactor only records what would be listened on.
-    failures: list[object] = []
-    endpoint.listen(Factory()).addErrback(failures.append)
-    if failures:
-        return
-    for port, *_ in (*reactor.tcpServers, *reactor.sslServers):
-        if not 0 <= port <= 65535:
-            raise ConfigError(
-                key,
-                f"port must be between 0 and 65535 in {description!r}, got {port}",
-            )
-    for address, *_ in reactor.unixServers:
-        if not address:
-            raise ConfigError(key, f"a unix endpoint needs a socket path: {description!r}")
 
 
 @dataclass(frozen=True)
@@ -297,6 +240,8 @@ class RouterConfig:
     """CIDR networks whose forwarded-client headers and PROXY headers are believed (router.wire.proxy)."""
     forwarded_header: str = "x-forwarded-for"
     """The header a trusted proxy names the client in: ``x-forwarded-for`` or ``forwarded`` (RFC 7239)."""
+    metrics: MetricsConfig | None = None  # Prometheus /metrics (router.config._ops)
+    status: StatusConfig | None = None  # the live status page (router.config._ops)
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -362,6 +307,7 @@ class RouterConfig:
         if self.cluster is not None and not isinstance(self.cluster, ClusterConfig):
             raise ConfigError("cluster", f"must be a ClusterConfig, got {_describe(self.cluster)}")
         _check_bool("default_listener", self.default_listener)
+        check_ops(self)
         if _check_int("max_message_size", self.max_message_size) <= 0:
             raise ConfigError(
                 "max_message_size", f"must be greater than 0, got {self.max_message_size}"

@@ -65,6 +65,15 @@ OPT_PARAMETERS = (
     ("worker-fds", None, None, "Internal, set by --workers: the listening sockets a worker inherits."),
     ("cluster-name", None, None, "This node's name in the cluster, unique among live nodes [default: <hostname>-<pid>]."),
     (
+        "metrics",
+        None,
+        None,
+        "Serve Prometheus metrics (GET /metrics), /healthz and /readyz on this Twisted endpoint string, "
+        "or 'http' for the --http port. Needs pip install 'wampd[metrics]'.",
+    ),
+    ("status", None, None, "Serve the live status page (GET /status) on this endpoint, or 'http'. Needs --status-secret."),
+    ("status-secret", None, None, "The status page's secret: open /status?token=SECRET once."),
+    (
         "http",
         None,
         None,

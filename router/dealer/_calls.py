@@ -70,6 +70,7 @@ class PendingCall:
         "timer",
         "timeout",
         "killing",
+        "timing",
     )
 
     def __init__(
@@ -90,6 +91,7 @@ class PendingCall:
         self.killing = False  # CANCEL kill sent: waiting for the callee's answer
         self.caller_party: _Party | None = caller_party  # the caller's calls, in the dealer
         self.callee_party: _Party | None = callee_party  # the callee's invocations, in the dealer
+        self.timing = None  # (timer, started) while the router's metrics time calls (router.ops.meter)
 
 
 def _feature(session: RouterSession, role: str, name: str) -> bool:
@@ -103,6 +105,7 @@ def _supports_canceling(session: RouterSession) -> bool:
 
 class Calls:
     """Routing calls between the realm's callers and callees."""
+    latency = None  # the realm's call timer when metrics are on (router.ops.meter): start(), stop(started)
 
     def _party(self, session) -> _Party:
         party = self._parties.get(session)
@@ -192,6 +195,8 @@ class Calls:
         if type(timeout) is int and timeout > 0:
             pending.timeout = timeout / 1000.0
             pending.timer = self.realm.router.clock.callLater(pending.timeout, self._timed_out, pending)
+        if self.latency is not None:
+            pending.timing = self.latency.start()
         self._invoke(pending, msg, progress)
 
     def _invoke(self, pending: PendingCall, msg: message.Call, progress: bool) -> None:
@@ -350,6 +355,9 @@ class Calls:
 
     @staticmethod
     def _finish(pending: PendingCall) -> None:
+        timing = pending.timing
+        if timing is not None:
+            pending.timing = timing[0].stop(timing[1])  # None: observed once
         pending.caller_party.calls.pop(pending.call_request, None)
         pending.callee_party.invocations.pop(pending.invocation_request, None)
         if pending.timer is not None:

@@ -49,7 +49,7 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-__all__ = ["FastHandshake", "parse_upgrade"]
+__all__ = ["FastHandshake", "parse_upgrade", "http_refusal"]
 
 _log = Logger(namespace="wampd.transport")
 
@@ -203,3 +203,30 @@ class FastHandshake:
             txaio.resolve(self.is_open, None)
         if self.data and self.state == _OPEN:
             self.consumeData()
+
+
+def http_refusal(protocol, reason: str, code: int, responseHeaders):
+    """
+    The (reason, code, headers) to refuse a WebSocket handshake request with,
+    as RFC 6455 and RFC 9110 say, from what Autobahn was about to answer.
+
+    * Anything outside the WebSocket path: 404 Not Found, whatever else is
+      wrong with the request (the path is checked first).
+    * Another WebSocket version than 13: 426 Upgrade Required with
+      ``Sec-WebSocket-Version: 13`` (RFC 6455 4.2.2 and 4.4).
+    * A plain HTTP request (no ``Upgrade`` header): 404 Not Found outside
+      the WebSocket path (no page is served anywhere), 426 Upgrade Required
+      on it, naming the upgrade it needs.
+    """
+    headers = getattr(protocol, "http_headers", None) or {}
+    wanted = protocol.factory.path
+    path = getattr(protocol, "http_request_path", None)  # None until Autobahn has read the request line
+    if wanted is not None and path is not None and path != wanted:
+        if code != 404:  # onConnect's own 404 names the path to use
+            code, reason, responseHeaders = 404, "Not Found", None
+    elif responseHeaders and any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders):
+        code, responseHeaders = 426, [("Sec-WebSocket-Version", "13")]
+    elif code == 426 and "upgrade" not in headers:
+        reason = "Upgrade Required: this is a WAMP WebSocket endpoint"
+        responseHeaders = [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]
+    return reason, code, responseHeaders

@@ -28,7 +28,7 @@ import re
 
 from twisted.logger import Logger
 
-__all__ = ["ForwardedError", "ProxyTrust", "behind_proxy", "forwarded_client"]
+__all__ = ["ForwardedError", "ProxyTrust", "behind_proxy", "forwarded_client", "http_client"]
 
 _log = Logger(namespace="wampd.proxy")
 
@@ -207,3 +207,12 @@ def behind_proxy(protocol, factory, host: str | None, peer: str, headers):
         return host, peer, None
     # admitted uncounted per address (WebSocketProtocol.connectionMade): counted under its client now
     return client, client_peer, factory.router.readdress(protocol, client)
+
+
+def http_client(trust, transport, headers) -> str | None:
+    """An HTTP request's client address: a trusted proxy's forwarded header believed (``trust``: a ProxyTrust or None)."""
+    host = getattr(transport.getPeer(), "host", None)
+    if trust is None or not trust.enabled:
+        return host
+    named = {name.decode("latin-1").lower(): b", ".join(values).decode("latin-1") for name, values in headers.getAllRawHeaders()}
+    return forwarded_client(trust, host, "", named)[0]

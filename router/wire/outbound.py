@@ -131,6 +131,7 @@ class _OutboundLimit:
     max_outbound: int = _UNLIMITED
     drop_events = False
     dropped_events = 0  # EVENTs dropped over the limit (policy "drop"), for the whole connection
+    traffic = None  # router.ops.meter's counters for this transport and serializer, when metrics are on
     _stall_drops = 0
     _overflowed = False  # went over the limit at least once: its memory is worth giving back when it goes
     _drop_reason: str | None = None  # why the router dropped the connection (client_disconnected.reason)
@@ -307,6 +308,8 @@ class _OutboundLimit:
     def event_dropped(self) -> None:
         """An EVENT was not sent because the buffer is over the limit (policy "drop"): count it, log once per stall."""
         self.dropped_events += 1
+        if self.traffic is not None:
+            self.traffic.dropped += 1
         if not self._stall_drops:
             _log.warn(
                 "connection {conn} is not reading: its outbound buffer is over max_outbound_buffer "

@@ -111,6 +111,7 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
         self._serializer_code = head[1] & 0x0F
         factory = self.factory
         self.codec = factory.codecs[serializer]
+        self.traffic = factory.traffic and factory.traffic[serializer]  # counters, when metrics are on
         peer = self.transport.getPeer()
         session = factory.router.connect(
             self,
@@ -158,6 +159,7 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
         end = len(buf)
         session = self.wampd_session
         decode = self.codec.decode
+        traffic = self.traffic
         while end - at >= 4 and self._state == "open":
             kind = buf[at]
             length = int.from_bytes(buf[at + 1 : at + 4], "big")
@@ -187,6 +189,9 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
                 except _DECODE_ERRORS as exc:
                     refuse(session, exc, self.factory.router.clock)
                 else:
+                    if traffic is not None:  # router.ops.meter: messages and bytes by type
+                        traffic.in_msgs[msg.MESSAGE_TYPE] += 1
+                        traffic.in_bytes[msg.MESSAGE_TYPE] += length
                     session.receive(msg)
             elif kind == 1:
                 self._pinged(payload)
@@ -255,6 +260,10 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
                 return self._overflow(msg, size + 4)
             self.held = held
         self.transport.write(b"\x00" + size.to_bytes(3, "big") + data)
+        traffic = self.traffic
+        if traffic is not None:  # router.ops.meter
+            traffic.out_msgs[msg.MESSAGE_TYPE] += 1
+            traffic.out_bytes[msg.MESSAGE_TYPE] += size
         return True
 
     def close(self) -> None:
@@ -272,6 +281,7 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
 class RawSocketFactory(Factory):
     protocol = RawSocketProtocol
     noisy = False
+    traffic = None  # serializer -> counters, set by router.ops.meter when metrics are on
 
     def __init__(
         self,

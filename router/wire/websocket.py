@@ -37,7 +37,7 @@ from router.events import Reject
 from router.interfaces import IPeer
 from router.wire import _autobahn
 from router.wire._address import describe, peer_host
-from router.wire._handshake import FastHandshake
+from router.wire._handshake import FastHandshake, http_refusal
 from router.wire._lean import Lean, protocol_for
 from router.wire.checks import refuse
 from router.wire.codec import codecs
@@ -142,6 +142,7 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
                     self, refusal, transport="websocket", peer_address=peer, host=host, endpoint=factory.endpoint
                 )
                 raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, refusal.message)
+        self.traffic = factory.traffic and factory.traffic[serializer]  # counters, when metrics are on
         session = factory.router.connect(
             self,
             transport="websocket",
@@ -160,29 +161,8 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
         return d.addCallbacks(lambda _: chosen, self._refused)
 
     def failHandshake(self, reason, code=400, responseHeaders=None):
-        """
-        Autobahn refuses a handshake request: answer as RFC 6455 and RFC 9110 say.
-
-        * Anything outside the WebSocket path: 404 Not Found, whatever else is
-          wrong with the request (the path is checked first).
-        * Another WebSocket version than 13: 426 Upgrade Required with
-          ``Sec-WebSocket-Version: 13`` (RFC 6455 4.2.2 and 4.4).
-        * A plain HTTP request (no ``Upgrade`` header): 404 Not Found outside
-          the WebSocket path (no page is served anywhere), 426 Upgrade Required
-          on it, naming the upgrade it needs.
-        """
-        headers = getattr(self, "http_headers", None) or {}
-        wanted = self.factory.path
-        path = getattr(self, "http_request_path", None)  # None until Autobahn has read the request line
-        if wanted is not None and path is not None and path != wanted:
-            if code != 404:  # onConnect's own 404 names the path to use
-                code, reason, responseHeaders = 404, "Not Found", None
-        elif responseHeaders and any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders):
-            code, responseHeaders = 426, [("Sec-WebSocket-Version", "13")]
-        elif code == 426 and "upgrade" not in headers:
-            reason = "Upgrade Required: this is a WAMP WebSocket endpoint"
-            responseHeaders = [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]
-        super().failHandshake(reason, code, responseHeaders)
+        """Autobahn refuses a handshake request: answered as RFC 6455 and RFC 9110 say (_handshake.http_refusal)."""
+        super().failHandshake(*http_refusal(self, reason, code, responseHeaders))
 
     @staticmethod
     def _refused(failure):
@@ -214,6 +194,7 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
         limit = self.maxMessagePayloadSize
         session = self.wampd_session
         decode = self.codec.decode
+        traffic = self.traffic
         while at < size and self.state == self.STATE_OPEN:
             if size - at < 6:
                 break
@@ -248,6 +229,10 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
             except _DECODE_ERRORS as exc:
                 refuse(session, exc, self.factory.router.clock)
             else:
+                if traffic is not None:  # router.ops.meter: messages and bytes by type
+                    kind = msg.MESSAGE_TYPE
+                    traffic.in_msgs[kind] += 1
+                    traffic.in_bytes[kind] += length
                 session.receive(msg)
         if at < size and self.state == self.STATE_OPEN:
             self._dataReceived(data[at:] if at else data)
@@ -265,6 +250,10 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
         except _DECODE_ERRORS as exc:
             refuse(session, exc, self.factory.router.clock)
         else:
+            traffic = self.traffic
+            if traffic is not None:  # router.ops.meter
+                traffic.in_msgs[msg.MESSAGE_TYPE] += 1
+                traffic.in_bytes[msg.MESSAGE_TYPE] += len(payload)
             session.receive(msg)
 
     def onPing(self, payload):
@@ -331,6 +320,10 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
                 return self._overflow(msg, size + len(header))
             self.held = held
         self.transport.write(header + data)
+        traffic = self.traffic
+        if traffic is not None:  # router.ops.meter
+            traffic.out_msgs[msg.MESSAGE_TYPE] += 1
+            traffic.out_bytes[msg.MESSAGE_TYPE] += size
         return True
 
     def close(self):
@@ -351,6 +344,7 @@ class WebSocketFactory(WampWebSocketServerFactory):
 
     protocol = WebSocketProtocol
     noisy = False
+    traffic = None  # serializer -> counters, set by router.ops.meter when metrics are on
 
     def __init__(
         self,
