@@ -189,9 +189,10 @@ class RouterService(SignalHandling, Service):
         ]
         ops = self.ops
         if ops is not None:  # count what each endpoint's connections send and receive; add the ops listeners
-            for (_, _, factory), listen in zip(list(wanted), self.config.listen):
-                ops.meter_factory(factory, listen.transport)
-            wanted += ops.listeners()
+            for listen, factory in self.factories:  # the transports' own factories (universal's inner ones too)
+                if listen.transport in ("websocket", "rawsocket"):
+                    ops.meter_factory(factory, listen.transport)
+            wanted += [(*listener, None) for listener in ops.listeners()]
         http = getattr(self.config, "http", None)
         if http is not None:
             site = push_site(self.router, http.secret, http.max_body, self.proxy_trust, ops=ops.on_push_port() if ops else None)
