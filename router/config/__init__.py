@@ -75,6 +75,7 @@ L{router.auth}), so import it by name.
 from router.config._errors import TRANSPORTS, ConfigError
 from router.config._permissions import ACTIONS, MATCH_POLICIES, PermissionConfig, RoleConfig
 from router.config._realm import AUTH_METHODS, AuthMethodConfig, PrincipalConfig, RealmConfig
+from router.config._scram import ScramConfig
 from router.config._toml import load_config, parse_config
 from router.config._values import (
     DEFAULT_ENDPOINT,
@@ -100,6 +101,7 @@ __all__ = [
     "ConfigError",
     "PermissionConfig",
     "PrincipalConfig",
+    "ScramConfig",
     "RoleConfig",
     "AppConfig",
     "HttpConfig",

@@ -12,6 +12,7 @@ from typing import Any
 from router.config._errors import _NO_SOURCE, ConfigError, _check_str, _describe
 from router.config._permissions import PermissionConfig, RoleConfig
 from router.config._realm import AuthMethodConfig, PrincipalConfig, RealmConfig
+from router.config._scram import ScramConfig
 from router.config._secrets import _read_secret
 from router.config._values import AppConfig, HttpConfig, ListenConfig, ListenerConfig, RouterConfig
 
@@ -71,6 +72,10 @@ _PRINCIPAL_KEYS = (
     "keylen",
     "pubkey",
     "pubkeys",
+    "scram",
+    "tls_fingerprint",
+    "tls_fingerprints",
+    "tls_cn",
 )
 _ROLE_KEYS = ("name", "permissions", "disclose")
 _PERMISSION_KEYS = ("uri", "match", "call", "register", "publish", "subscribe", "disclose")
@@ -214,6 +219,21 @@ def _parse_principal_table(
                 f"must be an array of strings, got {_describe(table['pubkeys'])}",
             )
         kwargs["pubkeys"] = tuple(table["pubkeys"])
+    if "scram" in table:
+        try:
+            kwargs["scram"] = ScramConfig.from_table(table["scram"])
+        except ConfigError as exc:
+            raise exc.under(f"{where}.scram") from None
+    if "tls_fingerprint" in table and "tls_fingerprints" in table:
+        raise ConfigError(f"{where}.tls_fingerprints", "give only one of tls_fingerprint, tls_fingerprints")
+    if "tls_fingerprint" in table:
+        kwargs["tls_fingerprints"] = (_check_str(f"{where}.tls_fingerprint", table["tls_fingerprint"]),)
+    elif "tls_fingerprints" in table:
+        if not isinstance(table["tls_fingerprints"], list):
+            raise ConfigError(f"{where}.tls_fingerprints", f"must be an array of strings, got {_describe(table['tls_fingerprints'])}")
+        kwargs["tls_fingerprints"] = tuple(table["tls_fingerprints"])
+    if "tls_cn" in table:
+        kwargs["tls_cn"] = table["tls_cn"]
     try:
         return PrincipalConfig(**kwargs)
     except ConfigError as exc:
@@ -222,6 +242,8 @@ def _parse_principal_table(
         key = exc.key
         if "pubkey" in table and key.startswith("pubkeys"):
             key = "pubkey"
+        if "tls_fingerprint" in table and key.startswith("tls_fingerprints"):
+            key = "tls_fingerprint"
         raise exc.with_key(key).under(where) from None
 
 
