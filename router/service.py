@@ -50,6 +50,7 @@ from router.events import EndpointInfo, ServerLaunched
 from router.http import push_site
 from router.policy import ConnectionPolicy
 from router.wire import PingSweeper, RawSocketFactory, WebSocketFactory
+from router.wire.tls import listening_reactor
 
 __all__ = ["ListenError", "RouterService"]
 
@@ -144,6 +145,11 @@ class RouterService(Service):
         self._launched_event = False
 
     def _factory(self, listen):
+        factory = self._transport_factory(listen)
+        factory.client_ca, factory.client_cert = listen.client_ca, listen.client_cert  # router.wire.tls
+        return factory
+
+    def _transport_factory(self, listen):
         cfg = self.config
         if listen.transport == "rawsocket":
             return RawSocketFactory(
@@ -310,7 +316,7 @@ class RouterService(Service):
 
 
 def _listen(reactor, endpoint: str, factory):
-    return serverFromString(reactor, endpoint).listen(factory)
+    return serverFromString(listening_reactor(reactor, factory), endpoint).listen(factory)
 
 
 class _Failed:

@@ -46,7 +46,7 @@ _ROUTER_KEYS = (
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)
 _HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
-_LISTEN_KEYS = ("endpoint", "transport", "path")
+_LISTEN_KEYS = ("endpoint", "transport", "path", "client_ca", "client_cert")
 _REALM_KEYS = (
     "name",
     "auth",

@@ -30,6 +30,7 @@ from router.config._errors import (
     _describe,
 )
 from router.config._realm import RealmConfig
+from router.config._tls import check_client_ca
 from router.policy import ConnectionPolicy, origin_pattern
 
 __all__ = [
@@ -116,9 +117,14 @@ class ListenConfig:
     """C{"websocket"} or C{"rawsocket"}."""
     path: str = "/ws"
     """WebSocket only: the HTTP path clients connect to."""
+    client_ca: str | None = None
+    """C{ssl:} only: a PEM file of CAs; clients present a certificate they signed (method C{tls})."""
+    client_cert: str = "required"
+    """With C{client_ca}: C{"required"}, or C{"optional"} (see L{router.config._tls})."""
 
     def __post_init__(self) -> None:
         _check_endpoint("endpoint", _check_str("endpoint", self.endpoint))
+        check_client_ca(self.endpoint, self.client_ca, self.client_cert)
         _check_str("transport", self.transport)
         if self.transport not in TRANSPORTS:
             raise ConfigError(

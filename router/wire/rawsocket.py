@@ -24,6 +24,7 @@ from router.wire._address import describe
 from router.wire.codec import RAWSOCKET_IDS, codecs, refuse
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit, tcp_keepalive
 from router.wire.ping import PING_PAYLOAD, PingSweeper
+from router.wire.tls import client_certificate
 
 __all__ = ["RawSocketProtocol", "RawSocketFactory"]
 
@@ -118,6 +119,7 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
             host=getattr(peer, "host", None),
             serializer=serializer,
             endpoint=factory.endpoint,
+            client_cert=client_certificate(self.transport) if factory.client_ca else None,
         )
         self.wampd_session = session
         self._state = "vetting"
@@ -271,6 +273,7 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
 class RawSocketFactory(Factory):
     protocol = RawSocketProtocol
     noisy = False
+    client_ca = None  # a listen's TLS client CA file (router.wire.tls)
 
     def __init__(
         self,

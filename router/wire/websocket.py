@@ -38,6 +38,7 @@ from router.wire._address import describe, peer_host
 from router.wire.codec import codecs, refuse
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit
 from router.wire.ping import PingSweeper
+from router.wire.tls import client_certificate
 
 __all__ = ["WebSocketFactory", "WebSocketProtocol"]
 
@@ -139,6 +140,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
             origin=request.origin or None,  # Autobahn gives "" when there is no Origin header
             path=request.path,
             headers=dict(request.headers),
+            client_cert=client_certificate(self.transport) if factory.client_ca else None,
         )
         self.wampd_session = session
         d = session.opened()
@@ -337,6 +339,7 @@ class WebSocketFactory(WampWebSocketServerFactory):
 
     protocol = WebSocketProtocol
     noisy = False
+    client_ca = None  # a listen's TLS client CA file (router.wire.tls)
 
     def __init__(
         self,
