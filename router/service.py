@@ -168,6 +168,7 @@ class RouterService(Service):
             max_message_size=cfg.max_message_size,
             max_outbound_buffer=cfg.max_outbound_buffer,
             slow_consumer=cfg.slow_consumer,
+            deflate=cfg.websocket_deflate,
         )
 
     def startService(self):

@@ -42,6 +42,7 @@ _ROUTER_KEYS = (
     "retained_ttl",
     "max_calls_in_flight",
     "max_queued_messages",
+    "websocket_deflate",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)

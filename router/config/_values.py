@@ -294,6 +294,8 @@ class RouterConfig:
     """CALLs one session may have unanswered at once; one more gets ERROR C{wampd.error.too_many_calls}; 0 unlimited."""
     max_queued_messages: int = 1000
     """Messages one session may send while a dynamic authorizer's answer is pending; one more is a protocol violation; 0 unlimited."""
+    websocket_deflate: bool = False
+    """Offer permessage-deflate to WebSocket clients (L{router.wire.wsmodes}); inflating stops at C{max_message_size}."""
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -355,6 +357,7 @@ class RouterConfig:
         if self.http is not None and not isinstance(self.http, HttpConfig):
             raise ConfigError("http", f"must be an HttpConfig, got {_describe(self.http)}")
         _check_bool("default_listener", self.default_listener)
+        _check_bool("websocket_deflate", self.websocket_deflate)
         if _check_int("max_message_size", self.max_message_size) <= 0:
             raise ConfigError(
                 "max_message_size", f"must be greater than 0, got {self.max_message_size}"

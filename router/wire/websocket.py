@@ -8,7 +8,8 @@ WAMP over WebSocket: Autobahn's WAMP server factory, wired to a router.
   HTTP request gets 404 (426 on the WebSocket path), a WebSocket version other
   than 13 gets 426 with ``Sec-WebSocket-Version: 13``, and no answer carries
   a ``Server`` header.
-* Subprotocols ``wamp.2.json``, ``wamp.2.msgpack``, ``wamp.2.cbor`` (a client
+* Subprotocols ``wamp.2.json``, ``wamp.2.msgpack``, ``wamp.2.cbor`` and their
+  ``.batched`` variants, and permessage-deflate (:mod:`router.wire.wsmodes`) (a client
   that offers none gets JSON, one that offers only unknown ones gets HTTP 400).
 * A message over ``max_message_size`` closes the connection with 1009.
 * Payloads are decoded here with the factory's shared codec; the session gets
@@ -39,6 +40,7 @@ from router.wire.codec import codecs, refuse
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit
 from router.wire.ping import PingSweeper
 from router.wire.tls import client_certificate
+from router.wire.wsmodes import deflate_accept, install as install_modes
 
 __all__ = ["WebSocketFactory", "WebSocketProtocol"]
 
@@ -47,6 +49,7 @@ _HEADER64 = struct.Struct("!BBQ")
 _DECODE_ERRORS = (WireError, UriError, BadRequest)
 
 _SUBPROTOCOLS = {"wamp.2.json": "json", "wamp.2.msgpack": "msgpack", "wamp.2.cbor": "cbor"}
+_SUBPROTOCOLS.update({f"{name}.batched": serializer for name, serializer in _SUBPROTOCOLS.items()})
 
 # the whole answer to a WebSocket connection refused when accepted (over a limit)
 _HTTP_503 = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -67,6 +70,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
     max_send = _UNLIMITED  # WebSocket peers announce no limit
 
     _refused_at_accept = False
+    batched = False  # a wamp.2.*.batched subprotocol (router.wire.wsmodes)
 
     def connectionMade(self):
         # counted from here (router.admit), not from the upgrade request: a
@@ -129,6 +133,7 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
                 )
             chosen = "wamp.2.json"
         serializer = _SUBPROTOCOLS[chosen]
+        self.batched = chosen.endswith(".batched")
         self.codec = factory.codecs[serializer]
         session = factory.router.connect(
             self,
@@ -181,6 +186,8 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
     def onOpen(self):
         self.last_heard = self.factory.router.clock.seconds()
         self.factory.sweeper.add(self)
+        if self.batched or self._perMessageCompress is not None:  # _autobahn.PER_MESSAGE_COMPRESS
+            install_modes(self)
 
     # -- hot path: skip Autobahn's per-message debug formatting and "message"
     #    signal (a Deferred per message); frames are written directly.
@@ -353,8 +360,9 @@ class WebSocketFactory(WampWebSocketServerFactory):
         max_outbound_buffer: int = 1048576,
         slow_consumer: str = "disconnect",
         max_nesting_depth: int | None = None,
+        deflate: bool = False,
     ) -> None:
-        """``max_nesting_depth``: for the codecs; None takes the router's."""
+        """``max_nesting_depth``: for the codecs; None takes the router's. ``deflate``: offer permessage-deflate."""
         serializers = [JsonSerializer(), MsgPackSerializer(), CBORSerializer()]
         super().__init__(lambda: None, serializers=serializers, url=url)
         self.server = None  # no Server header: HTTP answers do not name the software or its version
@@ -382,3 +390,5 @@ class WebSocketFactory(WampWebSocketServerFactory):
             openHandshakeTimeout=0 if router.hello_timeout > 0 else 10.0,
             closeHandshakeTimeout=2,
         )
+        if deflate:  # router.wire.wsmodes
+            self.setProtocolOptions(perMessageCompressionAccept=deflate_accept(max_message_size))
