@@ -17,8 +17,8 @@ cannot blow up into a big one (a decompression bomb).  Messages the router
 sends of :data:`MIN_DEFLATE` bytes or more are compressed; smaller ones are
 sent plain (RFC 7692 lets each message choose).  The router's compressor uses
 a 2**12-byte window and zlib memory level 5 (about 32 KiB per connection
-instead of zlib's default 256 KiB); the client's window is the client's
-choice.
+instead of zlib's default 256 KiB); the client is asked for a 2**12-byte
+window as well when its offer lets the server choose (``client_max_window_bits``).
 
 **Batched.**  Each WebSocket message holds one or more WAMP messages: JSON
 ones each followed by a record separator, msgpack and CBOR ones each
@@ -69,7 +69,12 @@ def deflate_accept(max_message_size: int):
                 if offer.request_max_window_bits:
                     bits = min(bits, offer.request_max_window_bits)
                 return PerMessageDeflateOfferAccept(
-                    offer, window_bits=bits, mem_level=_MEM_LEVEL, max_message_size=max_message_size or None
+                    offer,
+                    # the client's window too, when its offer lets the server choose it
+                    request_max_window_bits=_WINDOW_BITS if offer.accept_max_window_bits else 0,
+                    window_bits=bits,
+                    mem_level=_MEM_LEVEL,
+                    max_message_size=max_message_size or None,
                 )
         return None
 
