@@ -326,3 +326,39 @@ def test_scram_method_needs_a_scram_principal():
     """Enabling scram with no principal holding a scram credential (and no authenticator) is a config error."""
     error = config_error('[[realm]]\nname = "r"\nauth = [{ method = "scram" }]\n')
     assert error.key == "realm[0].auth[0].method" and "scram credential" in error.reason
+
+
+DYNAMIC_CREDENTIAL = derive_scram_credential("dyn-pw", "pbkdf2", iterations=1000)
+
+
+def dynamic_scram(hello, method, signature):
+    """A dynamic authenticator (plugged in by dotted path) knowing one SCRAM user, "dyn"."""
+    from router.auth import Principal
+
+    if method == "scram" and hello.authid == "dyn":
+        return Principal("dyn", "user", scram=DYNAMIC_CREDENTIAL)
+    return None
+
+
+@pytest_twisted.ensureDeferred
+async def test_dynamic_authenticator_supplies_a_scram_principal():
+    """
+    A dynamic authenticator returning a Principal with a ScramCredential: the
+    right password joins (authprovider dynamic), a wrong one is refused, and
+    an authid it does not know gets the usual failure after a decoy CHALLENGE.
+    """
+    from router.config import AuthMethodConfig, RealmConfig, RoleConfig
+
+    realm = RealmConfig(
+        "realm1", auth=(AuthMethodConfig("scram"),), roles=(RoleConfig("user"),), authenticator="tests.test_auth_scram:dynamic_scram"
+    )
+    async with Started(realms=(realm,)) as r:
+        client = await SpecScram("dyn", "dyn-pw").open(r.ws_url)
+        details = await bounded(client.joined)
+        assert (details.authid, details.authprovider) == ("dyn", "dynamic")
+        client.leave()
+        await bounded(client.disconnected)
+        assert await _refused(await SpecScram("dyn", "wrong").open(r.ws_url)) == FAILED
+        stranger = await SpecScram("stranger", "x").open(r.ws_url)
+        assert await _refused(stranger) == FAILED
+        assert len(stranger.challenges) == 1

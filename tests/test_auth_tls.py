@@ -116,7 +116,7 @@ def _realm():
     )
 
 
-def _started(tmp_path, client_cert="required"):
+def _started(tmp_path, client_cert="required", realm=None):
     (tmp_path / "key.pem").write_bytes(SERVER[0])
     (tmp_path / "cert.pem").write_bytes(SERVER[1])
     (tmp_path / "ca.pem").write_bytes(CA.pem)
@@ -125,7 +125,7 @@ def _started(tmp_path, client_cert="required"):
         ListenConfig(endpoint, transport, client_ca=str(tmp_path / "ca.pem"), client_cert=client_cert)
         for transport in ("websocket", "rawsocket")
     )
-    return Started(listen=listen, realms=(_realm(),))
+    return Started(listen=listen, realms=(realm or _realm(),))
 
 
 def _tls(client=None):
@@ -256,3 +256,40 @@ def test_tls_principals_from_toml():
     assert error.key == "realm[0].principal[0].tls_fingerprint" and "SHA-256" in error.reason
     error = config_error('[[realm]]\nname = "r"\nauth = [{ method = "tls" }]\n')
     assert error.key == "realm[0].auth[0].method" and "tls_fingerprint or tls_cn" in error.reason
+
+
+def dynamic_tls(hello, method, signature):
+    """A dynamic authenticator (by dotted path) admitting the CA's "stranger" certificate, seen in hello.client_cert."""
+    from router.auth import Accept, Deny
+
+    if method == "tls" and hello.client_cert is not None and hello.client_cert.cn == "stranger":
+        return Accept("stranger", "device", "tls")
+    return Deny("not this one", "wamp.error.authentication_failed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_dynamic_authenticator_sees_the_certificate(tmp_path):
+    """
+    A certificate no static principal claims goes to the dynamic
+    authenticator, which sees it in hello.client_cert; static principals
+    still win without asking it.
+    """
+    realm = RealmConfig(
+        "realm1",
+        auth=(AuthMethodConfig("tls"),),
+        principals=(PrincipalConfig("device-7", "device", tls_cn="device-7"),),
+        roles=(RoleConfig("device"),),
+        authenticator="tests.test_auth_tls:dynamic_tls",
+    )
+    async with _started(tmp_path, realm=realm) as r:
+        stranger = await open_session(r.ws_url, authmethods=["tls"], tls=_tls(STRANGER))
+        details = await bounded(stranger.joined)
+        assert (details.authid, details.authprovider) == ("stranger", "dynamic")
+        device = await open_session(r.ws_url, authmethods=["tls"], tls=_tls(DEVICE))
+        assert (await bounded(device.joined)).authprovider == "static"
+        pinned = await open_session(r.ws_url, authmethods=["tls"], tls=_tls(PINNED))
+        with pytest.raises(RuntimeError, match="not this one"):
+            await bounded(pinned.joined)
+        for client in (stranger, device):
+            client.leave()
+            await bounded(client.disconnected)

@@ -136,7 +136,7 @@ class ScramMethod:
         if self._models:
             model = self._models[int.from_bytes(mac[:8], "big") % len(self._models)]
         else:
-            model = ScramCredential("argon2id13", "", 4096, 512, b"", b"")
+            model = ScramCredential("argon2id-13", "", 2, 19456, b"", b"")  # router.auth.scram's defaults
         try:
             size = len(base64.b64decode(model.salt)) or 16
         except (binascii.Error, ValueError):
