@@ -50,7 +50,7 @@ class ClientCertContextFactory:
             context.load_client_ca(self._cafile.encode())  # the CAs named to the client
             mode = SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE
             if self._required:
-                pass
+                mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
             context.set_verify(mode, _openssl_verdict)
             context.set_session_id(_SESSION_ID)  # resumed sessions keep the verified certificate
             self._context = context
