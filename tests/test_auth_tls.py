@@ -293,3 +293,13 @@ async def test_dynamic_authenticator_sees_the_certificate(tmp_path):
         for client in (stranger, device):
             client.leave()
             await bounded(client.disconnected)
+
+
+def test_a_certificate_maps_to_one_principal():
+    """Two principals with the same tls_cn (or fingerprint) is a config error naming the second."""
+    error = config_error(
+        '[[realm]]\nname = "r"\nauth = [{ method = "tls" }]\n'
+        '[[realm.principal]]\nauthid = "a"\nrole = "anonymous"\ntls_cn = "dev"\n'
+        '[[realm.principal]]\nauthid = "b"\nrole = "anonymous"\ntls_cn = "dev"\n'
+    )
+    assert error.key == "realm[0].principal[1].tls_cn" and "also belongs to principal[0]" in error.reason

@@ -264,6 +264,11 @@ class RealmConfig:
                     f"(also in principals[{authids[principal.authid]}])",
                 )
             authids[principal.authid] = index
+            for key in (*principal.tls_fingerprints, *((f"cn={principal.tls_cn}",) if principal.tls_cn else ())):
+                if key in pubkeys:  # a certificate maps to one principal
+                    name = "tls_cn" if key.startswith("cn=") else "tls_fingerprints"
+                    raise ConfigError(f"{where}.{name}", f"{key!r} also belongs to principals[{pubkeys[key]}]")
+                pubkeys[key] = index
             for key in principal.pubkeys:
                 if key in pubkeys:
                     raise ConfigError(
