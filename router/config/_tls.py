@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from cryptography import x509
-
 from router.config._errors import ConfigError, _check_str
 
 __all__ = ["CLIENT_CERT_MODES", "check_client_ca"]
@@ -28,6 +26,8 @@ def check_client_ca(endpoint: str, client_ca: object, client_cert: object) -> No
     path = _check_str("client_ca", client_ca)
     if not endpoint.startswith("ssl:"):
         raise ConfigError("client_ca", f"only applies to an ssl: endpoint, got {endpoint!r}")
+    from cryptography import x509  # lazy: only a listen with client_ca reads certificates
+
     try:
         with open(path, "rb") as stream:
             certificates = x509.load_pem_x509_certificates(stream.read())

@@ -13,16 +13,14 @@ A verified certificate is read once per connection, when its WebSocket
 upgrade or RawSocket handshake arrives (the TLS handshake is done by then),
 into L{router.events.ClientCertificate}: the C{tls} authentication method
 and listeners see it in C{ConnectionInfo.client_cert}.  Connections on other
-endpoints pay nothing.
+endpoints pay nothing, and a router without C{client_ca} never imports
+pyOpenSSL for it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
-from OpenSSL import SSL
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from zope.interface import implementer
 
@@ -41,10 +39,12 @@ class ClientCertContextFactory:
         self._inner = inner
         self._cafile = cafile
         self._required = required
-        self._context: SSL.Context | None = None
+        self._context: Any = None
 
-    def getContext(self) -> SSL.Context:  # noqa: N802 (Twisted's name)
+    def getContext(self) -> Any:  # noqa: N802 (Twisted's name)
         if self._context is None:
+            from OpenSSL import SSL  # lazy: only endpoints with client_ca need pyOpenSSL
+
             context = self._inner.getContext()
             context.load_verify_locations(self._cafile)
             context.load_client_ca(self._cafile.encode())  # the CAs named to the client
@@ -96,6 +96,9 @@ def client_certificate(transport: Any) -> ClientCertificate | None:
         return None
     if x509 is None:
         return None
+    from cryptography.hazmat.primitives import hashes  # lazy: only endpoints with client_ca
+    from cryptography.x509.oid import NameOID  # lazy: only endpoints with client_ca
+
     cert = x509.to_cryptography()
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = names[0].value if names else None
