@@ -16,6 +16,7 @@ import pytest
 from twisted.logger import Logger
 
 from tests.conftest import TwistdRouter
+from tests.test_websocket_modes import bounded_inflate
 from tests.test_interop_js import (  # noqa: F401 (pytestmark's skip rules and the js_client fixture)
     JS_DIR,
     LineReader,
@@ -60,6 +61,7 @@ def deflate_router():
         assert router.stop() == 0, "\n".join(router.lines)
 
 
+@bounded_inflate
 def test_autobahn_js_over_permessage_deflate(js_client, deflate_router, tmp_path):
     """A JS callee upper-cases a 20 kB string for a JS caller through a deflating router."""
     twistd, router = deflate_router

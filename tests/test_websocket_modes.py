@@ -28,12 +28,26 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from router.wire import _autobahn
 from tests.auth_helpers import bounded
+from router.config import ConfigError
+from router.config._tls import check_deflate
 from tests.config_helpers import config_error, config_from_toml
 from tests.test_lifecycle import Started
 from tests.test_tap import parse
 from tests.wamp_clients import Client, connect, port_of
 
 BIG = "wamp " * 4000  # 20 kB that compresses well
+
+
+def _inflate_is_bounded():
+    try:
+        check_deflate(True)
+    except ConfigError:
+        return False
+    return True
+
+
+# websocket_deflate is refused where Autobahn cannot bound inflating (the floors' 25.9.1)
+bounded_inflate = pytest.mark.skipif(not _inflate_is_bounded(), reason="this Autobahn cannot bound inflating")
 
 
 async def deflate_client(url, **options):
@@ -59,6 +73,7 @@ async def _echo(session):
     return await bounded(session.call("com.echo", BIG))
 
 
+@bounded_inflate
 @pytest_twisted.ensureDeferred
 async def test_deflate_is_negotiated_when_configured_and_compresses_both_ways():
     """
@@ -80,6 +95,7 @@ async def test_deflate_is_negotiated_when_configured_and_compresses_both_ways():
         await bounded(session.disconnected)
 
 
+@bounded_inflate
 @pytest_twisted.ensureDeferred
 async def test_deflate_is_not_negotiated_by_default_and_plain_connections_keep_the_fast_send():
     """
@@ -104,6 +120,7 @@ async def test_deflate_is_not_negotiated_by_default_and_plain_connections_keep_t
         await bounded(plain.disconnected)
 
 
+@bounded_inflate
 @pytest_twisted.ensureDeferred
 async def test_a_decompression_bomb_is_closed_with_1009():
     """
@@ -142,6 +159,7 @@ async def test_autobahn_batched_clients_call_and_subscribe(serializer):
             await bounded(client.disconnected)
 
 
+@bounded_inflate
 @pytest_twisted.ensureDeferred
 async def test_deflate_and_batched_together():
     """A batched client offering deflate gets both: framed batches, compressed."""
@@ -260,6 +278,25 @@ async def test_a_batch_over_max_message_size_is_closed_with_1009():
 # -- the setting --------------------------------------------------------------------
 
 
+def test_deflate_is_refused_where_autobahn_cannot_bound_inflating():
+    """websocket_deflate fails closed, naming the key, with a permessage-deflate that has no max_output_len (Autobahn 25.9.1's)."""
+
+    class Unbounded:
+        def decompress_message_data(self, data):
+            return data
+
+    class Bounded:
+        def decompress_message_data(self, data, max_output_len=None):
+            return data
+
+    with pytest.raises(ConfigError) as info:
+        check_deflate(True, Unbounded)
+    assert info.value.key == "websocket_deflate" and "decompression bomb" in info.value.reason
+    check_deflate(True, Bounded)
+    check_deflate(False, Unbounded)
+
+
+@bounded_inflate
 def test_websocket_deflate_setting(tmp_path):
     """websocket_deflate: off by default, on from TOML or --websocket-deflate, and a non-boolean names the key."""
     assert config_from_toml('[[realm]]\nname = "r"\n').websocket_deflate is False

@@ -1,10 +1,13 @@
-"""A listen's TLS client certificate keys (C{client_ca}, C{client_cert}), checked."""
+"""
+A listen's TLS client certificate keys (C{client_ca}, C{client_cert}), and
+whether the installed Autobahn can serve C{websocket_deflate} safely.
+"""
 
 from __future__ import annotations
 
 from router.config._errors import ConfigError, _check_str
 
-__all__ = ["CLIENT_CERT_MODES", "check_client_ca"]
+__all__ = ["CLIENT_CERT_MODES", "check_client_ca", "check_deflate"]
 
 CLIENT_CERT_MODES = ("required", "optional")
 
@@ -37,3 +40,26 @@ def check_client_ca(endpoint: str, client_ca: object, client_cert: object) -> No
         raise ConfigError("client_ca", f"{path} holds no PEM certificate") from None
     if not certificates:
         raise ConfigError("client_ca", f"{path} holds no PEM certificate")
+
+
+def check_deflate(enabled: bool, compressor: type | None = None) -> None:
+    """
+    C{websocket_deflate} is refused (fail closed) with an Autobahn whose
+    permessage-deflate cannot stop inflating at a size (its
+    C{decompress_message_data} takes no C{max_output_len}, as in 25.9.1): a
+    small compressed message could inflate without bound there.
+    C{compressor}: the class to check (Autobahn's C{PerMessageDeflate}).
+    """
+    if not enabled:
+        return
+    if compressor is None:
+        from autobahn.websocket.compress_deflate import PerMessageDeflate as compressor  # lazy: only when asked for
+
+    import inspect  # lazy: see above
+
+    if "max_output_len" not in inspect.signature(compressor.decompress_message_data).parameters:
+        raise ConfigError(
+            "websocket_deflate",
+            "the installed Autobahn cannot bound the inflated size of a compressed message "
+            "(a decompression bomb); upgrade autobahn (26.11 has the bound) to use it",
+        )

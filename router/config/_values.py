@@ -30,7 +30,7 @@ from router.config._errors import (
     _describe,
 )
 from router.config._realm import RealmConfig
-from router.config._tls import check_client_ca
+from router.config._tls import check_client_ca, check_deflate
 from router.policy import ConnectionPolicy, origin_pattern
 
 __all__ = [
@@ -357,7 +357,7 @@ class RouterConfig:
         if self.http is not None and not isinstance(self.http, HttpConfig):
             raise ConfigError("http", f"must be an HttpConfig, got {_describe(self.http)}")
         _check_bool("default_listener", self.default_listener)
-        _check_bool("websocket_deflate", self.websocket_deflate)
+        check_deflate(_check_bool("websocket_deflate", self.websocket_deflate))
         if _check_int("max_message_size", self.max_message_size) <= 0:
             raise ConfigError(
                 "max_message_size", f"must be greater than 0, got {self.max_message_size}"
