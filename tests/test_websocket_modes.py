@@ -20,13 +20,14 @@ from autobahn.twisted.websocket import (
 )
 from autobahn.wamp import message
 from autobahn.wamp.serializer import JsonSerializer
-from autobahn.wamp.types import ComponentConfig
+from autobahn.wamp.types import ComponentConfig, PublishOptions, SubscribeOptions
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateResponse, PerMessageDeflateResponseAccept
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from router.wire import _autobahn
+from router.wire.websocket import WebSocketProtocol
 from tests.auth_helpers import bounded
 from router.config import ConfigError
 from router.config._tls import check_deflate
@@ -115,7 +116,7 @@ async def test_deflate_is_not_negotiated_by_default_and_plain_connections_keep_t
         await bounded(plain.joined)
         peer = next(iter(r.service.router.connections)).peer
         assert getattr(peer, _autobahn.PER_MESSAGE_COMPRESS) is None
-        assert "send" not in vars(peer) and "dataReceived" not in vars(peer)
+        assert type(peer) is WebSocketProtocol and "send" not in vars(peer)
         plain.leave()
         await bounded(plain.disconnected)
 
@@ -155,6 +156,36 @@ async def test_autobahn_batched_clients_call_and_subscribe(serializer):
         serializers = {e.session.connection.serializer for e in r.recorder.events if e.name == "session_joined"}
         assert serializers == {serializer.split(".")[0]}
         for client in (caller, callee):
+            client.leave()
+            await bounded(client.disconnected)
+
+
+@pytest_twisted.ensureDeferred
+async def test_batched_subscriber_gets_retained_events_framed():
+    """
+    Retained events (written paced, by the outbound buffer's own loop) reach
+    a batched subscriber framed as batches too, and so do live events after them.
+    """
+    async with Started() as r:
+        publisher = await connect(r.ws_url)
+        await bounded(publisher.joined)
+        for n in range(3):
+            await bounded(publisher.publish(f"com.retained.t{n}", n, options=PublishOptions(retain=True, acknowledge=True)))
+        subscriber = await connect(r.ws_url, serializer="json.batched")
+        await bounded(subscriber.joined)
+        got = []
+        four = Deferred()
+
+        def on_event(value):
+            got.append(value)
+            if len(got) == 4:
+                four.callback(None)
+
+        await bounded(subscriber.subscribe(on_event, "com.retained.", options=SubscribeOptions(match="prefix", get_retained=True)))
+        publisher.publish("com.retained.t0", "live")
+        await bounded(four)
+        assert sorted(got[:3]) == [0, 1, 2] and got[3] == "live"
+        for client in (publisher, subscriber):
             client.leave()
             await bounded(client.disconnected)
 

@@ -5,9 +5,12 @@ the batched subprotocols (``wamp.2.json.batched``, ``wamp.2.msgpack.batched``,
 
 A plain connection never comes here: :class:`router.wire.websocket.WebSocketProtocol`
 calls :func:`install` from ``onOpen`` only when one of the two was
-negotiated, and ``install`` replaces that one connection's ``send`` (and,
-for a batched one, its ``dataReceived`` and ``onMessage``) with the
-functions below.  So the cost of either mode is paid by its connections only.
+negotiated, and ``install`` moves that one connection to a subclass whose
+``send`` (and, for a batched one, ``dataReceived`` and ``onMessage``) are the
+functions below.  A subclass, not instance attributes: the paced writes of
+:mod:`router.wire.outbound` call ``type(self).send`` and shadow ``send`` on
+the instance for a while, and must get the mode's send too.  So the cost of
+either mode is paid by its connections only.
 
 **permessage-deflate.**  Offered only when the router's ``websocket_deflate``
 is on.  Inflating is Autobahn's frame machine (compressed frames have RSV1
@@ -36,7 +39,6 @@ protocol violation (ABORT).
 from __future__ import annotations
 
 import struct
-from functools import partial
 from typing import Any
 
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
@@ -81,13 +83,37 @@ def deflate_accept(max_message_size: int):
     return accept
 
 
+_MODED: dict[type, type] = {}
+
+
 def install(protocol: Any) -> None:
-    """Give one open connection the send (and receive) of its modes."""
-    if protocol.batched:
-        protocol.separator = None
-        protocol.dataReceived = protocol._dataReceived  # _autobahn.DATA_RECEIVED: no single-message fast path
-        protocol.onMessage = partial(_batch_received, protocol)
-    protocol.send = partial(_send, protocol, getattr(protocol, _autobahn.PER_MESSAGE_COMPRESS))
+    """Move one open connection to the subclass that speaks its modes."""
+    protocol.separator = None
+    protocol.compressor = getattr(protocol, _autobahn.PER_MESSAGE_COMPRESS)
+    base = type(protocol)
+    moded = _MODED.get(base)
+    if moded is None:
+        moded = _MODED[base] = _moded(base)
+    protocol.__class__ = moded
+
+
+def _moded(base: type) -> type:
+    fast_received = base.dataReceived
+    plain_message = base.onMessage
+
+    def dataReceived(self, data):  # noqa: N802 (Twisted's name)
+        if self.batched:
+            self._dataReceived(data)  # _autobahn.DATA_RECEIVED: the fast path decodes single messages
+        else:
+            fast_received(self, data)
+
+    def onMessage(self, payload, is_binary):  # noqa: N802 (Autobahn's name)
+        if self.batched:
+            _batch_received(self, payload, is_binary)
+        else:
+            plain_message(self, payload, is_binary)
+
+    return type(f"{base.__name__}WithModes", (base,), {"send": _send, "dataReceived": dataReceived, "onMessage": onMessage})
 
 
 def _split(protocol: Any, payload: bytes) -> list[bytes]:
@@ -133,8 +159,9 @@ def _batch_received(protocol: Any, payload: bytes, is_binary: object) -> None:
             session.receive(msg)
 
 
-def _send(protocol: Any, compressor: Any, msg: Any) -> bool:
+def _send(protocol: Any, msg: Any) -> bool:
     """:meth:`WebSocketProtocol.send` for this connection's modes (batch framing, then compression)."""
+    compressor = protocol.compressor
     codec = protocol.codec
     try:
         data = codec.encode(msg)
