@@ -3,9 +3,10 @@ In-memory cost of WebSocket connections for the h13 features (no sockets, no rea
 
     python bench/ws_modes.py joins N      # N plain WebSocket upgrades + HELLO/WELCOME + 200 CALL frames each
     python bench/ws_modes.py scram N      # N router-side SCRAM verifications (the router's whole per-login work)
+    python bench/ws_modes.py opcodes N    # Python bytecodes run by "joins N" (after one warm-up), deterministic
 
-Run under ``valgrind --tool=callgrind`` with PYTHONPATH pointing at two checkouts
-to compare instruction counts (the figures in the h13 report).
+Run under ``valgrind --tool=callgrind``, or with ``opcodes``, with PYTHONPATH pointing
+at two checkouts to compare the work of plain connections (the figures in the h13 report).
 """
 
 from __future__ import annotations
@@ -65,5 +66,23 @@ def scram(count: int) -> None:
         auth.verify(challenge, "A" * 43 + "=", {})
 
 
+def opcodes(count: int) -> None:
+    joins(1)  # lazy imports and first-use caches
+    counted = [0]
+
+    def tracer(frame, event, arg):
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            counted[0] += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        joins(count)
+    finally:
+        sys.settrace(None)
+    print(f"{counted[0]} bytecodes for {count} connections (upgrade, HELLO, 200 CALLs, close)")
+
+
 if __name__ == "__main__":
-    {"joins": joins, "scram": scram}[sys.argv[1]](int(sys.argv[2]))
+    {"joins": joins, "scram": scram, "opcodes": opcodes}[sys.argv[1]](int(sys.argv[2]))
