@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from router import __version__ as VERSION
 from router.auth import LoginLimiter
 from router.dispatcher import Dispatcher
-from router.events import ConnectionInfo, Reject, ServerStopping
+from router.events import ClientCertificate, ConnectionInfo, Reject, ServerStopping
 from router.features import ROUTER_ROLES
 from router.hooks import TopicHooks
 from router.messages import DEFAULT_MAX_DEPTH
@@ -182,6 +182,7 @@ class Router:
         origin: str | None = None,
         path: str | None = None,
         headers: dict | None = None,
+        client_cert: ClientCertificate | None = None,
     ) -> RouterSession:
         """A transport finished its handshake: build the connection's session (not yet opened)."""
         self._unopened.pop(peer, None)
@@ -196,6 +197,7 @@ class Router:
             origin=origin,
             path=path,
             headers=headers or {},
+            client_cert=client_cert,
         )
         return RouterSession(self, peer, info, peer.codec)  # the peer's shared codec (None before a handshake)
 

@@ -27,6 +27,7 @@ from router.errors import Refusal
 
 __all__ = [
     "Reject",
+    "ClientCertificate",
     "ConnectionInfo",
     "SessionInfo",
     "EndpointInfo",
@@ -98,6 +99,17 @@ class ConnectionInfo:
     origin: str | None = None  # WebSocket Origin header
     path: str | None = None  # WebSocket request path
     headers: Mapping[str, str] = field(default_factory=dict)  # WebSocket request headers (lower-case names)
+    client_cert: ClientCertificate | None = None  # verified TLS client certificate (endpoints with client_ca)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """The certificate a client presented on a TLS endpoint that asks for one (``client_ca``)."""
+
+    fingerprint: str  # SHA-256 of the DER certificate, lower-case hex without colons
+    cn: str | None  # the subject's common name, if it has one
+    subject: str  # RFC 4514, e.g. "CN=device-7,O=Example"
+    issuer: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,9 @@ def transport_factory(service: Any, listen: ListenConfig) -> Any:
         max_message_size=cfg.max_message_size,
         max_outbound_buffer=cfg.max_outbound_buffer,
         slow_consumer=cfg.slow_consumer,
+        deflate=cfg.websocket_deflate,
     )
+
 
 def _longpoll(service: Any, listen: ListenConfig) -> Any:
     cfg, lp = service.config, service.config.web.longpoll

@@ -55,6 +55,7 @@ from router.policy import ConnectionPolicy
 from router.factories import proxied, transport_factory
 from router.wire import PingSweeper
 from router.wire.forwarded import ProxyTrust
+from router.wire.tls import listening_reactor
 
 __all__ = ["ListenError", "RouterService"]
 
@@ -170,6 +171,7 @@ class RouterService(SignalHandling, Service):
     def _factory(self, listen):
         """The protocol factory of one listen endpoint (router.factories), recorded for reloads."""
         factory = transport_factory(self, listen)
+        factory.client_ca, factory.client_cert = listen.client_ca, listen.client_cert  # router.wire.tls
         self.factories.append((listen, factory))
         return proxied(self, listen, factory)
 
@@ -339,7 +341,7 @@ _FAMILIES = {"inet": socket.AF_INET, "inet6": socket.AF_INET6, "unix": socket.AF
 
 
 def _listen(reactor, endpoint: str, factory, backlog: int | None = None):
-    return serverFromString(reactor, effective_endpoint(endpoint, backlog)).listen(factory)
+    return serverFromString(listening_reactor(reactor, factory), effective_endpoint(endpoint, backlog)).listen(factory)
 
 
 class _Failed:

@@ -61,6 +61,7 @@ class Options(usage.Options):
             "Do not run the shipped listener that logs every lifecycle event "
             f"({DEFAULT_LISTENER}).",
         ),
+        ("websocket-deflate", None, "Offer permessage-deflate compression to WebSocket clients [default: off]."),
     )
 
     def parseOptions(self, options=None) -> None:
@@ -310,6 +311,8 @@ class Options(usage.Options):
 
         if self["no-default-listener"]:
             changes["default_listener"] = False
+        if self["websocket-deflate"]:
+            changes["websocket_deflate"] = True
 
         try:
             return dataclasses.replace(config, **changes)

@@ -5,6 +5,7 @@ changes what wampd uses.
 """
 
 import inspect
+import zlib
 import json
 import os
 import struct
@@ -113,6 +114,21 @@ def test_failed_by_me_after_a_message_over_the_limit(proto):
 def test_a_close_we_start_is_recorded(proto, name):
     proto.sendClose(1000, "bye")
     assert {"closedByMe": True, "localCloseCode": 1000, "localCloseReason": b"bye"}[name] == getattr(proto, name)
+
+
+def test_per_message_compress_is_none_unless_negotiated_and_compresses(proto):
+    """A plain connection's _perMessageCompress is None; a negotiated one compresses with the three calls wampd makes."""
+    assert getattr(proto, _autobahn.PER_MESSAGE_COMPRESS) is None
+    router = Router(clock=Clock(), hello_timeout=0)
+    factory = WebSocketFactory(router, PingSweeper(router.clock, 0, 10), max_message_size=1024, deflate=True)
+    deflating = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 27002))
+    deflating.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 27002)))
+    deflating.dataReceived(UPGRADE.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"))
+    assert b"Sec-WebSocket-Extensions: permessage-deflate" in deflating.transport.value()
+    compressor = getattr(deflating, _autobahn.PER_MESSAGE_COMPRESS)
+    compressor.start_compress_message()
+    data = compressor.compress_message_data(b"a" * 1000) + compressor.end_compress_message()
+    assert zlib.decompressobj(-15).decompress(data + b"\x00\x00\xff\xff") == b"a" * 1000
 
 
 def test_message_type_map():

@@ -4,6 +4,8 @@ Real autobahn-python clients over loopback, and a recording listener.
 
 from __future__ import annotations
 
+from functools import partial
+
 from autobahn.twisted.rawsocket import WampRawSocketClientFactory
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.twisted.websocket import WampWebSocketClientFactory
@@ -14,6 +16,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
+# the batched WebSocket subprotocols (wamp.2.json.batched, ...): Autobahn's serializers in batched mode
+BATCHED = {f"{name}.batched": partial(cls, batched=True) for name, cls in SERIALIZERS.items()}
 TRANSPORTS = ("websocket", "rawsocket")
 
 
@@ -147,7 +151,7 @@ class Client(ApplicationSession):
 async def connect(address, transport="websocket", serializer="json", realm="realm1", session_class=Client, **session_kwargs):
     """Connect a client; returns it once the transport is up (not yet joined)."""
     session = session_class(ComponentConfig(realm))
-    ser = SERIALIZERS[serializer]()
+    ser = (SERIALIZERS.get(serializer) or BATCHED[serializer])()
     if transport == "websocket":
         factory = WampWebSocketClientFactory(lambda: session, url=address, serializers=[ser])
         port = int(address.rsplit(":", 1)[1].split("/")[0])

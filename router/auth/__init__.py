@@ -33,6 +33,7 @@ from router.auth._types import (
     Deny,
     HelloInfo,
     Principal,
+    ScramCredential,
     parse_cookies,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "NO_AUTH_METHOD",
     "Principal",
     "RealmAuthenticator",
+    "ScramCredential",
     "derive_key",
     "open_realm_auth",
     "parse_cookies",

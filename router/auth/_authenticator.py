@@ -35,6 +35,8 @@ from router.auth._crypto import (
 )
 from router.auth._decoys import Decoys
 from router.auth._dynamic import AUTH_FAILED, DynamicAnswers
+from router.auth._scram import SCRAM_ALIASES, ScramMethod, ScramPending
+from router.auth._tls import TlsMethod
 from router.auth._types import (
     AUTHENTICATION_FAILED,
     NO_AUTH_METHOD,
@@ -53,7 +55,7 @@ C{authenticator(hello, method, signature)}, sync, returning a Deferred, or
 C{async def}.  See L{RealmAuthenticator}.
 """
 
-_METHODS = ("anonymous", "ticket", "wampcra", "cryptosign")
+_METHODS = ("anonymous", "ticket", "wampcra", "cryptosign", "scram", "tls")  # scram, tls: _scram, _tls
 _TRANSPORTS = ("websocket", "rawsocket", "longpoll")
 
 
@@ -102,6 +104,7 @@ class RealmAuthenticator(DynamicAnswers):
         C{authextra.channel_binding} is ignored: the router checks a
         signature of the plain challenge, so a client that asked for
         C{tls-unique} binding fails authentication.
+      - C{scram} (also offered as C{wamp-scram}) and C{tls}: see L{router.auth._scram}, L{router.auth._tls}.
 
     B{Dynamic authenticator} (C{dynamic}): called as C{dynamic(hello,
     method, signature)}; may return its answer, a Deferred of it, or be
@@ -160,10 +163,8 @@ class RealmAuthenticator(DynamicAnswers):
             self._by_authid[principal.authid] = principal
             for key in principal.pubkeys:
                 self._by_pubkey[key] = principal
-        # Decoy challenges for unknown principals look like real ones: each
-        # unknown authid imitates one wampcra principal (its role, provider,
-        # salting, iterations and keylen), always the same one (see
-        # Decoys.model).
+        # Decoy challenges for unknown principals look like real ones: each unknown authid
+        # imitates one wampcra principal, always the same one (see Decoys.model).
         self._decoys = Decoys(self._random, self._by_authid.values())
         self._starts = {
             "anonymous": self._start_anonymous,
@@ -176,6 +177,9 @@ class RealmAuthenticator(DynamicAnswers):
             "wampcra": self._verify_wampcra,
             "cryptosign": self._verify_cryptosign,
         }
+        self._scram = ScramMethod(self, self._by_authid, self._decoys.key)
+        tls = TlsMethod(self, self._by_authid.values()).start
+        self._starts.update({"scram": self._scram.start, "wamp-scram": self._scram.start, "tls": tls})
 
     def __repr__(self) -> str:
         methods = ", ".join(f"{m}:{'+'.join(sorted(t))}" for m, t in self.methods.items())
@@ -186,7 +190,7 @@ class RealmAuthenticator(DynamicAnswers):
     def select_method(self, hello: HelloInfo) -> str | None:
         """The method L{start} would use, or None."""
         for method in hello.authmethods:
-            transports = self.methods.get(method)
+            transports = self.methods.get(SCRAM_ALIASES.get(method, method))
             if transports is not None and hello.transport in transports:
                 return method
         return None
@@ -211,16 +215,16 @@ class RealmAuthenticator(DynamicAnswers):
         self, challenge: Challenge, signature: object, extra: Mapping | None = None
     ) -> Accept | Deny | Deferred:
         """
-        Answer an AUTHENTICATE to C{challenge} (one that L{start} of this
-        authenticator returned): L{Accept}, L{Deny}, or a Deferred firing
-        with one of those (it never fails).  C{extra} (AUTHENTICATE extra)
-        is not used by any method yet.  A challenge answers one
-        AUTHENTICATE: verifying it again is refused.
+        Answer an AUTHENTICATE to C{challenge} (one L{start} returned): L{Accept}, L{Deny},
+        or a Deferred of one (never failing).  C{extra} (AUTHENTICATE extra) is for
+        C{scram}.  A challenge answers one AUTHENTICATE: verifying it again is refused.
         """
         state = challenge.state
-        if not isinstance(state, _Pending) or state.owner is not self or state.used:
+        if not isinstance(state, (_Pending, ScramPending)) or state.owner is not self or state.used:
             return AUTH_FAILED
         state.used = True
+        if isinstance(state, ScramPending):
+            return self._scram.verify(state, signature, extra)
         return self._verifies[state.method](state, signature)
 
     # -- anonymous ------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from autobahn.wamp.message import Hello
 
-    from router.events import ConnectionInfo
+    from router.events import ClientCertificate, ConnectionInfo
 
 __all__ = [
     "AUTHENTICATION_FAILED",
@@ -27,6 +27,7 @@ __all__ = [
     "Deny",
     "HelloInfo",
     "Principal",
+    "ScramCredential",
     "parse_cookies",
 ]
 
@@ -102,6 +103,8 @@ class HelloInfo:
     """Parsed from the C{Cookie} header."""
     session_id: int
     """The session ID the session gets if it is welcomed (goes into the wampcra challenge)."""
+    client_cert: ClientCertificate | None = None
+    """The TLS client certificate the connection presented (method C{tls}), if any."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "authmethods", tuple(self.authmethods) or ("anonymous",))
@@ -126,6 +129,7 @@ class HelloInfo:
             headers=headers,
             cookies=parse_cookies(headers.get("cookie")),
             session_id=session_id,
+            client_cert=connection.client_cert,
         )
 
 
@@ -164,6 +168,25 @@ class Deny:
 
 
 @dataclass(frozen=True)
+class ScramCredential:
+    """
+    What the router keeps of a WAMP-SCRAM password (never the password):
+    the KDF and its parameters, the salt (base64, sent in the CHALLENGE as
+    is) and the two keys (raw bytes).  Compute one with
+    C{python -m router.auth.scram} (see L{router.auth.scram}).
+    """
+
+    kdf: str
+    """C{"argon2id13"}, C{"argon2id-13"} (Autobahn's variant) or C{"pbkdf2"}."""
+    salt: str
+    iterations: int
+    memory: int | None
+    """Argon2 only: KiB."""
+    stored_key: bytes = field(repr=False)
+    server_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Principal:
     """
     Someone who may authenticate, with the credential the router checks.
@@ -177,6 +200,10 @@ class Principal:
         the password: L{router.auth.derive_key}C{(password, salt,
         iterations, keylen)}.
       - C{pubkeys}: Ed25519 public keys, hex (method C{cryptosign}).
+      - C{scram}: a L{ScramCredential} (method C{scram}).
+      - C{tls_fingerprints}, C{tls_cn}: the client certificates (SHA-256
+        fingerprints, lower-case hex) or the certificate subject CN that
+        authenticate as this principal (method C{tls}).
     """
 
     authid: str
@@ -187,6 +214,9 @@ class Principal:
     iterations: int = 1000
     keylen: int = 32
     pubkeys: tuple[str, ...] = ()
+    scram: ScramCredential | None = field(default=None, repr=False)
+    tls_fingerprints: tuple[str, ...] = ()
+    tls_cn: str | None = None
     authprovider: str = "static"
     authextra: Mapping[str, Any] | None = None
     """Goes into WELCOME C{details.authextra} on success."""

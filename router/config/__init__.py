@@ -80,6 +80,7 @@ from router.config._errors import TRANSPORTS, ConfigError
 from router.config._ops import MetricsConfig, StatusConfig
 from router.config._permissions import ACTIONS, MATCH_POLICIES, PermissionConfig, RoleConfig
 from router.config._realm import AUTH_METHODS, AuthMethodConfig, PrincipalConfig, RealmConfig
+from router.config._scram import ScramConfig
 from router.config._toml import load_config, parse_config
 from router.config._values import (
     DEFAULT_ENDPOINT,
@@ -106,6 +107,7 @@ __all__ = [
     "ConfigError",
     "PermissionConfig",
     "PrincipalConfig",
+    "ScramConfig",
     "RoleConfig",
     "AppConfig",
     "ClusterConfig",

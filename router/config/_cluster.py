@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from router.cluster import parse_redis_url
-from router.config._errors import ConfigError, _check_number, _check_str
+from router.config._errors import ConfigError, _check_number, _check_str, _describe
 
-__all__ = ["ClusterConfig", "CLUSTER_KEYS"]
+__all__ = ["ClusterConfig", "CLUSTER_KEYS", "parse_cluster"]
 
 #: Keys of the ``[cluster]`` table.
 CLUSTER_KEYS = ("url", "name", "prefix", "heartbeat", "timeout", "push_role")
@@ -52,3 +53,18 @@ class ClusterConfig:
             )
         object.__setattr__(self, "heartbeat", heartbeat)
         object.__setattr__(self, "timeout", timeout)
+
+
+def parse_cluster(table) -> ClusterConfig:
+    """The ``[cluster]`` table of a config file (errors name ``cluster.<key>``)."""
+    if not isinstance(table, Mapping):
+        raise ConfigError("cluster", f"must be a table ([cluster]), got {_describe(table)}")
+    unknown = sorted(set(table) - set(CLUSTER_KEYS))
+    if unknown:
+        raise ConfigError(f"cluster.{unknown[0]}", f"unknown key; expected one of: {', '.join(CLUSTER_KEYS)}")
+    if "url" not in table:
+        raise ConfigError("cluster.url", "is required")
+    try:
+        return ClusterConfig(**table)
+    except ConfigError as exc:
+        raise exc.under("cluster") from None

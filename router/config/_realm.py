@@ -18,13 +18,20 @@ from router.config._errors import (
     _describe,
 )
 from router.config._permissions import RoleConfig, _is_uri
+from router.config._scram import ScramConfig, check_tls_credentials
 
 __all__ = ["AUTH_METHODS", "AuthMethodConfig", "PrincipalConfig", "RealmConfig"]
 
-AUTH_METHODS = ("anonymous", "ticket", "wampcra", "cryptosign")
+AUTH_METHODS = ("anonymous", "ticket", "wampcra", "cryptosign", "scram", "tls")
 """The authentication methods a realm can offer."""
 # Which credential each method needs from a static principal.
-_METHOD_CREDENTIAL = {"ticket": "ticket", "wampcra": "secret", "cryptosign": "pubkeys"}
+_METHOD_CREDENTIAL = {
+    "ticket": "ticket",
+    "wampcra": "secret",
+    "cryptosign": "pubkeys",
+    "scram": "scram",
+    "tls": "tls_fingerprints",  # or tls_cn (has_credential_for)
+}
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -103,6 +110,12 @@ class PrincipalConfig:
     """
     pubkeys: tuple[str, ...] = ()
     """Ed25519 public keys, 64 hex digits each (method C{cryptosign}), lower-cased."""
+    scram: ScramConfig | None = field(default=None, repr=False)
+    """The WAMP-SCRAM credential (method C{scram}): C{python -m router.auth.scram} prints it."""
+    tls_fingerprints: tuple[str, ...] = ()
+    """SHA-256 fingerprints of client certificates (method C{tls}), lower-case hex without colons."""
+    tls_cn: str | None = None
+    """The client certificate subject CN that authenticates as this principal (method C{tls})."""
 
     def __post_init__(self) -> None:
         _check_name("authid", self.authid)
@@ -141,14 +154,19 @@ class PrincipalConfig:
                 raise ConfigError(f"pubkeys[{index}]", f"duplicate public key {key!r}")
             normalised.append(key)
         object.__setattr__(self, "pubkeys", tuple(normalised))
-        if self.ticket is None and self.secret is None and not self.pubkeys:
+        if self.scram is not None and not isinstance(self.scram, ScramConfig):
+            raise ConfigError("scram", f"must be a ScramConfig, got {_describe(self.scram)}")
+        object.__setattr__(self, "tls_fingerprints", check_tls_credentials(self.tls_fingerprints, self.tls_cn))
+        if not any((self.ticket, self.secret, self.pubkeys, self.scram, self.tls_fingerprints, self.tls_cn)):
             raise ConfigError(
                 None,
-                "a principal needs a credential: ticket, secret (wampcra) or "
-                "pubkey/pubkeys (cryptosign)",
+                "a principal needs a credential: ticket, secret (wampcra), "
+                "pubkey/pubkeys (cryptosign), scram, or tls_fingerprint(s)/tls_cn (tls)",
             )
 
     def has_credential_for(self, method: str) -> bool:
+        if method == "tls":
+            return bool(self.tls_fingerprints or self.tls_cn)
         credential = _METHOD_CREDENTIAL.get(method)
         return credential is not None and bool(getattr(self, credential))
 
@@ -246,6 +264,11 @@ class RealmConfig:
                     f"(also in principals[{authids[principal.authid]}])",
                 )
             authids[principal.authid] = index
+            for key in (*principal.tls_fingerprints, *((f"cn={principal.tls_cn}",) if principal.tls_cn else ())):
+                if key in pubkeys:  # a certificate maps to one principal
+                    name = "tls_cn" if key.startswith("cn=") else "tls_fingerprints"
+                    raise ConfigError(f"{where}.{name}", f"{key!r} also belongs to principals[{pubkeys[key]}]")
+                pubkeys[key] = index
             for key in principal.pubkeys:
                 if key in pubkeys:
                     raise ConfigError(
@@ -254,7 +277,7 @@ class RealmConfig:
                     )
                 pubkeys[key] = index
             for method, credential in _METHOD_CREDENTIAL.items():
-                if getattr(principal, credential) and method not in methods:
+                if principal.has_credential_for(method) and method not in methods:
                     raise ConfigError(
                         f"{where}.{credential}",
                         f"method {method!r} is not enabled in this realm's auth; "
@@ -272,7 +295,8 @@ class RealmConfig:
             if method == "anonymous" or self.authenticator is not None:
                 continue
             if not any(p.has_credential_for(method) for p in principals):
-                credential = {"ticket": "ticket", "wampcra": "secret", "cryptosign": "pubkey"}
+                credential = {"ticket": "ticket", "wampcra": "secret", "cryptosign": "pubkey",
+                              "scram": "scram credential", "tls": "tls_fingerprint or tls_cn"}
                 raise ConfigError(
                     f"auth[{index}].method",
                     f"method {method!r} needs a principal with a {credential[method]} "

@@ -13,8 +13,9 @@ from router.config._errors import _NO_SOURCE, ConfigError, _check_str, _describe
 from router.config._ops import OPS_KEYS, OPS_TABLES, MetricsConfig, StatusConfig
 from router.config._permissions import PermissionConfig, RoleConfig
 from router.config._realm import AuthMethodConfig, PrincipalConfig, RealmConfig
+from router.config._scram import ScramConfig
 from router.config._secrets import _read_secret
-from router.config._cluster import CLUSTER_KEYS, ClusterConfig
+from router.config._cluster import parse_cluster
 from router.config._values import DEFAULT_REALM, AppConfig, HttpConfig, ListenConfig, ListenerConfig, RouterConfig
 from router.config._web import WEB_KEYS, parse_web
 
@@ -46,11 +47,12 @@ _ROUTER_KEYS = (
     "max_queued_messages",
     "trusted_proxies",
     "forwarded_header",
+    "websocket_deflate",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http", "cluster", *OPS_TABLES) + WEB_KEYS
 _APP_KEYS = ("plugin",)
 _HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
-_LISTEN_KEYS = ("endpoint", "transport", "path", "proxy_protocol", "backlog")
+_LISTEN_KEYS = ("endpoint", "transport", "path", "proxy_protocol", "backlog", "client_ca", "client_cert")
 _REALM_KEYS = (
     "name",
     "auth",
@@ -76,6 +78,10 @@ _PRINCIPAL_KEYS = (
     "keylen",
     "pubkey",
     "pubkeys",
+    "scram",
+    "tls_fingerprint",
+    "tls_fingerprints",
+    "tls_cn",
 )
 _ROLE_KEYS = ("name", "permissions", "disclose")
 _PERMISSION_KEYS = ("uri", "match", "call", "register", "publish", "subscribe", "disclose")
@@ -219,6 +225,21 @@ def _parse_principal_table(
                 f"must be an array of strings, got {_describe(table['pubkeys'])}",
             )
         kwargs["pubkeys"] = tuple(table["pubkeys"])
+    if "scram" in table:
+        try:
+            kwargs["scram"] = ScramConfig.from_table(table["scram"])
+        except ConfigError as exc:
+            raise exc.under(f"{where}.scram") from None
+    if "tls_fingerprint" in table and "tls_fingerprints" in table:
+        raise ConfigError(f"{where}.tls_fingerprints", "give only one of tls_fingerprint, tls_fingerprints")
+    if "tls_fingerprint" in table:
+        kwargs["tls_fingerprints"] = (_check_str(f"{where}.tls_fingerprint", table["tls_fingerprint"]),)
+    elif "tls_fingerprints" in table:
+        if not isinstance(table["tls_fingerprints"], list):
+            raise ConfigError(f"{where}.tls_fingerprints", f"must be an array of strings, got {_describe(table['tls_fingerprints'])}")
+        kwargs["tls_fingerprints"] = tuple(table["tls_fingerprints"])
+    if "tls_cn" in table:
+        kwargs["tls_cn"] = table["tls_cn"]
     try:
         return PrincipalConfig(**kwargs)
     except ConfigError as exc:
@@ -227,6 +248,8 @@ def _parse_principal_table(
         key = exc.key
         if "pubkey" in table and key.startswith("pubkeys"):
             key = "pubkey"
+        if "tls_fingerprint" in table and key.startswith("tls_fingerprints"):
+            key = "tls_fingerprint"
         raise exc.with_key(key).under(where) from None
 
 
@@ -324,12 +347,7 @@ def _parse(data: Mapping, base_dir: str | None = None) -> RouterConfig:
         kwargs["http"] = _build("http", HttpConfig, **http_kwargs)
     kwargs["web"] = parse_web(data, tuple(realm.name for realm in kwargs.get("realms", ())) or (DEFAULT_REALM,))
     if "cluster" in data:
-        table = data["cluster"]
-        if not isinstance(table, Mapping):
-            raise ConfigError("cluster", f"must be a table ([cluster]), got {_describe(table)}")
-        _reject_unknown(table, CLUSTER_KEYS, "cluster")
-        _required(table, "url", "cluster")
-        kwargs["cluster"] = _build("cluster", ClusterConfig, **table)
+        kwargs["cluster"] = parse_cluster(data["cluster"])
     for name in OPS_TABLES:
         if name in data:
             kwargs[name] = _parse_ops_table(name, data[name], base_dir)

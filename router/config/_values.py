@@ -26,6 +26,7 @@ from router.config._endpoints import _check_endpoint
 from router.config._ops import MetricsConfig, StatusConfig, check_ops
 from router.config._realm import RealmConfig
 from router.config._web import WebConfig
+from router.config._tls import check_client_ca, check_deflate
 from router.policy import ConnectionPolicy, origin_pattern
 
 __all__ = [
@@ -61,11 +62,16 @@ class ListenConfig:
     """Every connection from a trusted proxy starts with a PROXY protocol v1/v2 header (router.wire.proxy)."""
     backlog: int | None = None
     """The listen backlog; None: the endpoint string's C{backlog=}, else the default (see L{_backlog})."""
+    client_ca: str | None = None
+    """C{ssl:} only: a PEM file of CAs; clients present a certificate they signed (method C{tls})."""
+    client_cert: str = "required"
+    """With C{client_ca}: C{"required"}, or C{"optional"} (see L{router.config._tls})."""
 
     def __post_init__(self) -> None:
         _check_endpoint("endpoint", _check_str("endpoint", self.endpoint))
         check_backlog(self.endpoint, self.backlog)
         check_proxy_protocol_endpoint(self)
+        check_client_ca(self.endpoint, self.client_ca, self.client_cert)
         _check_str("transport", self.transport)
         if self.transport not in LISTEN_TRANSPORTS:
             raise ConfigError("transport", f"must be one of {', '.join(LISTEN_TRANSPORTS)}, got {self.transport!r}")
@@ -242,6 +248,8 @@ class RouterConfig:
     """The header a trusted proxy names the client in: ``x-forwarded-for`` or ``forwarded`` (RFC 7239)."""
     metrics: MetricsConfig | None = None  # Prometheus /metrics (router.config._ops)
     status: StatusConfig | None = None  # the live status page (router.config._ops)
+    websocket_deflate: bool = False
+    """Offer permessage-deflate to WebSocket clients (L{router.wire.wsmodes}); inflating stops at C{max_message_size}."""
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -308,6 +316,7 @@ class RouterConfig:
             raise ConfigError("cluster", f"must be a ClusterConfig, got {_describe(self.cluster)}")
         _check_bool("default_listener", self.default_listener)
         check_ops(self)
+        check_deflate(_check_bool("websocket_deflate", self.websocket_deflate))
         if _check_int("max_message_size", self.max_message_size) <= 0:
             raise ConfigError(
                 "max_message_size", f"must be greater than 0, got {self.max_message_size}"

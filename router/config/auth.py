@@ -10,13 +10,26 @@ plugin finder), so import it by name::
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-from router.auth import Authorizer, Principal, RealmAuthenticator
+from router.auth import Authorizer, Principal, RealmAuthenticator, ScramCredential
 from router.config import RealmConfig
 from router.plugins import AUTHENTICATOR_GROUP, AUTHORIZER_GROUP, load_callable
 
 __all__ = ["build_realm_auth"]
+
+
+def scram_credential(config) -> ScramCredential:
+    """A principal's C{scram} table (a L{router.config.ScramConfig}) as the authenticator takes it."""
+    return ScramCredential(
+        config.kdf,
+        config.salt,
+        config.iterations,
+        config.memory,
+        base64.b64decode(config.stored_key),
+        base64.b64decode(config.server_key),
+    )
 
 
 def build_realm_auth(realm: RealmConfig, clock: Any = None) -> tuple[RealmAuthenticator, Authorizer]:
@@ -54,6 +67,9 @@ def build_realm_auth(realm: RealmConfig, clock: Any = None) -> tuple[RealmAuthen
             iterations=p.iterations or 1000,
             keylen=p.keylen or 32,
             pubkeys=p.pubkeys,
+            scram=scram_credential(p.scram) if p.scram is not None else None,
+            tls_fingerprints=p.tls_fingerprints,
+            tls_cn=p.tls_cn,
         )
         for p in realm.principals
     ]

@@ -30,6 +30,9 @@ used by :mod:`router.wire.websocket`:
   e.g. a message over the size limit), ``closedByMe``, ``localCloseCode`` and
   ``localCloseReason`` (UTF-8 bytes) (the close wampd started, reported
   instead of the echo).
+* ``_perMessageCompress``: the permessage-deflate state of a connection that
+  negotiated it (None otherwise); :mod:`router.wire.wsmodes` compresses
+  with its ``start_compress_message``/``compress_message_data``/``end_compress_message``.
 
 The lean connection and the fast handshake (:mod:`router.wire._lean`,
 :mod:`router.wire._handshake`) replace ``_connectionMade`` and take the
@@ -68,6 +71,7 @@ __all__ = [
     "STATE_OPEN",
     "FRAME_MACHINE",
     "CLOSE_STATE",
+    "PER_MESSAGE_COMPRESS",
     "MESSAGE_TYPE_MAP",
     "SERIALIZED_CACHE",
     "ROUTER_INTERNAL",
@@ -88,6 +92,8 @@ STATE_OPEN = WebSocketProtocol.STATE_OPEN
 FRAME_MACHINE = ("state", "data", "current_frame", "inside_message", "message_data")
 #: How a closing connection records who closed it and why.
 CLOSE_STATE = ("failedByMe", "closedByMe", "localCloseCode", "localCloseReason")
+#: A connection's permessage-deflate state (None when not negotiated).
+PER_MESSAGE_COMPRESS = "_perMessageCompress"
 #: WAMP type code -> Autobahn message class.
 MESSAGE_TYPE_MAP = MESSAGE_CLASSES
 #: The per-message encoding cache behind ``Message.serialize``.

@@ -25,6 +25,7 @@ from router.wire.checks import refuse
 from router.wire.codec import RAWSOCKET_IDS, codecs
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit, tcp_keepalive
 from router.wire.ping import PING_PAYLOAD, PingSweeper
+from router.wire.tls import client_certificate
 
 __all__ = ["RawSocketProtocol", "RawSocketFactory"]
 
@@ -120,6 +121,7 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
             host=getattr(peer, "host", None),
             serializer=serializer,
             endpoint=factory.endpoint,
+            client_cert=client_certificate(self.transport) if factory.client_ca else None,
         )
         self.wampd_session = session
         self._state = "vetting"
@@ -282,6 +284,7 @@ class RawSocketFactory(Factory):
     protocol = RawSocketProtocol
     noisy = False
     traffic = None  # serializer -> counters, set by router.ops.meter when metrics are on
+    client_ca = None  # a listen's TLS client CA file (router.wire.tls)
 
     def __init__(
         self,

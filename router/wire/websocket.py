@@ -8,7 +8,8 @@ WAMP over WebSocket: Autobahn's WAMP server factory, wired to a router.
   HTTP request gets 404 (426 on the WebSocket path), a WebSocket version other
   than 13 gets 426 with ``Sec-WebSocket-Version: 13``, and no answer carries
   a ``Server`` header.
-* Subprotocols ``wamp.2.json``, ``wamp.2.msgpack``, ``wamp.2.cbor`` (a client
+* Subprotocols ``wamp.2.json``, ``wamp.2.msgpack``, ``wamp.2.cbor`` and their
+  ``.batched`` variants, and permessage-deflate (:mod:`router.wire.wsmodes`) (a client
   that offers none gets JSON, one that offers only unknown ones gets HTTP 400).
 * A message over ``max_message_size`` closes the connection with 1009.
 * Payloads are decoded here with the factory's shared codec; the session gets
@@ -44,6 +45,8 @@ from router.wire.codec import codecs
 from router.wire.outbound import _UNLIMITED, MemoryReleaser, _OutboundLimit
 from router.wire.ping import PingSweeper
 from router.wire.forwarded import behind_proxy
+from router.wire.tls import client_certificate
+from router.wire.wsmodes import choose_subprotocol, deflate_accept, install as install_modes
 
 __all__ = ["WebSocketFactory", "WebSocketProtocol"]
 
@@ -51,7 +54,6 @@ _HEADER16 = struct.Struct("!BBH")
 _HEADER64 = struct.Struct("!BBQ")
 _DECODE_ERRORS = (WireError, UriError, BadRequest)
 
-_SUBPROTOCOLS = {"wamp.2.json": "json", "wamp.2.msgpack": "msgpack", "wamp.2.cbor": "cbor"}
 
 # the whole answer to a WebSocket connection refused when accepted (over a limit)
 _HTTP_503 = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -72,6 +74,7 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
     max_send = _UNLIMITED  # WebSocket peers announce no limit
 
     _refused_at_accept = False
+    batched = False  # a wamp.2.*.batched subprotocol (router.wire.wsmodes)
 
     def connectionMade(self):
         # counted from here (router.admit), not from the upgrade request: a
@@ -119,20 +122,8 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
                 ConnectionDeny.NOT_FOUND,
                 f"no WAMP endpoint at {request.path!r}; connect to {factory.path!r}",
             )
-        chosen = None
-        for offered in request.protocols:
-            if offered in _SUBPROTOCOLS:
-                chosen = offered
-                break
-        if chosen is None:
-            if request.protocols:
-                raise ConnectionDeny(
-                    ConnectionDeny.BAD_REQUEST,
-                    f"none of the offered subprotocols {request.protocols} is supported; "
-                    f"use one of {sorted(_SUBPROTOCOLS)}",
-                )
-            chosen = "wamp.2.json"
-        serializer = _SUBPROTOCOLS[chosen]
+        chosen, serializer = choose_subprotocol(request.protocols)  # raises ConnectionDeny (400) for none we speak
+        self.batched = chosen.endswith(".batched")
         self.codec = factory.codecs[serializer]
         host, peer = peer_host(self.transport), request.peer
         if factory.proxy_trust is not None:  # behind a reverse proxy: router.wire.proxy
@@ -153,6 +144,7 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
             origin=request.origin or None,  # Autobahn gives "" when there is no Origin header
             path=request.path,
             headers=dict(request.headers),
+            client_cert=client_certificate(self.transport) if factory.client_ca else None,
         )
         self.wampd_session = session
         d = session.opened()
@@ -173,6 +165,8 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
         self._settle()
         self.last_heard = self.factory.router.clock.seconds()
         self.factory.sweeper.add(self)
+        if self.batched or self._perMessageCompress is not None:  # _autobahn.PER_MESSAGE_COMPRESS
+            install_modes(self)
 
     # -- hot path: skip Autobahn's per-message debug formatting and "message"
     #    signal (a Deferred per message); frames are written directly.
@@ -345,6 +339,7 @@ class WebSocketFactory(WampWebSocketServerFactory):
     protocol = WebSocketProtocol
     noisy = False
     traffic = None  # serializer -> counters, set by router.ops.meter when metrics are on
+    client_ca = None  # a listen's TLS client CA file (router.wire.tls)
 
     def __init__(
         self,
@@ -358,8 +353,9 @@ class WebSocketFactory(WampWebSocketServerFactory):
         max_outbound_buffer: int = 1048576,
         slow_consumer: str = "disconnect",
         max_nesting_depth: int | None = None,
+        deflate: bool = False,
     ) -> None:
-        """``max_nesting_depth``: for the codecs; None takes the router's."""
+        """``max_nesting_depth``: for the codecs; None takes the router's. ``deflate``: offer permessage-deflate."""
         serializers = [JsonSerializer(), MsgPackSerializer(), CBORSerializer()]
         super().__init__(lambda: None, serializers=serializers, url=url)
         self.server = None  # no Server header: HTTP answers do not name the software or its version
@@ -388,6 +384,8 @@ class WebSocketFactory(WampWebSocketServerFactory):
             openHandshakeTimeout=0 if router.hello_timeout > 0 else 10.0,
             closeHandshakeTimeout=2,
         )
+        if deflate:  # router.wire.wsmodes
+            self.setProtocolOptions(perMessageCompressionAccept=deflate_accept(max_message_size))
 
     def setProtocolOptions(self, **options):
         super().setProtocolOptions(**options)
