@@ -27,7 +27,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from router.wire import _autobahn
-from router.wire.websocket import WebSocketProtocol
 from tests.auth_helpers import bounded
 from router.config import ConfigError
 from router.config._tls import check_deflate
@@ -116,7 +115,7 @@ async def test_deflate_is_not_negotiated_by_default_and_plain_connections_keep_t
         await bounded(plain.joined)
         peer = next(iter(r.service.router.connections)).peer
         assert getattr(peer, _autobahn.PER_MESSAGE_COMPRESS) is None
-        assert type(peer) is WebSocketProtocol and "send" not in vars(peer)
+        assert type(peer) is peer.factory.protocol and "send" not in vars(peer)  # the factory's own class (router.wire._lean)
         plain.leave()
         await bounded(plain.disconnected)
 
