@@ -169,12 +169,10 @@ class Calls:
                 "the callee does not support progressive call invocations",
             )
             return
-        # a callee that cannot be interrupted is treated as not supporting progressive results
-        receive_progress = (
-            msg.receive_progress is True
-            and _feature(callee, "callee", "progressive_call_results")
-            and _supports_canceling(callee)
-        )
+        # forwarded to every callee announcing progressive_call_results, with or without
+        # call_canceling (autobahn-js announces no call_canceling), as Crossbar and nexus do:
+        # the router drops a late YIELD itself, so the callee needs no INTERRUPT for it
+        receive_progress = msg.receive_progress is True and _feature(callee, "callee", "progressive_call_results")
         callee_party = parties[callee]  # it registered: it has a party
         pending = PendingCall(
             caller, request, callee, callee.request_ids.next(), reg, receive_progress, party, callee_party

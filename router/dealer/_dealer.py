@@ -20,6 +20,8 @@ _REGISTER = message.Register.MESSAGE_TYPE
 _UNREGISTER = message.Unregister.MESSAGE_TYPE
 
 INVOKE_POLICIES = ("single", "roundrobin", "random", "first", "last")
+#: A shared REGISTER whose ``invoke`` differs from the registration's (Autobahn's URI; Crossbar's answer).
+PROCEDURE_EXISTS_WITH_DIFFERENT_POLICY = "wamp.error.procedure_exists_with_different_invocation_policy"
 
 
 class Registration:
@@ -100,13 +102,13 @@ class Dealer(Calls):
             return refuse("wamp.error.invalid_uri", f"{procedure!r} is not a valid procedure URI")
         reg = self._index.get(procedure, match)
         if reg is not None:
-            if reg.invoke == "single":
-                return refuse("wamp.error.procedure_already_exists", f"procedure {procedure!r} is already registered")
             if reg.invoke != invoke:
                 return refuse(
-                    "wamp.error.procedure_already_exists",
+                    PROCEDURE_EXISTS_WITH_DIFFERENT_POLICY,
                     f"procedure {procedure!r} is registered with invocation policy {reg.invoke!r}, not {invoke!r}",
                 )
+            if invoke == "single":
+                return refuse("wamp.error.procedure_already_exists", f"procedure {procedure!r} is already registered")
             if session in reg.callees:
                 return refuse(
                     "wamp.error.procedure_already_exists", f"this session already registered {procedure!r}"
