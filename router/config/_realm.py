@@ -21,6 +21,9 @@ from router.config._permissions import RoleConfig, _is_uri
 
 __all__ = ["AUTH_METHODS", "AuthMethodConfig", "PrincipalConfig", "RealmConfig"]
 
+#: ``anonymous_authid`` values (router.auth._anonymous.ANONYMOUS_AUTHIDS; not imported: config stays light).
+ANONYMOUS_AUTHIDS = ("unique", "shared")
+
 AUTH_METHODS = ("anonymous", "ticket", "wampcra", "cryptosign")
 """The authentication methods a realm can offer."""
 # Which credential each method needs from a static principal.
@@ -182,6 +185,8 @@ class RealmConfig:
     Seconds the dynamic authorizer may take for one answer; after that the
     action is denied (fail closed) and the session's later messages go on.
     """
+    anonymous_authid: str = "unique"
+    """C{unique}: each anonymous session its own random authid (as Crossbar); C{shared}: all C{anonymous}."""
 
     def __post_init__(self) -> None:
         _check_str("name", self.name)
@@ -217,6 +222,11 @@ class RealmConfig:
         if _check_int("authorizer_cache", self.authorizer_cache) < 0:
             raise ConfigError(
                 "authorizer_cache", f"must be 0 or more, got {self.authorizer_cache}"
+            )
+        if self.anonymous_authid not in ANONYMOUS_AUTHIDS:
+            raise ConfigError(
+                "anonymous_authid",
+                f"must be one of {', '.join(ANONYMOUS_AUTHIDS)}, got {_describe(self.anonymous_authid)}",
             )
         if self.authorizer_cache and self.authorizer is None:
             raise ConfigError("authorizer_cache", "only applies together with an authorizer")

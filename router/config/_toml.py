@@ -55,6 +55,7 @@ _REALM_KEYS = (
     "authorizer",
     "authorizer_cache",
     "authorizer_timeout",
+    "anonymous_authid",
 )
 _AUTH_KEYS = ("method", "transports", "role")
 _PRINCIPAL_KEYS = (
@@ -162,7 +163,7 @@ def _parse_realm_table(where: str, table: Mapping, base_dir: str | None = None) 
             _parse_role_table(path, item)
             for path, item in _tables(table, "role", allow_empty=True, where=where)
         )
-    for key in ("authenticator", "authorizer", "authorizer_cache", "authorizer_timeout"):
+    for key in ("authenticator", "authorizer", "authorizer_cache", "authorizer_timeout", "anonymous_authid"):
         if key in table:
             kwargs[key] = table[key]
     try:
