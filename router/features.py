@@ -19,6 +19,7 @@ def _roles() -> dict:
         event_retention=True,
         session_meta_api=True,
         subscription_meta_api=True,
+        subscription_revocation=True,
     )
     dealer = role.RoleDealerFeatures(
         caller_identification=True,
@@ -30,6 +31,7 @@ def _roles() -> dict:
         session_meta_api=True,
         registration_meta_api=True,
         testament_meta_api=True,
+        registration_revocation=True,
     )
     # Autobahn's feature classes do not know this one; they marshal any attribute
     add_feature(dealer, "progressive_call_invocations", True)

@@ -285,6 +285,13 @@ class Broker(Retention):
                 failures.update(failed)
         return publication
 
+    def remove_subscriber(self, session: RouterSession, sub: Subscription) -> None:
+        """Revocation (router.meta._revocation): ``session`` leaves ``sub`` as if it had unsubscribed."""
+        owned = self._owned.get(session)
+        if owned is not None:
+            owned.discard(sub.id)
+        self._drop(session, sub)
+
     # -- session cleanup ---------------------------------------------------------
 
     def remove_session(self, session: RouterSession) -> None:

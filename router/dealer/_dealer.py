@@ -159,6 +159,13 @@ class Dealer(Calls):
         session.send(message.Unregistered(msg.request))
         self._drop(session, reg)
 
+    def remove_callee(self, session: RouterSession, reg: Registration) -> None:
+        """Revocation (router.meta._revocation): ``session`` leaves ``reg`` as if it had unregistered."""
+        party = self._parties.get(session)
+        if party is not None:
+            party.registrations.discard(reg.id)
+        self._drop(session, reg)
+
     # -- session cleanup ---------------------------------------------------------
 
     def remove_session(self, session: RouterSession) -> None:
