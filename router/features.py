@@ -35,6 +35,8 @@ def _roles() -> dict:
     )
     # Autobahn's feature classes do not know this one; they marshal any attribute
     add_feature(dealer, "progressive_call_invocations", True)
+    add_feature(broker, "payload_passthru_mode", True)  # router.passthru
+    add_feature(dealer, "payload_passthru_mode", True)
     return {"broker": broker, "dealer": dealer}
 
 

@@ -332,6 +332,7 @@ ANNOUNCED = {
         "session_meta_api": "test_meta_api::test_session_join_and_leave_events",
         "subscription_meta_api": "test_advanced_pubsub::test_subscription_meta_events",
         "subscription_revocation": "test_revocation::test_remove_subscriber",
+        "payload_passthru_mode": "test_passthru::test_publish_in_passthru_mode",
     },
     "dealer": {
         "caller_identification": "test_advanced_rpc::test_caller_identification",
@@ -345,6 +346,7 @@ ANNOUNCED = {
         "registration_meta_api": "test_advanced_rpc::test_registration_meta_procedures",
         "testament_meta_api": "test_meta_api::test_testaments_on_transport_loss",
         "registration_revocation": "test_revocation::test_remove_callee_with_autobahn_python",
+        "payload_passthru_mode": "test_passthru::test_call_in_passthru_mode",
     },
 }
 

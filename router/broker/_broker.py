@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from autobahn.wamp import message
 from twisted.logger import Logger
 
+from router import passthru
 from router.broker._retention import Retention, _Retained
 from router.filters import Receivers as _Receivers, compile_filters as _compile_filters
 from router.matching import PatternIndex
@@ -169,6 +170,11 @@ class Broker(Retention):
             return  # left while a topic handler was deciding
         topic = msg.topic
         options = msg._router_internal
+        ppt = None
+        if type(options) is dict and "ppt_scheme" in options:  # payload passthru (router.passthru)
+            ppt, problem = passthru.publish_checked(session, msg, options)
+            if problem is not None:
+                return refuse_publish(session, msg, "wamp.error.invalid_argument", problem)
         disclose = (type(options) is dict and options.get("disclose_me") is True) or session.discloses(
             "publish", topic
         )
@@ -186,6 +192,7 @@ class Broker(Retention):
             extra={"payload": msg.payload, "enc_algo": msg.enc_algo, "enc_key": msg.enc_key,
                    "enc_serializer": msg.enc_serializer} if msg.payload else None,
             failures=failures,
+            ppt=ppt,
         )
         if failures:
             if msg.acknowledge:
@@ -198,7 +205,7 @@ class Broker(Retention):
                     f"subscribers using {names} did not get it",
                 )
             return
-        if msg.retain:
+        if msg.retain and ppt is None:  # a passthru payload is not retained (README)
             self._retain(
                 topic,
                 _Retained(
@@ -232,6 +239,7 @@ class Broker(Retention):
         filters: _Receivers | None = None,
         extra: dict | None = None,
         failures: dict | None = None,
+        ppt: dict | None = None,
     ) -> int:
         """
         Send one publication to every matching subscription; returns its
@@ -243,7 +251,7 @@ class Broker(Retention):
         skip = publisher if exclude_me else None
         failed = None
         for policy, sub in self._index.matches(topic):
-            event = message.Event(
+            event = (message.Event if ppt is None else passthru.PassthruEvent)(
                 sub.id,
                 publication,
                 args=args,
@@ -254,6 +262,8 @@ class Broker(Retention):
                 topic=topic if policy != "exact" else None,
                 **(extra or {}),
             )
+            if ppt is not None:
+                event.ppt = ppt
             checked: dict = {}  # codec -> encodable (the bytes are cached on the event)
             last = ok = None  # subscribers mostly share a codec: look it up only when it changes
             for receiver in sub.subscribers:

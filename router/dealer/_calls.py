@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 from autobahn.wamp import message
 
+from router import passthru
 from router.errors import ProtocolViolation
-from router.messages import INVOCATION_DETAILS_AT
+from router.dealer._invocation import _Invocation
 from router.states import PAYLOAD_SIZE_EXCEEDED
 from router.uri import is_reserved
 
@@ -25,22 +26,6 @@ _CALL = message.Call.MESSAGE_TYPE
 _CANCEL_MODES = ("skip", "kill", "killnowait")
 #: ERROR for a CALL over ``max_calls_in_flight`` (the spec has no URI for it; outside ``wamp.*``).
 TOO_MANY_CALLS = "wampd.error.too_many_calls"
-
-
-class _Invocation(message.Invocation):
-    """Autobahn's INVOCATION plus ``details.progress`` (progressive call invocations)."""
-
-    __slots__ = ("progress",)
-
-    def __init__(self, *args, progress: bool = False, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.progress = progress
-
-    def marshal(self):
-        raw = super().marshal()
-        if self.progress:
-            raw[INVOCATION_DETAILS_AT]["progress"] = True
-        return raw
 
 
 class _Party:
@@ -122,7 +107,7 @@ class Calls:
 
     # -- calling ------------------------------------------------------------------
 
-    def call(self, caller: RouterSession, msg: message.Call) -> None:
+    def call(self, caller: RouterSession, msg: message.Call, ppt: dict | None = None) -> None:
         request = msg.request
         options = msg._router_internal if type(msg._router_internal) is dict else {}
         progress = options.get("progress") is True
@@ -133,7 +118,7 @@ class Calls:
         pending = party.calls.get(request)
         if pending is not None:
             if pending.streaming:
-                self._next_chunk(pending, msg, progress)
+                self._next_chunk(pending, msg, progress, ppt)
                 return
             raise ProtocolViolation(f"CALL request {request} is already in flight")
         limit = self._max_calls
@@ -169,6 +154,8 @@ class Calls:
                 "the callee does not support progressive call invocations",
             )
             return
+        if ppt is not None and not passthru.announced(callee, "callee"):
+            return caller.send_error(_CALL, request, passthru.FEATURE_NOT_SUPPORTED, "the callee does not take passthru")
         # forwarded to every callee announcing progressive_call_results, with or without
         # call_canceling (autobahn-js announces no call_canceling), as Crossbar and nexus do:
         # the router drops a late YIELD itself, so the callee needs no INTERRUPT for it
@@ -188,9 +175,9 @@ class Calls:
         if type(timeout) is int and timeout > 0:
             pending.timeout = timeout / 1000.0
             pending.timer = self.realm.router.clock.callLater(pending.timeout, self._timed_out, pending)
-        self._invoke(pending, msg, progress)
+        self._invoke(pending, msg, progress, ppt)
 
-    def _invoke(self, pending: PendingCall, msg: message.Call, progress: bool) -> None:
+    def _invoke(self, pending: PendingCall, msg: message.Call, progress: bool, ppt: dict | None = None) -> None:
         info = pending.caller.info if pending.disclose else None
         invocation = _Invocation(
             pending.invocation_request,
@@ -207,6 +194,7 @@ class Calls:
             enc_key=msg.enc_key,
             enc_serializer=msg.enc_serializer,
             progress=progress,
+            ppt=ppt,
         )
         if not pending.callee.send(invocation):
             self._finish(pending)
@@ -217,12 +205,12 @@ class Calls:
                 f"the call's arguments cannot be sent to the callee ({pending.callee.codec.name})",
             )
 
-    def _next_chunk(self, pending: PendingCall, msg: message.Call, progress: bool) -> None:
+    def _next_chunk(self, pending: PendingCall, msg: message.Call, progress: bool, ppt: dict | None) -> None:
         """A further CALL of a progressive call invocation: same callee, same INVOCATION id."""
         pending.streaming = progress
-        self._invoke(pending, msg, progress)
+        self._invoke(pending, msg, progress, ppt)
 
-    def yield_(self, callee: RouterSession, msg: message.Yield) -> None:
+    def yield_(self, callee: RouterSession, msg: message.Yield, ppt: dict | None = None) -> None:
         party = self._parties.get(callee)
         pending = party.invocations.get(msg.request) if party is not None else None
         if pending is None:
@@ -233,7 +221,9 @@ class Calls:
             pending.timer.reset(pending.timeout)
         if progress and not pending.receive_progress:
             return  # the caller did not ask for progress: drop the partial result
-        result = message.Result(
+        if ppt is not None and self.refuse_passthru(pending, pending.caller, "caller"):
+            return self._finish(pending)
+        result = (message.Result if ppt is None else passthru.PassthruResult)(
             pending.call_request,
             args=msg.args,
             kwargs=msg.kwargs,
@@ -243,6 +233,8 @@ class Calls:
             enc_key=msg.enc_key,
             enc_serializer=msg.enc_serializer,
         )
+        if ppt is not None:
+            result.ppt = ppt
         if not progress:
             self._finish(pending)
         if not pending.caller.send(result):
@@ -255,13 +247,15 @@ class Calls:
                 f"the callee's result cannot be sent to the caller ({pending.caller.codec.name})",
             )
 
-    def callee_error(self, callee: RouterSession, msg: message.Error) -> None:
+    def callee_error(self, callee: RouterSession, msg: message.Error, ppt: dict | None = None) -> None:
         party = self._parties.get(callee)
         pending = party.invocations.get(msg.request) if party is not None else None
         if pending is None:
             return
         self._finish(pending)
-        error = message.Error(
+        if ppt is not None and self.refuse_passthru(pending, pending.caller, "caller"):
+            return
+        error = (message.Error if ppt is None else passthru.PassthruError)(
             _CALL,
             pending.call_request,
             msg.error,
@@ -272,6 +266,8 @@ class Calls:
             enc_key=msg.enc_key,
             enc_serializer=msg.enc_serializer,
         )
+        if ppt is not None:
+            error.ppt = ppt
         caller = pending.caller
         if not caller.send(error):
             # too big for the caller: the README's payload_size_exceeded; else

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from autobahn.wamp import message
 
 from router.dealer._calls import Calls, _Party
+from router.dealer._ppt import Passthru
 from router.matching import MATCH_POLICIES, PatternIndex
 from router.uri import is_reserved, is_valid_uri
 
@@ -51,8 +52,8 @@ class Registration:
         return callees[0]
 
 
-class Dealer(Calls):
-    """Registrations (routing calls: :class:`Calls`)."""
+class Dealer(Passthru, Calls):
+    """Registrations (routing calls: :class:`Calls`; payload passthru: :class:`Passthru`)."""
 
     def __init__(self, realm: Any) -> None:
         # realm: the router.realm.Realm this dealer serves (router, scope_ids, meta, internal, sessions)
