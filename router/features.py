@@ -17,6 +17,7 @@ def _roles() -> dict:
         subscriber_blackwhite_listing=True,
         pattern_based_subscription=True,
         event_retention=True,
+        event_history=True,
         session_meta_api=True,
         subscription_meta_api=True,
         subscription_revocation=True,

@@ -361,8 +361,8 @@ class _Gate:
         else:
             session.send_error(msg.MESSAGE_TYPE, msg.request, "wamp.error.not_authorized", text)
 
-    def may(self, info, action: str, uri: str, fresh: bool = False):
-        return self.authorizer.authorize(info, action, uri, fresh=fresh)
+    def may(self, info, action: str, uri: str, fresh: bool = False, match: str | None = None):
+        return self.authorizer.authorize(info, action, uri, match, fresh=fresh)
 
     def discloses(self, info, action: str, uri: str) -> bool:
         return self.authorizer.disclose(info, action, uri)

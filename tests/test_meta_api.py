@@ -333,6 +333,7 @@ ANNOUNCED = {
         "subscription_meta_api": "test_advanced_pubsub::test_subscription_meta_events",
         "subscription_revocation": "test_revocation::test_remove_subscriber",
         "payload_passthru_mode": "test_passthru::test_publish_in_passthru_mode",
+        "event_history": "test_event_history::test_get_events_over_the_wire_and_its_authorization",
     },
     "dealer": {
         "caller_identification": "test_advanced_rpc::test_caller_identification",

@@ -8,6 +8,7 @@ from autobahn.wamp import message
 from twisted.logger import Logger
 
 from router import passthru
+from router.broker._history import History
 from router.broker._retention import Retention, _Retained
 from router.filters import Receivers as _Receivers, compile_filters as _compile_filters
 from router.matching import PatternIndex
@@ -27,6 +28,7 @@ _PUBLISH = message.Publish.MESSAGE_TYPE
 
 class Subscription:
     __slots__ = ("id", "uri", "match", "subscribers", "created")
+    kept = False  # a history topic's subscription (router.broker._history) outlives its subscribers
 
     def __init__(self, sub_id: int, uri: str, match: str, created: float) -> None:
         self.id = sub_id
@@ -34,6 +36,11 @@ class Subscription:
         self.match = match
         self.created = created
         self.subscribers: dict[RouterSession, None] = {}
+
+
+class _KeptSubscription(Subscription):
+    __slots__ = ()
+    kept = True
 
 
 def _valid_pattern(uri: str, match: str) -> bool:
@@ -64,6 +71,18 @@ class Broker(Retention):
         self._by_id: dict[int, Subscription] = {}
         self._init_retention()
         self._owned: dict[Any, set[int]] = {}  # session -> its subscription ids: leaving costs what it owns
+        self.history: History | None = None  # event history, on realms with history topics
+
+    def enable_history(self, entries, max_events: int) -> None:
+        """Keep the latest events of these (topic, match, limit) topics (router.broker._history)."""
+        self.history = History(self, entries, max_events, self.realm.router.clock)
+
+    def keep_subscription(self, topic: str, match: str) -> Subscription:
+        """A subscription that lives as long as the realm, with or without subscribers (event history)."""
+        sub = _KeptSubscription(self.realm.scope_ids.next(self._by_id), topic, match, self.realm.router.clock.seconds())
+        self._index.add(topic, match, sub)
+        self._by_id[sub.id] = sub
+        return sub
 
     # -- queries (also used by the meta API) ----------------------------------
 
@@ -205,6 +224,8 @@ class Broker(Retention):
                     f"subscribers using {names} did not get it",
                 )
             return
+        if self.history is not None:
+            self.history.record(topic, publication, args, kwargs, session.info if disclose else None, filters, ppt)
         if msg.retain and ppt is None:  # a passthru payload is not retained (README)
             self._retain(
                 topic,
@@ -223,6 +244,8 @@ class Broker(Retention):
     def publish_from(self, publisher, topic: str, args, kwargs, filters=None, retain: bool = False) -> int:
         """A publication by the router itself (no topic handlers, the publisher not excluded)."""
         publication = self.deliver(topic, args, kwargs, publisher=publisher, exclude_me=False, filters=filters)
+        if self.history is not None:
+            self.history.record(topic, publication, args, kwargs, None, filters, None)
         if retain:
             self._retain(topic, _Retained(publication, args, kwargs, filters, None))
         return publication
@@ -323,7 +346,7 @@ class Broker(Retention):
         hooks = self.realm.topic_hooks
         if hooks is not None and sub.match == "exact":
             hooks.unsubscribed(session.info, sub.uri)
-        if not sub.subscribers:
+        if not sub.subscribers and not sub.kept:
             del self._by_id[sub.id]
             self._index.remove(sub.uri, sub.match)
             meta.subscription_deleted(session, sub)

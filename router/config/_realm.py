@@ -17,6 +17,7 @@ from router.config._errors import (
     _check_str,
     _describe,
 )
+from router.config._history import HistoryConfig
 from router.config._permissions import RoleConfig, _is_uri
 
 __all__ = ["AUTH_METHODS", "AuthMethodConfig", "PrincipalConfig", "RealmConfig"]
@@ -186,6 +187,8 @@ class RealmConfig:
     action is denied (fail closed) and the session's later messages go on.
     """
     anonymous_authid: str = "unique"
+    history: tuple[HistoryConfig, ...] = ()
+    """Topics whose latest events C{wamp.subscription.get_events} returns (C{[[realm.history]]})."""
     """C{unique}: each anonymous session its own random authid (as Crossbar); C{shared}: all C{anonymous}."""
 
     def __post_init__(self) -> None:
@@ -223,6 +226,10 @@ class RealmConfig:
             raise ConfigError(
                 "authorizer_cache", f"must be 0 or more, got {self.authorizer_cache}"
             )
+        history = _check_items("history", self.history, HistoryConfig, allow_empty=True)
+        object.__setattr__(self, "history", history)
+        if len({(h.topic, h.match) for h in history}) != len(history):
+            raise ConfigError("history", "names a topic (with its match) twice")
         if self.anonymous_authid not in ANONYMOUS_AUTHIDS:
             raise ConfigError(
                 "anonymous_authid",

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from router.config._errors import _NO_SOURCE, ConfigError, _check_str, _describe
+from router.config._history import HISTORY_KEYS, parse_history_table
 from router.config._permissions import PermissionConfig, RoleConfig
 from router.config._realm import AuthMethodConfig, PrincipalConfig, RealmConfig
 from router.config._secrets import _read_secret
@@ -41,6 +42,7 @@ _ROUTER_KEYS = (
     "retained_ttl",
     "max_calls_in_flight",
     "max_queued_messages",
+    "max_history_events",
 )
 _TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http")
 _APP_KEYS = ("plugin",)
@@ -56,6 +58,7 @@ _REALM_KEYS = (
     "authorizer_cache",
     "authorizer_timeout",
     "anonymous_authid",
+    "history",
 )
 _AUTH_KEYS = ("method", "transports", "role")
 _PRINCIPAL_KEYS = (
@@ -163,6 +166,10 @@ def _parse_realm_table(where: str, table: Mapping, base_dir: str | None = None) 
             _parse_role_table(path, item)
             for path, item in _tables(table, "role", allow_empty=True, where=where)
         )
+    if "history" in table:  # event history (router.config._history)
+        kwargs["history"] = tuple(
+            _parse_history(path, item) for path, item in _tables(table, "history", allow_empty=True, where=where)
+        )
     for key in ("authenticator", "authorizer", "authorizer_cache", "authorizer_timeout", "anonymous_authid"):
         if key in table:
             kwargs[key] = table[key]
@@ -177,6 +184,11 @@ def _parse_realm_table(where: str, table: Mapping, base_dir: str | None = None) 
         reason = re.sub(r"(also in )roles\[", r"\1role[", reason)
         reason = re.sub(r"(also in |belongs to )principals\[", r"\1principal[", reason)
         raise ConfigError(key, reason, exc.source).under(where) from None
+
+
+def _parse_history(where: str, table: Mapping):
+    _reject_unknown(table, HISTORY_KEYS, where)
+    return parse_history_table(where, table)
 
 
 def _parse_auth_table(where: str, table: Mapping) -> AuthMethodConfig:

@@ -288,6 +288,8 @@ class RouterConfig:
     """CALLs one session may have unanswered at once; one more gets ERROR C{wampd.error.too_many_calls}; 0 unlimited."""
     max_queued_messages: int = 1000
     """Messages one session may send while a dynamic authorizer's answer is pending; one more is a protocol violation; 0 unlimited."""
+    max_history_events: int = 10000
+    """Events kept for event history per realm, all topics together (C{[[realm.history]]}); the oldest go first."""
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -320,6 +322,8 @@ class RouterConfig:
         object.__setattr__(
             self, "auth_fail_window", _check_number("auth_fail_window", self.auth_fail_window, allow_zero=False)
         )
+        if _check_int("max_history_events", self.max_history_events) < 1:
+            raise ConfigError("max_history_events", f"must be 1 or more, got {self.max_history_events}")
         for name in ("max_calls_in_flight", "max_queued_messages"):
             if _check_int(name, getattr(self, name)) < 0:
                 raise ConfigError(name, f"must be 0 (unlimited) or more, got {getattr(self, name)}")

@@ -28,6 +28,7 @@ NUMBER_OPTIONS = (
     ("retained-ttl", "retained_ttl", float, "a number"),
     ("max-calls-in-flight", "max_calls_in_flight", int, "an integer"),
     ("max-queued-messages", "max_queued_messages", int, "an integer"),
+    ("max-history-events", "max_history_events", int, "an integer"),
 )
 # repeatable option -> RouterConfig field (values added to the config file's)
 LIST_OPTIONS = (
@@ -78,6 +79,7 @@ OPT_PARAMETERS = (
     ("retained-ttl", None, None, "Seconds a retained event is kept; 0 is until replaced [default: 0]."),
     ("max-calls-in-flight", None, None, "Unanswered CALLs one session may have at once; 0 is unlimited [default: 1000]."),
     ("max-queued-messages", None, None, "Messages one session may send while an authorization is pending; 0 is unlimited [default: 1000]."),
+    ("max-history-events", None, None, "Events kept for event history per realm, all its [[realm.history]] topics together [default: 10000]."),
     (
         "http-secret",
         None,
