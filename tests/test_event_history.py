@@ -207,3 +207,15 @@ async def test_get_events_over_the_wire_and_its_authorization():
             await client.call(GET, secret)
         assert info.value.error == "wamp.error.not_authorized"
         await leave(client)
+
+
+def test_max_history_events_option():
+    """``--max-history-events`` sets ``[router] max_history_events``; a bad value names the option."""
+    from twisted.python.usage import UsageError
+
+    from tests.test_tap import parse
+
+    assert parse("--no-default-listener", "--max-history-events", "42")["router_config"].max_history_events == 42
+    with pytest.raises(UsageError) as info:
+        parse("--no-default-listener", "--max-history-events", "0")
+    assert "max_history_events" in str(info.value) or "max-history-events" in str(info.value)
