@@ -14,6 +14,7 @@ from router.errors import Refusal
 from router.events import SessionInfo
 from router.meta._events import event_history_procedures
 from router.meta._revocation import revocation_procedures
+from router.meta._stats import stats_procedures
 from router.options import key_problem, option_problem
 from router.uri import is_reserved, is_valid_uri
 
@@ -110,6 +111,7 @@ class Procedures:
             "wamp.registration.count_callees": lambda c, a, k: len(self._registration(a).callees),
             **revocation_procedures(self.realm, MetaError, _NOTHING),
             **event_history_procedures(self.realm, MetaError),
+            **stats_procedures(self.realm, MetaError),
         }
 
     @property

@@ -229,6 +229,8 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
                 payload = (int.from_bytes(data[start:at], "little") ^ key).to_bytes(length, "little")
             else:
                 payload = b""
+            self.messages_in += 1
+            self.bytes_in += length
             try:
                 msg = decode(payload)
             except _DECODE_ERRORS as exc:
@@ -246,6 +248,8 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
 
     def onMessage(self, payload, isBinary):
         session = self.wampd_session
+        self.messages_in += 1
+        self.bytes_in += len(payload)
         try:
             msg = self.codec.decode(payload)
         except _DECODE_ERRORS as exc:
@@ -317,6 +321,8 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
                 return self._overflow(msg, size + len(header))
             self.held = held
         self.transport.write(header + data)
+        self.messages_out += 1
+        self.bytes_out += size
         return True
 
     def close(self):
