@@ -43,6 +43,7 @@ class Router:
         max_nesting_depth: int = DEFAULT_MAX_DEPTH,
         max_retained_topics: int = 10000,
         retained_ttl: float = 0.0,
+        max_history_events: int = 10000,
         max_calls_in_flight: int = 1000,
         max_queued_messages: int = 1000,
     ) -> None:
@@ -58,6 +59,7 @@ class Router:
         self.max_nesting_depth = max_nesting_depth  # the transports' codecs take it (router.wire.codec.codecs)
         self.max_retained_topics = max_retained_topics  # per realm; 0 unlimited
         self.retained_ttl = retained_ttl  # seconds; 0 none
+        self.max_history_events = max_history_events  # per realm, all its history topics together
         self.max_calls_in_flight = max_calls_in_flight  # per calling session; 0 unlimited
         self.max_queued_messages = max_queued_messages  # per session, behind a pending authorization; 0 unlimited
         self._handshaking: dict[int, RouterSession] = {}  # connections not (or no longer) joined

@@ -17,8 +17,10 @@ def _roles() -> dict:
         subscriber_blackwhite_listing=True,
         pattern_based_subscription=True,
         event_retention=True,
+        event_history=True,
         session_meta_api=True,
         subscription_meta_api=True,
+        subscription_revocation=True,
     )
     dealer = role.RoleDealerFeatures(
         caller_identification=True,
@@ -30,9 +32,12 @@ def _roles() -> dict:
         session_meta_api=True,
         registration_meta_api=True,
         testament_meta_api=True,
+        registration_revocation=True,
     )
     # Autobahn's feature classes do not know this one; they marshal any attribute
     add_feature(dealer, "progressive_call_invocations", True)
+    add_feature(broker, "payload_passthru_mode", True)  # router.passthru
+    add_feature(dealer, "payload_passthru_mode", True)
     return {"broker": broker, "dealer": dealer}
 
 

@@ -152,7 +152,7 @@ class IRoutedSession(Interface):
         """Whether the realm's roles disclose its identity for ``action`` on ``uri``."""
 
     def may(action: str, uri: str) -> bool | Deferred:
-        """Whether its role may ``action`` on ``uri``: True, False, or a Deferred of one (keyword ``fresh``)."""
+        """Whether its role may ``action`` on ``uri``: True, False, or a Deferred of one (keywords ``fresh``, ``match``)."""
 
     def goodbye(reason: str, text: str | None = None) -> None:
         """Router-initiated close (GOODBYE)."""

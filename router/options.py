@@ -52,10 +52,21 @@ def _is_concurrency(value) -> bool:
     return type(value) is int and 0 < value <= 2**31 - 1
 
 
+def _is_scheme(value) -> bool:
+    return type(value) is str and value != ""
+
+
 _BOOL = (_is_bool, "must be true or false")
 _IDS = (_is_id_list, "must be a list of session IDs (integers from 1 to 2**53)")
 _STRS = (_is_str_list, "must be a list of strings")
 _STR = (_is_str, "must be a string")
+#: Payload passthru mode (router.passthru): ``ppt_scheme`` names it, the others describe the payload.
+_PPT = {
+    "ppt_scheme": (_is_scheme, "must be a non-empty string"),
+    "ppt_serializer": _STR,
+    "ppt_cipher": _STR,
+    "ppt_keyid": _STR,
+}
 #: Per message type: option -> (check, what it must be).  Unknown options are
 #: ignored, as the spec asks; values Autobahn checks further (match, invoke,
 #: mode) are checked here for type and by the broker/dealer for meaning.
@@ -65,8 +76,10 @@ _OPTION_RULES = {
         "receive_progress": _BOOL,
         "progress": _BOOL,
         "disclose_me": _BOOL,
+        **_PPT,
     },
-    _YIELD_CODE: {"progress": _BOOL},
+    _YIELD_CODE: {"progress": _BOOL, **_PPT},
+    message.Error.MESSAGE_TYPE: _PPT,
     _PUBLISH_CODE: {
         "acknowledge": _BOOL,
         "exclude_me": _BOOL,
@@ -78,6 +91,7 @@ _OPTION_RULES = {
         "eligible_authid": _STRS,
         "exclude_authrole": _STRS,
         "eligible_authrole": _STRS,
+        **_PPT,
     },
     message.Subscribe.MESSAGE_TYPE: {"match": _STR, "get_retained": _BOOL},
     message.Register.MESSAGE_TYPE: {

@@ -153,6 +153,9 @@ class Realm:
         self._by_code = by_code
         self._table: dict[type, Any] = {cls: by_code[cls.MESSAGE_TYPE] for cls in _JOINED}
         self._table[RefusedRequest] = self._refused
+        # CALL/YIELD the wire parsed in full (never the fast path's) may be in payload passthru mode
+        self._table[message.Call] = dealer.call_parsed
+        self._table[message.Yield] = dealer.yield_parsed
         self._actions: dict[type, tuple[str, str]] = {
             cls: _ACTIONS[cls.MESSAGE_TYPE] for cls in _JOINED if cls.MESSAGE_TYPE in _ACTIONS
         }
@@ -296,7 +299,7 @@ class Realm:
             raise ProtocolViolation(
                 f"ERROR for {MESSAGE_NAMES.get(msg.request_type, msg.request_type)} is not allowed from a client"
             )
-        self.dealer.callee_error(session, msg)
+        self.dealer.callee_error_parsed(session, msg)
 
 
 class _Gate:
@@ -373,8 +376,8 @@ class _Gate:
         self.authorizer.forget(info.session_id)
         self.authorizer = self.realm.authorizer
 
-    def may(self, info, action: str, uri: str, fresh: bool = False):
-        return self.authorizer.authorize(info, action, uri, fresh=fresh)
+    def may(self, info, action: str, uri: str, fresh: bool = False, match: str | None = None):
+        return self.authorizer.authorize(info, action, uri, match, fresh=fresh)
 
     def discloses(self, info, action: str, uri: str) -> bool:
         return self.authorizer.disclose(info, action, uri)

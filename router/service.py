@@ -140,9 +140,12 @@ class RouterService(SignalHandling, Service):
             retained_ttl=config.retained_ttl,
             max_calls_in_flight=config.max_calls_in_flight,
             max_queued_messages=config.max_queued_messages,
+            max_history_events=config.max_history_events,
         )
         for realm in config.realms:
-            self.router.add_realm(realm.name, *build_realm_auth(realm, reactor))
+            added = self.router.add_realm(realm.name, *build_realm_auth(realm, reactor))
+            if realm.history:  # event history (router.broker._history)
+                added.broker.enable_history([(h.topic, h.match, h.limit) for h in realm.history], config.max_history_events)
         for app in apps:
             self.router.install_app(app)
         self.bridges = None

@@ -170,7 +170,7 @@ class RouterSession(ConnectionLifecycle, Joining):
             return
         self.dispatch(refusal)
 
-    def may(self, action: str, uri: str, *, fresh: bool = False) -> bool | Deferred:
+    def may(self, action: str, uri: str, *, fresh: bool = False, match: str | None = None) -> bool | Deferred:
         """
         Whether this joined session's role may ``action`` on ``uri``, as if it
         sent the message itself: True or False, or a Deferred of one (a
@@ -181,7 +181,7 @@ class RouterSession(ConnectionLifecycle, Joining):
         gate = self._gate
         if gate is None:
             return True  # an open realm's anonymous session: no checks, as for its own messages
-        return gate.may(self.info, action, uri, fresh)
+        return gate.may(self.info, action, uri, fresh, match)
 
     def reattach(self) -> None:
         """Its realm's authorizer changed (a reload): a gate, where the new one needs one, asks it from now on."""

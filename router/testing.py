@@ -115,7 +115,11 @@ class MemoryRouter:
             if isinstance(realm, str):
                 self.router.add_realm(realm)
             else:
-                self.router.add_realm(realm.name, *build_realm_auth(realm, self.clock))
+                added = self.router.add_realm(realm.name, *build_realm_auth(realm, self.clock))
+                if realm.history:  # event history, as the service sets it up
+                    added.broker.enable_history(
+                        [(h.topic, h.match, h.limit) for h in realm.history], self.router.max_history_events
+                    )
         for app in apps:
             self.router.install_app(app)
         # pings are off unless asked for (RawSocket peers are pinged only once they ping)

@@ -188,3 +188,18 @@ def authorize_sync(session, action: str, uri: str):
     if action == "call" and uri.startswith("weird."):
         return "yes"  # not True: denied
     return not uri.startswith("deny.")
+
+
+class _UniqueAnonymous:
+    """Equal to any authid a unique anonymous session gets (``anonymous-`` and 16 base32 characters)."""
+
+    def __eq__(self, other) -> bool:
+        import re
+
+        return isinstance(other, str) and re.fullmatch(r"anonymous-[a-z2-7]{16}", other) is not None
+
+    def __repr__(self) -> str:
+        return "<anonymous-*>"
+
+
+UNIQUE_ANONYMOUS = _UniqueAnonymous()

@@ -263,7 +263,7 @@ async def refused(router, transport="websocket", serializer="json", realm="realm
 
 # the credentials of each method, and who they make the client
 JOINS = {
-    "anonymous": (dict(authmethods=["anonymous"]), ("anonymous", "guest", "anonymous")),
+    "anonymous": (dict(authmethods=["anonymous"]), (auth_helpers.UNIQUE_ANONYMOUS, "guest", "anonymous")),
     "ticket": (dict(authmethods=["ticket"], authid="joe", answer=ticket(JOE_TICKET)), ("joe", "user", "ticket")),
     "wampcra": (dict(authmethods=["wampcra"], authid="alice", answer=wampcra(ALICE_SECRET)), ("alice", "user", "wampcra")),
     "wampcra-salted": (

@@ -17,7 +17,7 @@ from autobahn.wamp.exception import ApplicationError
 from examples.auth.jwt_authenticator import InvalidToken, JwtAuthenticator, issue_token, verify_token
 from router.config import ConfigError, load_config
 from router.plugins import load_callable
-from tests.auth_helpers import bounded, open_session, ticket
+from tests.auth_helpers import UNIQUE_ANONYMOUS, bounded, open_session, ticket
 from tests.test_lifecycle import Started
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "auth"
@@ -232,7 +232,7 @@ async def test_cookie_example_with_guests_and_origins(session_db, monkeypatch):
         assert (details.authid, details.authrole) == ("alice", "user")
         for headers in ({"Origin": app}, {"Cookie": "sid=stale-sid", "Origin": app}, {"Cookie": "sid=nope"}):
             guest, details = await joined(url, headers=headers)
-            assert (details.authid, details.authrole, details.authmethod) == ("anonymous", "guest", "anonymous")
+            assert (details.authid, details.authrole, details.authmethod) == (UNIQUE_ANONYMOUS, "guest", "anonymous")
             await guest.subscribe(lambda: None, "com.example.public.news")
             with pytest.raises(ApplicationError):
                 await bounded(guest.subscribe(lambda: None, "com.example.chat.lobby"))

@@ -42,6 +42,7 @@ from router.config import (
 )
 from router.config.auth import build_realm_auth
 from router.events import ConnectionInfo, SessionInfo
+from tests.auth_helpers import UNIQUE_ANONYMOUS
 from tests.config_helpers import config_error, realm_from_toml
 
 SESSION_ID = 4242
@@ -94,7 +95,7 @@ ALL = ("websocket", "rawsocket")
 
 def test_zero_config_realm_is_anonymous_and_keeps_the_authid():
     authenticator, authorizer = build_realm_auth(RealmConfig("realm1"))
-    assert authenticator.start(hello()) == Accept("anonymous", "anonymous", "anonymous", "static")
+    assert authenticator.start(hello()) == Accept(UNIQUE_ANONYMOUS, "anonymous", "anonymous", "static")
     assert authenticator.start(hello("anonymous", authid="joe")) == Accept(
         "joe", "anonymous", "anonymous", "static"
     )
@@ -149,7 +150,7 @@ def test_anonymous_role_and_authid_in_a_realm_with_principals():
     authenticator, _ = build_realm_auth(realm)
     # An anonymous client cannot take alice's name.
     assert authenticator.start(hello("anonymous", authid="alice")) == Accept(
-        "anonymous", "guest", "anonymous", "static"
+        UNIQUE_ANONYMOUS, "guest", "anonymous", "static"
     )
 
 
@@ -554,7 +555,7 @@ def test_dynamic_anonymous_reads_cookies_or_falls_back():
     cookie = {"cookie": 'theme=dark; sid="valid"'}
     assert authenticator.start(hello(headers=cookie)) == Accept("web-user", "user", "cookie", "webapp")
     assert authenticator.start(hello(headers={"cookie": "sid=old"})) == Deny("session expired")
-    assert authenticator.start(hello()) == Accept("anonymous", "guest", "anonymous", "static")
+    assert authenticator.start(hello()) == Accept(UNIQUE_ANONYMOUS, "guest", "anonymous", "static")
 
 
 def test_dynamic_wampcra_principal_lookup():
@@ -931,7 +932,7 @@ def test_full_realm_config_end_to_end():
     )
     signature = BOB_KEY.sign(binascii.a2b_hex(challenge.extra["challenge"])).hex()
     assert authenticator.verify(challenge, signature, {}).authid == "carl"
-    assert authenticator.start(hello("anonymous", authid="x")) == Accept("anonymous", "guest", "anonymous", "static")
+    assert authenticator.start(hello("anonymous", authid="x")) == Accept(UNIQUE_ANONYMOUS, "guest", "anonymous", "static")
 
     user, admin, guest = session("user"), session("admin"), session("guest")
     assert authorizer.authorize(user, "subscribe", "news.sport") is True

@@ -47,7 +47,7 @@ async def test_shared_registrations_agree_on_one_policy_across_nodes(nodes):
     on_b, on_a = await join(b.ws_url), await join(a.ws_url)
     await on_b.register(lambda: "b", "com.example.shared", options=RegisterOptions(invoke="roundrobin"))
     error = await refused(on_a, "com.example.shared", invoke="random")
-    assert error.error == "wamp.error.procedure_already_exists"
+    assert error.error == "wamp.error.procedure_exists_with_different_invocation_policy"
     assert "'roundrobin' on another node, not 'random'" in error.args[0]
     await on_a.register(lambda: "a", "com.example.shared", options=RegisterOptions(invoke="roundrobin"))
     assert await on_a.call("com.example.shared") == "a"  # a local callee is served first

@@ -16,6 +16,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SubscribeOptions
 
 from router.core import ROUTER_ROLES
+from tests.auth_helpers import UNIQUE_ANONYMOUS
 from tests.conftest import make_service
 from tests.raw_client import Calls, bounded, connect_raw, departed, fence
 from tests.wamp_clients import SERIALIZERS, TRANSPORTS, join, join_as, leave, named
@@ -330,6 +331,9 @@ ANNOUNCED = {
         "event_retention": "test_advanced_pubsub::test_event_retention",
         "session_meta_api": "test_meta_api::test_session_join_and_leave_events",
         "subscription_meta_api": "test_advanced_pubsub::test_subscription_meta_events",
+        "subscription_revocation": "test_revocation::test_remove_subscriber",
+        "payload_passthru_mode": "test_passthru::test_publish_in_passthru_mode",
+        "event_history": "test_event_history::test_get_events_over_the_wire_and_its_authorization",
     },
     "dealer": {
         "caller_identification": "test_advanced_rpc::test_caller_identification",
@@ -342,6 +346,8 @@ ANNOUNCED = {
         "session_meta_api": "test_meta_api::test_session_count_list_and_get",
         "registration_meta_api": "test_advanced_rpc::test_registration_meta_procedures",
         "testament_meta_api": "test_meta_api::test_testaments_on_transport_loss",
+        "registration_revocation": "test_revocation::test_remove_callee_with_autobahn_python",
+        "payload_passthru_mode": "test_passthru::test_call_in_passthru_mode",
     },
 }
 
@@ -454,5 +460,5 @@ async def test_meta_events_reach_pattern_subscribers(live_router):
     await leave(visitor)
     await seen.wait(2)
     assert [c[2].topic for c in seen.calls] == ["wamp.session.on_join", "wamp.session.on_leave"]
-    assert seen.args[1] == (visitor.sid, "anonymous", "anonymous")
+    assert seen.args[1] == (visitor.sid, UNIQUE_ANONYMOUS, "anonymous")
     await leave(observer)

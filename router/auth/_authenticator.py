@@ -33,6 +33,7 @@ from router.auth._crypto import (
     wampcra_challenge,
     wampcra_signature,
 )
+from router.auth._anonymous import anonymous_authid, check_anonymous_authid
 from router.auth._decoys import Decoys
 from router.auth._dynamic import AUTH_FAILED, DynamicAnswers
 from router.auth._scram import SCRAM_ALIASES, ScramMethod, ScramPending
@@ -85,9 +86,9 @@ class RealmAuthenticator(DynamicAnswers):
     B{Methods}
 
       - C{anonymous}: welcomed at once with role C{anonymous_role}.  The
-        authid is C{"anonymous"}, or the one the client asked for when
-        C{anonymous_keeps_authid} (the realm has no principals and no
-        dynamic authenticator, so there is no identity to impersonate).
+        authid is the one the client asked for when C{anonymous_keeps_authid}
+        (the realm has no principals and no dynamic authenticator, so there
+        is no identity to impersonate), else see L{router.auth._anonymous}.
       - C{ticket}: CHALLENGE C{ticket} with empty extra; the AUTHENTICATE
         signature is the ticket.
       - C{wampcra}: CHALLENGE C{wampcra} with extra C{{"challenge": <JSON
@@ -136,6 +137,7 @@ class RealmAuthenticator(DynamicAnswers):
         *,
         anonymous_role: str = "anonymous",
         anonymous_keeps_authid: bool = False,
+        anonymous_authid: str = "unique",
         dynamic_name: str | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] | None = None,
@@ -153,6 +155,7 @@ class RealmAuthenticator(DynamicAnswers):
         self.dynamic_name = dynamic_name or getattr(dynamic, "__qualname__", repr(dynamic))
         self.anonymous_role = anonymous_role
         self.anonymous_keeps_authid = anonymous_keeps_authid
+        self.anonymous_authid = check_anonymous_authid(anonymous_authid)
         self._random = random_bytes
         self._clock = clock
         self._by_authid: dict[str, Principal] = {}
@@ -230,7 +233,8 @@ class RealmAuthenticator(DynamicAnswers):
     # -- anonymous ------------------------------------------------------------
 
     def _start_anonymous(self, hello: HelloInfo) -> Accept | Deny | Deferred:
-        authid = hello.authid if self.anonymous_keeps_authid and hello.authid else "anonymous"
+        asked = hello.authid if self.anonymous_keeps_authid else None
+        authid = anonymous_authid(asked, self.anonymous_authid, self._random)
         static = Accept(authid, self.anonymous_role, "anonymous", "static")
         if self.dynamic is None:
             return static
@@ -384,13 +388,7 @@ class RealmAuthenticator(DynamicAnswers):
 
     @staticmethod
     def _accept(principal: Principal, method: str) -> Accept:
-        return Accept(
-            principal.authid,
-            principal.role,
-            method,
-            principal.authprovider,
-            principal.authextra,
-        )
+        return Accept(principal.authid, principal.role, method, principal.authprovider, principal.authextra)
 
     @staticmethod
     def _dynamic_principal(principal: Principal) -> Principal:

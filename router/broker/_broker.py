@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from autobahn.wamp import message
 from twisted.logger import Logger
 
+from router import passthru
+from router.broker._history import History
 from router.broker._retention import Retention, _Retained
 from router.filters import FILTERS, Receivers as _Receivers, compile_filters as _compile_filters
 from router.matching import PatternIndex
@@ -27,6 +29,7 @@ _FILTER_KEYS = frozenset(FILTERS)
 
 class Subscription:
     __slots__ = ("id", "uri", "match", "subscribers", "created")
+    kept = False  # a history topic's subscription (router.broker._history) outlives its subscribers
 
     def __init__(self, sub_id: int, uri: str, match: str, created: float) -> None:
         self.id = sub_id
@@ -34,6 +37,11 @@ class Subscription:
         self.match = match
         self.created = created
         self.subscribers: dict[RouterSession, None] = {}
+
+
+class _KeptSubscription(Subscription):
+    __slots__ = ()
+    kept = True
 
 
 def _valid_pattern(uri: str, match: str) -> bool:
@@ -66,6 +74,18 @@ class Broker(Retention):
         self._owned: dict[Any, set[int]] = {}  # session -> its subscription ids: leaving costs what it owns
         # the router.cluster node this realm's publications also go to (None: one process)
         self.cluster = realm.router.cluster
+        self.history: History | None = None  # event history, on realms with history topics
+
+    def enable_history(self, entries, max_events: int) -> None:
+        """Keep the latest events of these (topic, match, limit) topics (router.broker._history)."""
+        self.history = History(self, entries, max_events, self.realm.router.clock)
+
+    def keep_subscription(self, topic: str, match: str) -> Subscription:
+        """A subscription that lives as long as the realm, with or without subscribers (event history)."""
+        sub = _KeptSubscription(self.realm.scope_ids.next(self._by_id), topic, match, self.realm.router.clock.seconds())
+        self._index.add(topic, match, sub)
+        self._by_id[sub.id] = sub
+        return sub
 
     # -- queries (also used by the meta API) ----------------------------------
 
@@ -174,6 +194,11 @@ class Broker(Retention):
             return  # left while a topic handler was deciding
         topic = msg.topic
         options = msg._router_internal
+        ppt = None
+        if type(options) is dict and "ppt_scheme" in options:  # payload passthru (router.passthru)
+            ppt, problem = passthru.publish_checked(session, msg, options)
+            if problem is not None:
+                return refuse_publish(session, msg, "wamp.error.invalid_argument", problem)
         disclose = (type(options) is dict and options.get("disclose_me") is True) or session.discloses(
             "publish", topic
         )
@@ -192,6 +217,7 @@ class Broker(Retention):
             extra={"payload": msg.payload, "enc_algo": msg.enc_algo, "enc_key": msg.enc_key,
                    "enc_serializer": msg.enc_serializer} if msg.payload else None,
             failures=failures,
+            ppt=ppt,
         )
         if failures:
             if msg.acknowledge:
@@ -204,8 +230,10 @@ class Broker(Retention):
                     f"subscribers using {names} did not get it",
                 )
             return
+        if self.history is not None:
+            self.history.record(topic, publication, args, kwargs, session.info if disclose else None, filters, ppt)
         cluster = self.cluster
-        if msg.retain:
+        if msg.retain and ppt is None:  # a passthru payload is not retained (README)
             kept = _Retained(
                 publication, args, kwargs, filters,
                 session.info if disclose else None, session.session_id if exclude_me else None,
@@ -216,7 +244,7 @@ class Broker(Retention):
         if cluster is not None:
             handed = cluster.forward_publication(
                 self.realm.name, topic, publication, args, kwargs, options,
-                session.info if disclose else None, msg.acknowledge,
+                session.info if disclose else None, msg.acknowledge, ppt,
             )
             if handed is not None:  # acknowledged once every node with a subscriber has it
                 handed.addCallback(lambda _: session.send(message.Published(msg.request, publication)))
@@ -230,6 +258,8 @@ class Broker(Retention):
         if self.cluster is not None:  # the router's own publications (Apps, RealmApi, pushes) cross nodes too
             options = {name: list(getattr(filters, name)) for name in FILTERS if getattr(filters, name) is not None} if filters else None
             self.cluster.forward_publication(self.realm.name, topic, publication, args, kwargs, options, None, False)
+        if self.history is not None:
+            self.history.record(topic, publication, args, kwargs, None, filters, None)
         if retain:
             kept = _Retained(publication, args, kwargs, filters, None)
             self._retain(topic, kept)
@@ -251,6 +281,7 @@ class Broker(Retention):
         failures: dict | None = None,
         publication: int | None = None,
         info=None,
+        ppt: dict | None = None,
     ) -> int:
         """
         Send one publication to every matching subscription; returns its
@@ -272,7 +303,7 @@ class Broker(Retention):
             sub = index.exact.get(topic)
             found = () if sub is None else (("exact", sub),)
         for policy, sub in found:
-            event = message.Event(
+            event = (message.Event if ppt is None else passthru.PassthruEvent)(
                 sub.id,
                 publication,
                 args=args,
@@ -283,6 +314,8 @@ class Broker(Retention):
                 topic=topic if policy != "exact" else None,
                 **(extra or {}),
             )
+            if ppt is not None:
+                event.ppt = ppt
             checked: dict = {}  # codec -> encodable (the bytes are cached on the event)
             last = ok = None  # subscribers mostly share a codec: look it up only when it changes
             for receiver in sub.subscribers:
@@ -314,6 +347,13 @@ class Broker(Retention):
                 failures.update(failed)
         return publication
 
+    def remove_subscriber(self, session: RouterSession, sub: Subscription) -> None:
+        """Revocation (router.meta._revocation): ``session`` leaves ``sub`` as if it had unsubscribed."""
+        owned = self._owned.get(session)
+        if owned is not None:
+            owned.discard(sub.id)
+        self._drop(session, sub)
+
     # -- session cleanup ---------------------------------------------------------
 
     def remove_session(self, session: RouterSession) -> None:
@@ -335,7 +375,7 @@ class Broker(Retention):
         hooks = self.realm.topic_hooks
         if hooks is not None and sub.match == "exact":
             hooks.unsubscribed(session.info, sub.uri)
-        if not sub.subscribers:
+        if not sub.subscribers and not sub.kept:
             del self._by_id[sub.id]
             self._index.remove(sub.uri, sub.match)
             if self.cluster is not None:

@@ -29,8 +29,8 @@ _CLAIM = """
 local policy = redis.call('HGET', KEYS[1], '_policy')
 if policy then
   if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'claimed', policy} end
-  if policy == 'single' then return {'exists', policy} end
   if policy ~= ARGV[2] then return {'policy', policy} end
+  if policy == 'single' then return {'exists', policy} end
 end
 redis.call('HSET', KEYS[1], '_policy', ARGV[2], ARGV[1], '1')
 redis.call('SADD', KEYS[2], KEYS[1])
@@ -101,7 +101,7 @@ class Claims:
                 refuse("wamp.error.procedure_already_exists", f"procedure {uri!r} is already registered on another node")
             else:
                 refuse(
-                    "wamp.error.procedure_already_exists",
+                    "wamp.error.procedure_exists_with_different_invocation_policy",
                     f"procedure {uri!r} is registered with invocation policy {policy!r} on another node, not {invoke!r}",
                 )
 

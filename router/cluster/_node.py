@@ -336,9 +336,9 @@ class ClusterNode(Watchable):
         cmd = self._cmd
         return cmd is not None and cmd.send("PUBLISH", f"{self.prefix}to:{node}", _pack(*items))
 
-    def forward_publication(self, realm, topic, publication, args, kwargs, options, info, acknowledge):
+    def forward_publication(self, realm, topic, publication, args, kwargs, options, info, acknowledge, ppt=None):
         """See :func:`router.cluster._pubsub.forward_publication`."""
-        return forward_publication(self, realm, topic, publication, args, kwargs, options, info, acknowledge)
+        return forward_publication(self, realm, topic, publication, args, kwargs, options, info, acknowledge, ppt)
 
     # -- what other nodes send ------------------------------------------------------------
 

@@ -32,7 +32,7 @@ class RemotePublisher:
 
 
 def forward_publication(
-    node: Any, realm: str, topic: str, publication: int, args, kwargs, options, info, acknowledge: bool
+    node: Any, realm: str, topic: str, publication: int, args, kwargs, options, info, acknowledge: bool, ppt=None
 ) -> defer.Deferred | None:
     """
     Send a publication to every other node with a matching subscription.
@@ -47,18 +47,18 @@ def forward_publication(
         return None  # an outage: local subscribers only (logged once when Redis went)
     filters = {k: v for k, v in options.items() if k in _FILTER_KEYS} if type(options) is dict else None
     publisher = [info.session_id, info.authid, info.authrole] if info is not None else None
-    payload = _pack("pub", realm, topic, publication, args, kwargs, filters or None, publisher)
+    payload = _pack("pub", realm, topic, publication, args, kwargs, filters or None, publisher, ppt)
     prefix = node.prefix
     node.forwarded += len(targets)
     if not acknowledge:
-        for node in targets:
-            cmd.send("PUBLISH", f"{prefix}to:{node}", payload)
+        for target in targets:
+            cmd.send("PUBLISH", f"{prefix}to:{target}", payload)
         return None
-    sent = [cmd.command("PUBLISH", f"{prefix}to:{node}", payload) for node in targets]
+    sent = [cmd.command("PUBLISH", f"{prefix}to:{target}", payload) for target in targets]
     return defer.DeferredList(sent, consumeErrors=True)
 
 
-def deliver(node: Any, realm_name, topic, publication, args, kwargs, filters, publisher) -> None:
+def deliver(node: Any, realm_name, topic, publication, args, kwargs, filters, publisher, ppt=None) -> None:
     realm = node.router.realms.get(realm_name)
     if realm is None:
         return
@@ -66,5 +66,5 @@ def deliver(node: Any, realm_name, topic, publication, args, kwargs, filters, pu
     info = RemotePublisher(*publisher) if publisher is not None else None
     realm.broker.deliver(
         topic, args, kwargs, exclude_me=False, disclose=info is not None,
-        filters=compile_filters(filters) if filters else None, publication=publication, info=info,
+        filters=compile_filters(filters) if filters else None, publication=publication, info=info, ppt=ppt,
     )

@@ -17,10 +17,14 @@ from router.config._errors import (
     _check_str,
     _describe,
 )
+from router.config._history import HistoryConfig
 from router.config._permissions import RoleConfig, _is_uri
 from router.config._scram import ScramConfig, check_tls_credentials
 
 __all__ = ["AUTH_METHODS", "AuthMethodConfig", "PrincipalConfig", "RealmConfig"]
+
+#: ``anonymous_authid`` values (router.auth._anonymous.ANONYMOUS_AUTHIDS; not imported: config stays light).
+ANONYMOUS_AUTHIDS = ("unique", "shared")
 
 AUTH_METHODS = ("anonymous", "ticket", "wampcra", "cryptosign", "scram", "tls")
 """The authentication methods a realm can offer."""
@@ -200,6 +204,10 @@ class RealmConfig:
     Seconds the dynamic authorizer may take for one answer; after that the
     action is denied (fail closed) and the session's later messages go on.
     """
+    anonymous_authid: str = "unique"
+    history: tuple[HistoryConfig, ...] = ()
+    """Topics whose latest events C{wamp.subscription.get_events} returns (C{[[realm.history]]})."""
+    """C{unique}: each anonymous session its own random authid (as Crossbar); C{shared}: all C{anonymous}."""
 
     def __post_init__(self) -> None:
         _check_str("name", self.name)
@@ -235,6 +243,15 @@ class RealmConfig:
         if _check_int("authorizer_cache", self.authorizer_cache) < 0:
             raise ConfigError(
                 "authorizer_cache", f"must be 0 or more, got {self.authorizer_cache}"
+            )
+        history = _check_items("history", self.history, HistoryConfig, allow_empty=True)
+        object.__setattr__(self, "history", history)
+        if len({(h.topic, h.match) for h in history}) != len(history):
+            raise ConfigError("history", "names a topic (with its match) twice")
+        if self.anonymous_authid not in ANONYMOUS_AUTHIDS:
+            raise ConfigError(
+                "anonymous_authid",
+                f"must be one of {', '.join(ANONYMOUS_AUTHIDS)}, got {_describe(self.anonymous_authid)}",
             )
         if self.authorizer_cache and self.authorizer is None:
             raise ConfigError("authorizer_cache", "only applies together with an authorizer")

@@ -10,82 +10,31 @@ from collections.abc import Mapping
 from typing import Any
 
 from router.config._errors import _NO_SOURCE, ConfigError, _check_str, _describe
+from router.config._keys import (
+    _ROUTER_KEYS,
+    _TOP_LEVEL_KEYS,
+    _APP_KEYS,
+    _HTTP_KEYS,
+    _LISTEN_KEYS,
+    _REALM_KEYS,
+    _AUTH_KEYS,
+    _PRINCIPAL_KEYS,
+    _ROLE_KEYS,
+    _PERMISSION_KEYS,
+    _LISTENER_KEYS,
+)
 from router.config._ops import OPS_KEYS, OPS_TABLES, MetricsConfig, StatusConfig
+from router.config._history import HISTORY_KEYS, parse_history_table
 from router.config._permissions import PermissionConfig, RoleConfig
 from router.config._realm import AuthMethodConfig, PrincipalConfig, RealmConfig
 from router.config._scram import ScramConfig
 from router.config._secrets import _read_secret
 from router.config._cluster import parse_cluster
 from router.config._values import DEFAULT_REALM, AppConfig, HttpConfig, ListenConfig, ListenerConfig, RouterConfig
-from router.config._web import WEB_KEYS, parse_web
+from router.config._web import parse_web
 
 __all__ = ["load_config", "parse_config"]
 
-_ROUTER_KEYS = (
-    "max_message_size",
-    "ping_interval",
-    "ping_timeout",
-    "listener_timeout",
-    "shutdown_timeout",
-    "default_listener",
-    "hello_timeout",
-    "allowed_origins",
-    "allow_addresses",
-    "deny_addresses",
-    "max_connections",
-    "max_connections_per_address",
-    "auth_fail_window",
-    "auth_fail_limit_authid",
-    "auth_fail_limit_address",
-    "auth_fail_tracked",
-    "max_outbound_buffer",
-    "slow_consumer",
-    "max_nesting_depth",
-    "max_retained_topics",
-    "retained_ttl",
-    "max_calls_in_flight",
-    "max_queued_messages",
-    "trusted_proxies",
-    "forwarded_header",
-    "websocket_deflate",
-)
-_TOP_LEVEL_KEYS = ("router", "listen", "realm", "listener", "app", "http", "cluster", *OPS_TABLES) + WEB_KEYS
-_APP_KEYS = ("plugin",)
-_HTTP_KEYS = ("endpoint", "secret", "secret_env", "secret_file", "max_body")
-_LISTEN_KEYS = ("endpoint", "transport", "path", "proxy_protocol", "backlog", "client_ca", "client_cert")
-_REALM_KEYS = (
-    "name",
-    "auth",
-    "principal",
-    "role",
-    "authenticator",
-    "authorizer",
-    "authorizer_cache",
-    "authorizer_timeout",
-)
-_AUTH_KEYS = ("method", "transports", "role")
-_PRINCIPAL_KEYS = (
-    "authid",
-    "role",
-    "ticket",
-    "ticket_env",
-    "ticket_file",
-    "secret",
-    "secret_env",
-    "secret_file",
-    "salt",
-    "iterations",
-    "keylen",
-    "pubkey",
-    "pubkeys",
-    "scram",
-    "tls_fingerprint",
-    "tls_fingerprints",
-    "tls_cn",
-)
-_ROLE_KEYS = ("name", "permissions", "disclose")
-_PERMISSION_KEYS = ("uri", "match", "call", "register", "publish", "subscribe", "disclose")
-_LISTENER_KEYS = ("plugin", "priority", "options")
 
 
 def _reject_unknown(table: Mapping, allowed: tuple[str, ...], where: str | None) -> None:
@@ -173,7 +122,11 @@ def _parse_realm_table(where: str, table: Mapping, base_dir: str | None = None) 
             _parse_role_table(path, item)
             for path, item in _tables(table, "role", allow_empty=True, where=where)
         )
-    for key in ("authenticator", "authorizer", "authorizer_cache", "authorizer_timeout"):
+    if "history" in table:  # event history (router.config._history)
+        kwargs["history"] = tuple(
+            _parse_history(path, item) for path, item in _tables(table, "history", allow_empty=True, where=where)
+        )
+    for key in ("authenticator", "authorizer", "authorizer_cache", "authorizer_timeout", "anonymous_authid"):
         if key in table:
             kwargs[key] = table[key]
     try:
@@ -187,6 +140,11 @@ def _parse_realm_table(where: str, table: Mapping, base_dir: str | None = None) 
         reason = re.sub(r"(also in )roles\[", r"\1role[", reason)
         reason = re.sub(r"(also in |belongs to )principals\[", r"\1principal[", reason)
         raise ConfigError(key, reason, exc.source).under(where) from None
+
+
+def _parse_history(where: str, table: Mapping):
+    _reject_unknown(table, HISTORY_KEYS, where)
+    return parse_history_table(where, table)
 
 
 def _parse_auth_table(where: str, table: Mapping) -> AuthMethodConfig:

@@ -250,6 +250,8 @@ class RouterConfig:
     status: StatusConfig | None = None  # the live status page (router.config._ops)
     websocket_deflate: bool = False
     """Offer permessage-deflate to WebSocket clients (L{router.wire.wsmodes}); inflating stops at C{max_message_size}."""
+    max_history_events: int = 10000
+    """Events kept for event history per realm, all topics together (C{[[realm.history]]}); the oldest go first."""
 
     def __post_init__(self) -> None:
         listen = _check_items("listen", self.listen, ListenConfig, allow_empty=False)
@@ -284,6 +286,8 @@ class RouterConfig:
         object.__setattr__(
             self, "auth_fail_window", _check_number("auth_fail_window", self.auth_fail_window, allow_zero=False)
         )
+        if _check_int("max_history_events", self.max_history_events) < 1:
+            raise ConfigError("max_history_events", f"must be 1 or more, got {self.max_history_events}")
         for name in ("max_calls_in_flight", "max_queued_messages"):
             if _check_int(name, getattr(self, name)) < 0:
                 raise ConfigError(name, f"must be 0 (unlimited) or more, got {getattr(self, name)}")

@@ -82,6 +82,7 @@ def build_realm_auth(realm: RealmConfig, clock: Any = None) -> tuple[RealmAuthen
         # Nobody can authenticate as anyone: anonymous clients may keep the
         # authid they ask for (the zero-config behaviour).
         anonymous_keeps_authid=not realm.principals and dynamic_authenticator is None,
+        anonymous_authid=realm.anonymous_authid,
         dynamic_name=realm.authenticator,
     )
     authorizer = Authorizer(

@@ -29,6 +29,7 @@ NUMBER_OPTIONS = (
     ("max-calls-in-flight", "max_calls_in_flight", int, "an integer"),
     ("max-queued-messages", "max_queued_messages", int, "an integer"),
     ("forwarded-header", "forwarded_header", str, "a string"),
+    ("max-history-events", "max_history_events", int, "an integer"),
 )
 # repeatable option -> RouterConfig field (values added to the config file's)
 LIST_OPTIONS = (
@@ -115,6 +116,7 @@ OPT_PARAMETERS = (
     ("max-calls-in-flight", None, None, "Unanswered CALLs one session may have at once; 0 is unlimited [default: 1000]."),
     ("forwarded-header", None, None, "The header trusted proxies name the client in: x-forwarded-for or forwarded [default: x-forwarded-for]."),
     ("max-queued-messages", None, None, "Messages one session may send while an authorization is pending; 0 is unlimited [default: 1000]."),
+    ("max-history-events", None, None, "Events kept for event history per realm, all its [[realm.history]] topics together [default: 10000]."),
     (
         "http-secret",
         None,

@@ -8,9 +8,13 @@ Remote procedure calls for one realm.
   precedence (:meth:`router.matching.PatternIndex.best`); the concrete
   procedure goes to the callee in ``INVOCATION.Details.procedure``.
 * Shared registrations: ``invoke`` = single, roundrobin, random, first, last.
-  A REGISTER whose policy differs from the existing registration's (or any
-  second REGISTER of a ``single`` one) gets ``wamp.error.procedure_already_exists``.
-* Progressive call results (``receive_progress`` / YIELD ``progress``) and
+  A REGISTER whose policy differs from the existing registration's gets
+  ``wamp.error.procedure_exists_with_different_invocation_policy`` (Autobahn's
+  URI, Crossbar's answer); a second ``single`` REGISTER gets
+  ``wamp.error.procedure_already_exists``.
+* Progressive call results (``receive_progress`` / YIELD ``progress``; forwarded
+  to every callee announcing ``progressive_call_results``, with or without
+  ``call_canceling``, as Crossbar and nexus do) and
   progressive call invocations (CALL ``progress``: every chunk with the same
   request id goes to the same callee as INVOCATIONs with one request id).
 * Cancellation: CANCEL ``skip``, ``kill``, ``killnowait`` (default

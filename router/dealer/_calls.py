@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from autobahn.wamp import message
 
+from router import passthru
 from router.errors import ProtocolViolation
 from router.messages import INVOCATION_DETAILS_AT
 from router.states import PAYLOAD_SIZE_EXCEEDED
@@ -28,18 +29,21 @@ TOO_MANY_CALLS = "wampd.error.too_many_calls"
 
 
 class _Invocation(message.Invocation):
-    """Autobahn's INVOCATION plus ``details.progress`` (progressive call invocations)."""
+    """Autobahn's INVOCATION plus ``details.progress`` (progressive call invocations) and ``ppt_*`` (passthru)."""
 
-    __slots__ = ("progress",)
+    __slots__ = ("progress", "ppt")
 
-    def __init__(self, *args, progress: bool = False, **kwargs) -> None:
+    def __init__(self, *args, progress: bool = False, ppt: dict | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.progress = progress
+        self.ppt = ppt
 
     def marshal(self):
         raw = super().marshal()
         if self.progress:
             raw[INVOCATION_DETAILS_AT]["progress"] = True
+        if self.ppt:
+            raw[INVOCATION_DETAILS_AT].update(self.ppt)
         return raw
 
 
@@ -115,7 +119,7 @@ class Calls:
 
     # -- calling ------------------------------------------------------------------
 
-    def call(self, caller: RouterSession, msg: message.Call) -> None:
+    def call(self, caller: RouterSession, msg: message.Call, ppt: dict | None = None) -> None:
         # The hot path (an exact procedure, one callee) runs no code outside this
         # module and the session's: the index's exact dict and the ID counter are
         # read directly, options from the decoded dict (bench/module_path.py).
@@ -134,7 +138,7 @@ class Calls:
         pending = party.calls.get(request)
         if pending is not None:
             if pending.streaming:
-                self._next_chunk(pending, msg, progress)
+                self._next_chunk(pending, msg, progress, ppt)
                 return
             raise ProtocolViolation(f"CALL request {request} is already in flight")
         limit = self._max_calls
@@ -174,12 +178,12 @@ class Calls:
                 "the callee does not support progressive call invocations",
             )
             return
-        # a callee that cannot be interrupted is treated as not supporting progressive results
-        receive_progress = (
-            wants_progress
-            and _feature(callee, "callee", "progressive_call_results")
-            and _supports_canceling(callee)
-        )
+        if ppt is not None and not passthru.announced(callee, "callee"):
+            return caller.send_error(_CALL, request, passthru.FEATURE_NOT_SUPPORTED, "the callee does not take passthru")
+        # forwarded to every callee announcing progressive_call_results, with or without
+        # call_canceling (autobahn-js announces no call_canceling), as Crossbar and nexus do:
+        # the router drops a late YIELD itself, so the callee needs no INTERRUPT for it
+        receive_progress = wants_progress and _feature(callee, "callee", "progressive_call_results")
         callee_party = parties[callee]  # it registered: it has a party
         pending = PendingCall(
             caller, request, callee, callee.request_ids.next(), reg, receive_progress, party, callee_party
@@ -197,9 +201,9 @@ class Calls:
             pending.timer = self.realm.router.clock.callLater(pending.timeout, self._timed_out, pending)
         if self.latency is not None:
             pending.timing = self.latency.start()
-        self._invoke(pending, msg, progress)
+        self._invoke(pending, msg, progress, ppt)
 
-    def _invoke(self, pending: PendingCall, msg: message.Call, progress: bool) -> None:
+    def _invoke(self, pending: PendingCall, msg: message.Call, progress: bool, ppt: dict | None = None) -> None:
         info = pending.caller.info if pending.disclose else None
         invocation = _Invocation(
             pending.invocation_request,
@@ -216,6 +220,7 @@ class Calls:
             enc_key=msg.enc_key,
             enc_serializer=msg.enc_serializer,
             progress=progress,
+            ppt=ppt,
         )
         if not pending.callee.send(invocation):
             self._finish(pending)
@@ -226,12 +231,12 @@ class Calls:
                 f"the call's arguments cannot be sent to the callee ({pending.callee.codec.name})",
             )
 
-    def _next_chunk(self, pending: PendingCall, msg: message.Call, progress: bool) -> None:
+    def _next_chunk(self, pending: PendingCall, msg: message.Call, progress: bool, ppt: dict | None) -> None:
         """A further CALL of a progressive call invocation: same callee, same INVOCATION id."""
         pending.streaming = progress
-        self._invoke(pending, msg, progress)
+        self._invoke(pending, msg, progress, ppt)
 
-    def yield_(self, callee: RouterSession, msg: message.Yield) -> None:
+    def yield_(self, callee: RouterSession, msg: message.Yield, ppt: dict | None = None) -> None:
         party = self._parties.get(callee)
         pending = party.invocations.get(msg.request) if party is not None else None
         if pending is None:
@@ -243,7 +248,9 @@ class Calls:
             pending.timer.reset(pending.timeout)
         if progress and not pending.receive_progress:
             return  # the caller did not ask for progress: drop the partial result
-        result = message.Result(
+        if ppt is not None and self.refuse_passthru(pending, pending.caller, "caller"):
+            return self._finish(pending)
+        result = (message.Result if ppt is None else passthru.PassthruResult)(
             pending.call_request,
             args=msg.args,
             kwargs=msg.kwargs,
@@ -253,6 +260,8 @@ class Calls:
             enc_key=msg.enc_key,
             enc_serializer=msg.enc_serializer,
         )
+        if ppt is not None:
+            result.ppt = ppt
         if not progress:
             self._finish(pending)
         if not pending.caller.send(result):
@@ -265,13 +274,15 @@ class Calls:
                 f"the callee's result cannot be sent to the caller ({pending.caller.codec.name})",
             )
 
-    def callee_error(self, callee: RouterSession, msg: message.Error) -> None:
+    def callee_error(self, callee: RouterSession, msg: message.Error, ppt: dict | None = None) -> None:
         party = self._parties.get(callee)
         pending = party.invocations.get(msg.request) if party is not None else None
         if pending is None:
             return
         self._finish(pending)
-        error = message.Error(
+        if ppt is not None and self.refuse_passthru(pending, pending.caller, "caller"):
+            return
+        error = (message.Error if ppt is None else passthru.PassthruError)(
             _CALL,
             pending.call_request,
             msg.error,
@@ -282,6 +293,8 @@ class Calls:
             enc_key=msg.enc_key,
             enc_serializer=msg.enc_serializer,
         )
+        if ppt is not None:
+            error.ppt = ppt
         caller = pending.caller
         if not caller.send(error):
             # too big for the caller: the README's payload_size_exceeded; else
@@ -292,65 +305,6 @@ class Calls:
                 pending.call_request,
                 failure if failure == PAYLOAD_SIZE_EXCEEDED else msg.error,
                 f"the callee's error {msg.error} cannot be sent to the caller ({caller.codec.name})",
-            )
-
-    def cancel(self, caller: RouterSession, msg: message.Cancel) -> None:
-        party = self._parties.get(caller)
-        pending = party.calls.get(msg.request) if party is not None else None
-        if pending is None or pending.killing:
-            self._cancel_elsewhere(caller, msg)
-            return  # already answered, already being killed, or (in a cluster) on another node
-        mode = msg.mode or "killnowait"
-        if mode not in _CANCEL_MODES:
-            raise ProtocolViolation(f"unknown CANCEL mode {mode!r}")
-        callee = pending.callee
-        if not _supports_canceling(callee):
-            mode = "skip"
-        if mode == "kill":
-            pending.killing = True
-            callee.send(message.Interrupt(pending.invocation_request, mode="kill"))
-            return  # the callee's ERROR (or RESULT) ends the call
-        self._finish(pending)
-        caller.send_error(_CALL, pending.call_request, "wamp.error.canceled", f"the call was canceled ({mode})")
-        if mode == "killnowait":
-            callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))
-
-    def end_call(self, caller: RouterSession, request: int, uri: str, text: str) -> None:
-        """
-        End the caller's call ``request`` with ERROR ``uri``: a refused CALL (or
-        a refused chunk of a progressive call invocation), or one the router
-        failed to handle.  Its pending state and timer go; a callee already
-        invoked that supports canceling gets INTERRUPT.
-        """
-        party = self._parties.get(caller)
-        pending = party.calls.get(request) if party is not None else None
-        if pending is not None:
-            self._finish(pending)
-            if _supports_canceling(pending.callee):
-                pending.callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))
-        caller.send_error(_CALL, request, uri, text)
-
-    def end_invocation(self, callee: RouterSession, request: int, uri: str, text: str) -> None:
-        """
-        The callee's answer (YIELD or ERROR) to INVOCATION ``request`` was
-        refused or could not be handled: the caller's call ends with ERROR
-        ``uri``.  Nothing more for the callee (it considers the call answered).
-        """
-        pending = self.invocation(callee, request)
-        if pending is None:
-            return  # late or unknown: the call already ended
-        self._finish(pending)
-        pending.caller.send_error(_CALL, pending.call_request, uri, text)
-
-    def _timed_out(self, pending: PendingCall) -> None:
-        pending.timer = None
-        self._finish(pending)
-        pending.caller.send_error(
-            _CALL, pending.call_request, "wamp.error.timeout", "the callee did not answer within the call's timeout"
-        )
-        if _supports_canceling(pending.callee):
-            pending.callee.send(
-                message.Interrupt(pending.invocation_request, mode="killnowait", reason="wamp.error.timeout")
             )
 
     @staticmethod
@@ -364,37 +318,3 @@ class Calls:
             if pending.timer.active():
                 pending.timer.cancel()
             pending.timer = None
-
-    def cancel_all(self, text: str) -> None:
-        """
-        Shutdown: every call in flight in this realm ends now with ERROR
-        ``wamp.error.canceled`` to its caller (and INTERRUPT to a callee that
-        can hear it), so that callers get it before the router's GOODBYE.
-        """
-        realm = self.realm
-        for callee in (realm.internal, *realm.sessions.values()):
-            party = self._parties.get(callee)
-            if party is None:
-                continue
-            for pending in list(party.invocations.values()):
-                self._finish(pending)
-                pending.caller.send_error(_CALL, pending.call_request, "wamp.error.canceled", text)
-                if _supports_canceling(callee):
-                    callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))
-
-    def _end_calls(self, party: _Party) -> None:
-        """A session left: the calls it was serving and the calls it made end now."""
-        # calls this session was serving: their callers get an ERROR now
-        for pending in list(party.invocations.values()):
-            self._finish(pending)
-            pending.caller.send_error(
-                _CALL,
-                pending.call_request,
-                "wamp.error.canceled",
-                f"the callee of {pending.registration.uri!r} left before answering",
-            )
-        # calls this session made: forget them, tell callees that can hear it
-        for pending in list(party.calls.values()):
-            self._finish(pending)
-            if _supports_canceling(pending.callee):
-                pending.callee.send(message.Interrupt(pending.invocation_request, mode="killnowait"))

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from autobahn.wamp import message
 
 from router.dealer._calls import Calls, PendingCall, _Party
+from router.dealer._endings import Endings
+from router.dealer._ppt import Passthru
 from router.matching import MATCH_POLICIES, PatternIndex
 from router.uri import is_reserved, is_valid_uri
 
@@ -21,6 +23,8 @@ _REGISTER = message.Register.MESSAGE_TYPE
 _UNREGISTER = message.Unregister.MESSAGE_TYPE
 
 INVOKE_POLICIES = ("single", "roundrobin", "random", "first", "last")
+#: A shared REGISTER whose ``invoke`` differs from the registration's (Autobahn's URI; Crossbar's answer).
+PROCEDURE_EXISTS_WITH_DIFFERENT_POLICY = "wamp.error.procedure_exists_with_different_invocation_policy"
 
 
 class Registration:
@@ -54,20 +58,20 @@ def _clash(reg: Registration | None, session, procedure: str, invoke: str) -> tu
     """Why ``session`` may not register ``procedure`` with ``invoke`` beside ``reg`` (the ERROR's URI and text)."""
     if reg is None:
         return None
-    if reg.invoke == "single":
-        return "wamp.error.procedure_already_exists", f"procedure {procedure!r} is already registered"
     if reg.invoke != invoke:
         return (
-            "wamp.error.procedure_already_exists",
+            PROCEDURE_EXISTS_WITH_DIFFERENT_POLICY,
             f"procedure {procedure!r} is registered with invocation policy {reg.invoke!r}, not {invoke!r}",
         )
+    if invoke == "single":
+        return "wamp.error.procedure_already_exists", f"procedure {procedure!r} is already registered"
     if session in reg.callees:
         return "wamp.error.procedure_already_exists", f"this session already registered {procedure!r}"
     return None
 
 
-class Dealer(Calls):
-    """Registrations (routing calls: :class:`Calls`)."""
+class Dealer(Passthru, Endings, Calls):
+    """Registrations (routing calls: :class:`Calls`, ending them early: :class:`Endings`; payload passthru: :class:`Passthru`)."""
 
     def __init__(self, realm: Any) -> None:
         # realm: the router.realm.Realm this dealer serves (router, scope_ids, meta, internal, sessions)
@@ -216,6 +220,13 @@ class Dealer(Calls):
             return
         self._parties[session].registrations.discard(reg.id)
         session.send(message.Unregistered(msg.request))
+        self._drop(session, reg)
+
+    def remove_callee(self, session: RouterSession, reg: Registration) -> None:
+        """Revocation (router.meta._revocation): ``session`` leaves ``reg`` as if it had unregistered."""
+        party = self._parties.get(session)
+        if party is not None:
+            party.registrations.discard(reg.id)
         self._drop(session, reg)
 
     # -- session cleanup ---------------------------------------------------------

@@ -12,6 +12,9 @@ from twisted.python.failure import Failure
 
 from router.errors import Refusal
 from router.events import SessionInfo
+from router.meta._events import event_history_procedures
+from router.meta._revocation import revocation_procedures
+from router.meta._stats import stats_procedures
 from router.options import key_problem, option_problem
 from router.uri import is_reserved, is_valid_uri
 
@@ -106,6 +109,9 @@ class Procedures:
             "wamp.registration.get": lambda c, a, k: registration_details(self._registration(a)),
             "wamp.registration.list_callees": lambda c, a, k: [s.session_id for s in self._registration(a).callees],
             "wamp.registration.count_callees": lambda c, a, k: len(self._registration(a).callees),
+            **revocation_procedures(self.realm, MetaError, _NOTHING),
+            **event_history_procedures(self.realm, MetaError),
+            **stats_procedures(self.realm, MetaError),
         }
 
     @property

@@ -128,6 +128,9 @@ class _OutboundLimit:
     send_failure = INVALID_ARGUMENT  # why the last send() returned False: an error URI for a caller
     oversize_dropped = 0  # messages over the size the peer announced (RawSocket), never sent
     held: int | None = None
+    # per-connection counters (wamp.session.get_stats: router.meta._stats): WAMP messages and their
+    # serialized bytes, framing not included; plain int increments on the hot path
+    messages_in = messages_out = bytes_in = bytes_out = 0
     max_outbound: int = _UNLIMITED
     drop_events = False
     dropped_events = 0  # EVENTs dropped over the limit (policy "drop"), for the whole connection

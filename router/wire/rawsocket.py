@@ -186,6 +186,8 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
             payload = buf[at + 4 : at + 4 + length]
             at += 4 + length
             if kind == 0:
+                self.messages_in += 1
+                self.bytes_in += length
                 try:
                     msg = decode(payload)
                 except _DECODE_ERRORS as exc:
@@ -262,6 +264,8 @@ class RawSocketProtocol(_OutboundLimit, Protocol):
                 return self._overflow(msg, size + 4)
             self.held = held
         self.transport.write(b"\x00" + size.to_bytes(3, "big") + data)
+        self.messages_out += 1
+        self.bytes_out += size
         traffic = self.traffic
         if traffic is not None:  # router.ops.meter
             traffic.out_msgs[msg.MESSAGE_TYPE] += 1

@@ -218,6 +218,8 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
                 payload = (int.from_bytes(data[start:at], "little") ^ key).to_bytes(length, "little")
             else:
                 payload = b""
+            self.messages_in += 1
+            self.bytes_in += length
             try:
                 msg = decode(payload)
             except _DECODE_ERRORS as exc:
@@ -239,6 +241,8 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
 
     def onMessage(self, payload, isBinary):
         session = self.wampd_session
+        self.messages_in += 1
+        self.bytes_in += len(payload)
         try:
             msg = self.codec.decode(payload)
         except _DECODE_ERRORS as exc:
@@ -314,6 +318,8 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
                 return self._overflow(msg, size + len(header))
             self.held = held
         self.transport.write(header + data)
+        self.messages_out += 1
+        self.bytes_out += size
         traffic = self.traffic
         if traffic is not None:  # router.ops.meter
             traffic.out_msgs[msg.MESSAGE_TYPE] += 1
