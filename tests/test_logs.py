@@ -22,11 +22,11 @@ LISTEN = ["--listen", "tcp:0:interface=127.0.0.1"]
 
 
 async def _one_session(proto):
-    """Join and leave once on the router ``proto`` runs, then SIGTERM it; the client's session id."""
+    """Join and leave once on the router ``proto`` runs, then SIGTERM it; the client's session id and authid."""
     try:
         m = await proto.wait_for(r"(ws://127\.0\.0\.1:\d+/ws)")
         client = await join(m.group(1))
-        sid = client.sid
+        sid, authid = client.sid, (await client.joined).authid  # anonymous-<random>: unique by default
         await leave(client)
         await proto.wait_for(r"client_disconnected")
         proto.transport.signalProcess("TERM")
@@ -35,7 +35,7 @@ async def _one_session(proto):
         if not proto.ended.called:
             proto.transport.signalProcess("KILL")
     assert code == 0, "\n".join(proto.lines)
-    return sid
+    return sid, authid
 
 
 def _json_records(lines):
@@ -46,12 +46,12 @@ def _json_records(lines):
 async def test_twistd_log_format_json_gives_one_object_per_line_with_the_fields():
     """`twistd -n wampd --log-format json`: every line is a JSON object; session_joined carries session, realm, authid, address."""
     proto = spawn(TWISTD + ["wampd", *LISTEN, "--log-format", "json"])
-    sid = await _one_session(proto)
+    sid, authid = await _one_session(proto)
     records = _json_records(proto.lines)  # fails on any line that is not JSON
     assert {"time", "level", "namespace", "message", "event", "session", "realm", "authid", "address"} <= set(records[0])
     by_event = {r["event"]: r for r in records if r["event"]}
     joined = by_event["session_joined"]
-    assert (joined["session"], joined["realm"], joined["authid"], joined["address"]) == (sid, "realm1", "anonymous", "127.0.0.1")
+    assert (joined["session"], joined["realm"], joined["authid"], joined["address"]) == (sid, "realm1", authid, "127.0.0.1")
     assert by_event["client_connected"]["address"] == "127.0.0.1"
     assert by_event["session_left"]["session"] == sid
     assert joined["level"] == "info" and joined["namespace"] == "wampd.events"
@@ -61,14 +61,14 @@ async def test_twistd_log_format_json_gives_one_object_per_line_with_the_fields(
 async def test_text_lines_carry_the_same_fields():
     """The text format's lifecycle lines name the event, session, realm, authid and address the JSON has."""
     proto = spawn(TWISTD + ["wampd", *LISTEN])
-    sid = await _one_session(proto)
+    sid, authid = await _one_session(proto)
     text = "\n".join(proto.lines)
     assert re.search(
-        rf"\[wampd\.events#info\] session_joined: session {sid} joined realm1 as anonymous \(role anonymous\) from 127\.0\.0\.1$",
+        rf"\[wampd\.events#info\] session_joined: session {sid} joined realm1 as {authid} \(role anonymous\) from 127\.0\.0\.1$",
         text,
         re.M,
     ), text
-    assert re.search(rf"session_left: session {sid} left realm1 .* \(anonymous from 127\.0\.0\.1\)$", text, re.M), text
+    assert re.search(rf"session_left: session {sid} left realm1 .* \({authid} from 127\.0\.0\.1\)$", text, re.M), text
 
 
 def test_twistd_log_level_error_drops_info_lines():
@@ -98,7 +98,7 @@ async def test_twist_keeps_text_when_its_output_is_a_pipe():
 async def test_twist_plugin_log_format_json_and_level():
     """`twist wampd --log-format json --log-level info`: wampd's JSON lines under twist."""
     proto = spawn(TWIST_BARE + ["wampd", *LISTEN, "--log-format", "json", "--log-level", "info"])
-    sid = await _one_session(proto)
+    sid, authid = await _one_session(proto)
     records = _json_records(proto.lines)
     assert [r["session"] for r in records if r["event"] == "session_joined"] == [sid]
 
