@@ -235,7 +235,10 @@ class WebSocketProtocol(_OutboundLimit, WampWebSocketServerProtocol):
                 refuse(session, exc, self.factory.router.clock)
             else:
                 session.receive(msg)
-        if at < size and self.state == self.STATE_OPEN:
+        if at < size:
+            # the rest, also when a message just read changed the state (our close
+            # after the peer's GOODBYE, an ABORT): the peer's Close frame often
+            # shares the read with its GOODBYE and must reach the closing handshake
             self._dataReceived(data[at:] if at else data)
 
     def onMessageEnd(self):
