@@ -224,12 +224,17 @@ async def test_listener_rejects_join_with_abort(transport):
 
 
 class _RawWs(Protocol):
-    """A hand-made WebSocket client: handshake, then send exactly what the test says."""
+    """
+    A hand-made WebSocket client: handshake, then send exactly what the test
+    says; like any RFC 6455 client it answers the router's Close frame with
+    its own, so the router ends the connection without waiting for a timeout.
+    """
 
     def __init__(self, frames):
         self.frames = frames
         self.received = b""
         self.closed = Deferred()
+        self.answered_close = False
 
     def connectionMade(self):
         self.transport.write(
@@ -244,6 +249,9 @@ class _RawWs(Protocol):
         if first and b"101" in data.split(b"\r\n", 1)[0]:
             for frame in self.frames:
                 self.transport.write(_mask_frame(frame))
+        if not self.answered_close and 0x88 in _opcodes(self.received):
+            self.answered_close = True
+            self.transport.write(_mask_frame(struct.pack("!H", 1000), opcode=0x8))
 
     def connectionLost(self, reason):
         self.closed.callback(self.received)
@@ -262,21 +270,32 @@ def _mask_frame(payload: bytes, opcode: int = 1) -> bytes:
     return head + mask + masked
 
 
-def _text_frames(data: bytes) -> list[str]:
-    """Unmasked server frames after the HTTP response, as text."""
-    body = data.split(b"\r\n\r\n", 1)[1]
+def _server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The complete unmasked server frames after the HTTP response: (first byte, payload)."""
+    parts = data.split(b"\r\n\r\n", 1)
+    body = parts[1] if len(parts) == 2 else b""
     out = []
     while len(body) >= 2:
-        opcode, n = body[0] & 0x0F, body[1] & 0x7F
+        first, n = body[0], body[1] & 0x7F
         at = 2
         if n == 126:
             n, at = struct.unpack("!H", body[2:4])[0], 4
         elif n == 127:
             n, at = struct.unpack("!Q", body[2:10])[0], 10
-        if opcode == 1:
-            out.append(body[at : at + n].decode())
+        if len(body) < at + n:
+            break
+        out.append((first, body[at : at + n]))
         body = body[at + n :]
     return out
+
+
+def _opcodes(data: bytes) -> list[int]:
+    return [first for first, _ in _server_frames(data)]
+
+
+def _text_frames(data: bytes) -> list[str]:
+    """Unmasked server text frames after the HTTP response, as text."""
+    return [payload.decode() for first, payload in _server_frames(data) if first & 0x0F == 1]
 
 
 @pytest.mark.parametrize(
@@ -292,12 +311,14 @@ def _text_frames(data: bytes) -> list[str]:
 )
 @pytest_twisted.ensureDeferred
 async def test_protocol_violation_aborts_only_that_connection(frames, expected):
+    """A malformed or out-of-place message gets ABORT protocol_violation and a Close on that connection only."""
     async with Started() as r:
         bystander = await join(r.ws_url)
         proto = _RawWs(frames)
         port = int(r.ws_url.split(":")[2].split("/")[0])
         await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(Factory.forProtocol(lambda: proto))
         received = await proto.closed
+        assert _opcodes(received)[-1] == 0x88  # ABORT, then the router's WebSocket Close
         messages = [json.loads(t) for t in _text_frames(received)]
         abort = messages[-1]
         assert abort[0] == 3 and abort[2] == "wamp.error.protocol_violation", messages
