@@ -249,7 +249,7 @@ class _RawWs(Protocol):
         if first and b"101" in data.split(b"\r\n", 1)[0]:
             for frame in self.frames:
                 self.transport.write(_mask_frame(frame))
-        if not self.answered_close and 0x88 in _opcodes(self.received):
+        if not self.answered_close and 0x88 in _frame_heads(self.received):
             self.answered_close = True
             self.transport.write(_mask_frame(struct.pack("!H", 1000), opcode=0x8))
 
@@ -289,7 +289,8 @@ def _server_frames(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-def _opcodes(data: bytes) -> list[int]:
+def _frame_heads(data: bytes) -> list[int]:
+    """The first byte (FIN bit and opcode) of each complete server frame: 0x81 text, 0x88 Close."""
     return [first for first, _ in _server_frames(data)]
 
 
@@ -318,7 +319,7 @@ async def test_protocol_violation_aborts_only_that_connection(frames, expected):
         port = int(r.ws_url.split(":")[2].split("/")[0])
         await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(Factory.forProtocol(lambda: proto))
         received = await proto.closed
-        assert _opcodes(received)[-1] == 0x88  # ABORT, then the router's WebSocket Close
+        assert _frame_heads(received)[-1] == 0x88  # ABORT, then the router's WebSocket Close
         messages = [json.loads(t) for t in _text_frames(received)]
         abort = messages[-1]
         assert abort[0] == 3 and abort[2] == "wamp.error.protocol_violation", messages
