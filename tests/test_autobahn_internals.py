@@ -167,3 +167,18 @@ def test_invocation_details_position():
     raw = message.Invocation(1, 2, args=[3]).marshal()
     assert raw[_autobahn.INVOCATION_DETAILS_AT] == {}
     assert raw[_autobahn.INVOCATION_DETAILS_AT + 1] == [3]
+
+
+def test_the_rest_of_a_read_goes_to_the_frame_machine_after_a_state_change(proto):
+    """
+    The fast path stops at a message that changes the state (the peer's
+    GOODBYE after ours, which closes): the rest of the same read, here the
+    peer's Close frame, still reaches Autobahn's closing handshake, which
+    ends the connection at once instead of after a timeout.
+    """
+    proto.dataReceived(frame(json.dumps([1, "realm1", {"roles": {"caller": {}}}]).encode()))
+    assert b"[2," in proto.transport.value()  # WELCOME
+    proto.wampd_session.goodbye("wamp.close.system_shutdown")
+    proto.dataReceived(frame(json.dumps([6, {}, "wamp.close.goodbye_and_out"]).encode()) + frame(struct.pack("!H", 1000), opcode=8))
+    assert proto.remoteCloseCode == 1000 and proto.wasClean
+    assert proto.transport.disconnecting

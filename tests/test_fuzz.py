@@ -254,6 +254,16 @@ def _fence(peer):
     return d
 
 
+@pytest_twisted.async_yield_fixture
+async def sentinels(live_router):
+    """The sentinel sessions, shared by every example; they say GOODBYE before the router stops."""
+    started = await start_sentinels(live_router)
+    yield started
+    for peer in (started.caller, started.callee, *started.subscribers):
+        if not peer.closed.called:
+            await peer.goodbye()
+
+
 @pytest.fixture
 def failures_logged():
     """Internal failures the router logs (``log.failure`` in a wampd namespace) while the test runs."""
@@ -274,7 +284,7 @@ def failures_logged():
 @example(case=("websocket", "cbor", [("wamp", [16, 3, {}, "com.fuzz.t", [{1: "int key"}]])]))
 @example(case=("rawsocket", "json", [("garbage", b'[16, 4, {}, "com.fuzz.t", ' + b"[" * 600 + b"]" * 600 + b"]")]))
 @pytest_twisted.ensureDeferred
-async def test_hostile_messages(live_router, failures_logged, case):
+async def test_hostile_messages(live_router, sentinels, failures_logged, case):
     """
     Whatever a client sends, its connection gets ABORT/ERROR or a clean close,
     its CALLs are answered, other sessions keep working, nothing is left
@@ -282,8 +292,5 @@ async def test_hostile_messages(live_router, failures_logged, case):
     each hypothesis example in the reactor; the router and the sentinels are
     shared by all examples.)
     """
-    state = live_router.__dict__
-    if "sentinels" not in state:
-        state["sentinels"] = await start_sentinels(live_router)
-    await run_case(live_router, state["sentinels"], case)
+    await run_case(live_router, sentinels, case)
     assert failures_logged == [], [e.get("log_failure").getTraceback() for e in failures_logged]

@@ -224,12 +224,17 @@ async def test_listener_rejects_join_with_abort(transport):
 
 
 class _RawWs(Protocol):
-    """A hand-made WebSocket client: handshake, then send exactly what the test says."""
+    """
+    A hand-made WebSocket client: handshake, then send exactly what the test
+    says; like any RFC 6455 client it answers the router's Close frame with
+    its own, so the router ends the connection without waiting for a timeout.
+    """
 
     def __init__(self, frames):
         self.frames = frames
         self.received = b""
         self.closed = Deferred()
+        self.answered_close = False
 
     def connectionMade(self):
         self.transport.write(
@@ -244,6 +249,9 @@ class _RawWs(Protocol):
         if first and b"101" in data.split(b"\r\n", 1)[0]:
             for frame in self.frames:
                 self.transport.write(_mask_frame(frame))
+        if not self.answered_close and 0x88 in _frame_heads(self.received):
+            self.answered_close = True
+            self.transport.write(_mask_frame(struct.pack("!H", 1000), opcode=0x8))
 
     def connectionLost(self, reason):
         self.closed.callback(self.received)
@@ -262,21 +270,33 @@ def _mask_frame(payload: bytes, opcode: int = 1) -> bytes:
     return head + mask + masked
 
 
-def _text_frames(data: bytes) -> list[str]:
-    """Unmasked server frames after the HTTP response, as text."""
-    body = data.split(b"\r\n\r\n", 1)[1]
+def _server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The complete unmasked server frames after the HTTP response: (first byte, payload)."""
+    parts = data.split(b"\r\n\r\n", 1)
+    body = parts[1] if len(parts) == 2 else b""
     out = []
     while len(body) >= 2:
-        opcode, n = body[0] & 0x0F, body[1] & 0x7F
+        first, n = body[0], body[1] & 0x7F
         at = 2
         if n == 126:
             n, at = struct.unpack("!H", body[2:4])[0], 4
         elif n == 127:
             n, at = struct.unpack("!Q", body[2:10])[0], 10
-        if opcode == 1:
-            out.append(body[at : at + n].decode())
+        if len(body) < at + n:
+            break
+        out.append((first, body[at : at + n]))
         body = body[at + n :]
     return out
+
+
+def _frame_heads(data: bytes) -> list[int]:
+    """The first byte (FIN bit and opcode) of each complete server frame: 0x81 text, 0x88 Close."""
+    return [first for first, _ in _server_frames(data)]
+
+
+def _text_frames(data: bytes) -> list[str]:
+    """Unmasked server text frames after the HTTP response, as text."""
+    return [payload.decode() for first, payload in _server_frames(data) if first & 0x0F == 1]
 
 
 @pytest.mark.parametrize(
@@ -292,12 +312,14 @@ def _text_frames(data: bytes) -> list[str]:
 )
 @pytest_twisted.ensureDeferred
 async def test_protocol_violation_aborts_only_that_connection(frames, expected):
+    """A malformed or out-of-place message gets ABORT protocol_violation and a Close on that connection only."""
     async with Started() as r:
         bystander = await join(r.ws_url)
         proto = _RawWs(frames)
         port = int(r.ws_url.split(":")[2].split("/")[0])
         await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(Factory.forProtocol(lambda: proto))
         received = await proto.closed
+        assert _frame_heads(received)[-1] == 0x88  # ABORT, then the router's WebSocket Close
         messages = [json.loads(t) for t in _text_frames(received)]
         abort = messages[-1]
         assert abort[0] == 3 and abort[2] == "wamp.error.protocol_violation", messages
@@ -527,14 +549,19 @@ async def test_tcp_close_while_joined_is_not_clean(transport):
 @pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
 @pytest_twisted.ensureDeferred
 async def test_goodbye_at_shutdown_is_clean(transport):
-    """The router's GOODBYE at shutdown, answered by the client's GOODBYE, ends the connection cleanly."""
+    """
+    The router's GOODBYE at shutdown, answered by the client's GOODBYE, ends
+    the connection cleanly; over WebSocket the client's Close frame, which
+    often shares a read with its GOODBYE, completes the closing handshake
+    (code 1000, no "closed uncleanly" reason), so nobody waits for a timeout.
+    """
     r = Started()
     async with r:
         c = await join(r.ws_url if transport == "websocket" else r.rs_port, transport)
         await r.service.stopService()
         assert (await c.left).reason == "wamp.close.system_shutdown"
-    closed = [e for e in r.recorder.events if e.name == "client_disconnected"]
-    assert [e.was_clean for e in closed] == [True], closed
+    closed = [(e.was_clean, e.code, e.reason) for e in r.recorder.events if e.name == "client_disconnected"]
+    assert closed == [(True, 1000 if transport == "websocket" else None, None)], closed
     assert_well_ordered(r.recorder)
 
 

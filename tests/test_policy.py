@@ -17,6 +17,7 @@ from twisted.internet.protocol import Factory, Protocol
 
 from router.events import ConnectionInfo
 from router.policy import ConnectionPolicy
+from tests.conftest import VirtualTime
 from tests.test_lifecycle import Started, assert_well_ordered
 from tests.wamp_clients import join, leave, open_websocket, port_of, rawsocket_handshake
 
@@ -204,14 +205,24 @@ async def test_connection_limits():
 @pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
 @pytest_twisted.ensureDeferred
 async def test_client_that_never_says_hello_is_closed(transport):
-    async with Started(hello_timeout=0.3) as r:
-        lost = Deferred()
+    """
+    An open connection that sends no HELLO is refused (client_rejected
+    reason protocol) once hello_timeout passes on the router's clock, driven
+    by hand; a client that joined in time is not touched.
+    """
+    clock = VirtualTime()
+    async with Started(hello_timeout=0.3, reactor=clock) as r:
+        lost, opened = Deferred(), Deferred()
 
         if transport == "rawsocket":
 
             class Silent(Protocol):
                 def connectionMade(self):
                     self.transport.write(bytes([0x7F, 0xF1, 0, 0]))  # handshake, then nothing
+
+                def dataReceived(self, data):
+                    if not opened.called:
+                        opened.callback(None)  # the router's handshake answer: its session waits for HELLO
 
                 def connectionLost(self, reason):
                     lost.callback(None)
@@ -223,7 +234,7 @@ async def test_client_that_never_says_hello_is_closed(transport):
 
             class Silent(WebSocketClientProtocol):
                 def onOpen(self):
-                    pass  # never sends HELLO
+                    opened.callback(None)  # never sends HELLO
 
                 def onClose(self, wasClean, code, reason):
                     lost.callback(None)
@@ -231,7 +242,11 @@ async def test_client_that_never_says_hello_is_closed(transport):
             factory = WebSocketClientFactory(url=r.ws_url, protocols=["wamp.2.json"])
             factory.protocol = Silent
             await TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(r.ws_url)).connect(factory)
+        await opened.addTimeout(5, reactor)
         healthy = await join(r.ws_url)  # joins in time and is not touched
+        clock.advance(0.25)  # sweeps run, the silent one is still in time
+        assert "client_rejected" not in [e.name for e in r.recorder.events]
+        clock.advance(0.1)  # past hello_timeout: the next sweep refuses it
         await lost.addTimeout(5, reactor)
         rejected = await r.recorder.wait_for(lambda e: e.name == "client_rejected")
         assert rejected.reason == "protocol" and "no session joined within 0.3s" in rejected.message
@@ -243,7 +258,8 @@ async def test_client_that_never_says_hello_is_closed(transport):
 @pytest_twisted.ensureDeferred
 async def test_rawsocket_without_handshake_bytes_is_closed():
     """A TCP connection that never sends the RawSocket handshake is dropped after the HELLO timeout."""
-    async with Started(hello_timeout=0.3) as r:
+    # a short real hello_timeout: no hand-driven clock, as nothing tells the test when the router has accepted
+    async with Started(hello_timeout=0.1) as r:
         lost = Deferred()
 
         class Mute(Protocol):
@@ -308,7 +324,8 @@ async def test_connections_count_from_accept_not_from_the_handshake(limit):
 @pytest_twisted.ensureDeferred
 async def test_websocket_opening_handshake_is_bounded_by_the_hello_timeout():
     """A connection that never completes its HTTP upgrade request is dropped after hello_timeout."""
-    async with Started(hello_timeout=0.3) as r:
+    # a short real hello_timeout: no hand-driven clock, as nothing tells the test when the router has accepted
+    async with Started(hello_timeout=0.1) as r:
         proto, lost = await _mute(port_of(r.ws_url))
         proto.transport.write(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
         started = reactor.seconds()

@@ -16,7 +16,6 @@ import pytest_twisted
 from autobahn.exception import PayloadExceededError
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Protocol
-from twisted.logger import globalLogPublisher
 from twisted.test import iosim
 
 from router.testing import MemoryRouter
@@ -36,6 +35,7 @@ from tests.raw_client import (
     bounded,
     connect_raw,
 )
+from tests.conftest import logged
 from tests.wamp_clients import Recorder
 
 ROLES = {"subscriber": {}, "publisher": {}, "caller": {}, "callee": {}}
@@ -73,44 +73,47 @@ async def test_messages_over_the_announced_limit(live_router):
     does not fit becomes ERROR ``wamp.error.payload_size_exceeded`` for the
     caller (every CALL is answered), and what fits still arrives.
     """
-    logged = []
-    observer = lambda event: logged.append(event) if "not sending" in event.get("log_format", "") else None  # noqa: E731
-    globalLogPublisher.addObserver(observer)
     peers = []
-    try:
-        small = await connect_raw(live_router.rs_port, "rawsocket", max_exponent=1)
-        other = await connect_raw(live_router.rs_port, "rawsocket")
-        peers += [small, other]
-        assert (await small.hello(ROLES))[0] == WELCOME
-        assert (await other.hello(ROLES))[0] == WELCOME
-        await small.request([SUBSCRIBE, 1, {}, "com.news"], (SUBSCRIBED,))
-        for request in (1, 2, 3):
-            await other.request([PUBLISH, request, {"acknowledge": True}, "com.news", [BIG]], (PUBLISHED,))
-        await other.request([PUBLISH, 4, {"acknowledge": True}, "com.news", ["small"]], (PUBLISHED,))
-        event = await small.wait_for(lambda m: m[0] == EVENT)
-        assert event[4] == ["small"] and len(small.of_type(EVENT)) == 1
+    with logged(lambda event: "not sending" in event.get("log_format", "")) as not_sent:
+        try:
+            small, other = await _small_and_other(live_router, peers)
+            await small.request([SUBSCRIBE, 1, {}, "com.news"], (SUBSCRIBED,))
+            for request in (1, 2, 3):
+                await other.request([PUBLISH, request, {"acknowledge": True}, "com.news", [BIG]], (PUBLISHED,))
+            await other.request([PUBLISH, 4, {"acknowledge": True}, "com.news", ["small"]], (PUBLISHED,))
+            event = await small.wait_for(lambda m: m[0] == EVENT)
+            assert event[4] == ["small"] and len(small.of_type(EVENT)) == 1
 
-        await other.register(5, "com.big")
-        small.send([CALL, 6, {}, "com.big", []])
-        invocation = await other.wait_for(lambda m: m[0] == INVOCATION)
-        other.send([YIELD, invocation[1], {}, [BIG]])
-        answer = await small.wait_for(lambda m: m[0] in (RESULT, ERROR) and m[2 if m[0] == ERROR else 1] == 6)
-        assert answer[0] == ERROR and answer[4] == "wamp.error.payload_size_exceeded", answer
+            await other.register(5, "com.big")
+            small.send([CALL, 6, {}, "com.big", []])
+            invocation = await other.wait_for(lambda m: m[0] == INVOCATION)
+            other.send([YIELD, invocation[1], {}, [BIG]])
+            answer = await small.wait_for(lambda m: m[0] in (RESULT, ERROR) and m[2 if m[0] == ERROR else 1] == 6)
+            assert answer[0] == ERROR and answer[4] == "wamp.error.payload_size_exceeded", answer
 
-        await small.register(7, "com.small")
-        other.send([CALL, 8, {}, "com.small", [BIG]])
-        answer = await other.wait_for(lambda m: m[0] in (RESULT, ERROR) and m[2 if m[0] == ERROR else 1] == 8)
-        assert answer[0] == ERROR and answer[4] == "wamp.error.payload_size_exceeded", answer
-        assert small.of_type(INVOCATION) == []
+            await small.register(7, "com.small")
+            other.send([CALL, 8, {}, "com.small", [BIG]])
+            answer = await other.wait_for(lambda m: m[0] in (RESULT, ERROR) and m[2 if m[0] == ERROR else 1] == 8)
+            assert answer[0] == ERROR and answer[4] == "wamp.error.payload_size_exceeded", answer
+            assert small.of_type(INVOCATION) == []
 
-        session = live_router.service.router.realms["realm1"].sessions[small.session_id]
-        assert session.oversize_dropped == 5
-        assert len(logged) == 1, [e["log_format"] for e in logged]
-        assert small.largest <= 1024
-    finally:
-        globalLogPublisher.removeObserver(observer)
-        for peer in peers:
-            peer.drop()
+            session = live_router.service.router.realms["realm1"].sessions[small.session_id]
+            assert session.oversize_dropped == 5
+            assert small.largest <= 1024
+            assert len(not_sent) == 1, [e["log_format"] for e in not_sent]
+        finally:
+            for peer in peers:
+                peer.drop()
+
+
+async def _small_and_other(live_router, peers: list):
+    """Two joined RawSocket peers: ``small`` accepts at most 1024 bytes, ``other`` the default."""
+    small = await connect_raw(live_router.rs_port, "rawsocket", max_exponent=1)
+    other = await connect_raw(live_router.rs_port, "rawsocket")
+    peers += [small, other]
+    assert (await small.hello(ROLES))[0] == WELCOME
+    assert (await other.hello(ROLES))[0] == WELCOME
+    return small, other
 
 
 @pytest_twisted.ensureDeferred
@@ -122,11 +125,7 @@ async def test_a_callee_error_too_big_for_the_caller_becomes_payload_size_exceed
     """
     peers = []
     try:
-        small = await connect_raw(live_router.rs_port, "rawsocket", max_exponent=1)
-        other = await connect_raw(live_router.rs_port, "rawsocket")
-        peers += [small, other]
-        assert (await small.hello(ROLES))[0] == WELCOME
-        assert (await other.hello(ROLES))[0] == WELCOME
+        small, other = await _small_and_other(live_router, peers)
         await other.register(1, "com.fails")
         small.send([CALL, 2, {}, "com.fails", []])
         invocation = await other.wait_for(lambda m: m[0] == INVOCATION)

@@ -230,7 +230,10 @@ class WebSocketProtocol(_OutboundLimit, FastHandshake, Lean, WampWebSocketServer
                     traffic.in_msgs[kind] += 1
                     traffic.in_bytes[kind] += length
                 session.receive(msg)
-        if at < size and self.state == self.STATE_OPEN:
+        if at < size:
+            # the rest, also when a message just read changed the state (our close
+            # after the peer's GOODBYE, an ABORT): the peer's Close frame often
+            # shares the read with its GOODBYE and must reach the closing handshake
             self._dataReceived(data[at:] if at else data)
 
     def onMessageEnd(self):
