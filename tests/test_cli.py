@@ -97,6 +97,7 @@ async def test_run_serves_logs_json_and_stops_on_sigterm_with_status_0():
     try:
         m = await proto.wait_for(r"wampd listening on (ws://127\.0\.0\.1:\d+/wamp)")
         client = await join(m.group(1))
+        authid = (await client.joined).authid  # anonymous-<random>: unique by default
         await proto.wait_for(r'"event": "session_joined"')
         await leave(client)
         await proto.wait_for(r'"event": "client_disconnected"')
@@ -110,7 +111,7 @@ async def test_run_serves_logs_json_and_stops_on_sigterm_with_status_0():
     joined = [r for r in records if r["event"] == "session_joined"]
     assert len(joined) == 1
     assert joined[0]["session"] == client.sid
-    assert (joined[0]["realm"], joined[0]["authid"], joined[0]["address"]) == ("realm1", "anonymous", "127.0.0.1")
+    assert (joined[0]["realm"], joined[0]["authid"], joined[0]["address"]) == ("realm1", authid, "127.0.0.1")
     assert [r["event"] for r in records if r["event"]][-1] == "server_stopping"
 
 

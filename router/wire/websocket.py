@@ -55,8 +55,7 @@ _HEADER64 = struct.Struct("!BBQ")
 _DECODE_ERRORS = (WireError, UriError, BadRequest)
 
 
-# the whole answer to a WebSocket connection refused when accepted (over a limit)
-_HTTP_503 = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_HTTP_503 = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"  # over a limit at accept
 
 
 @implementer(IPeer)
