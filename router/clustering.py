@@ -40,7 +40,13 @@ def join_cluster(service: Any, ports: list) -> Deferred:
             service.reactor.stop()
         return failure
 
-    return ensureDeferred(service.cluster.start()).addCallbacks(lambda _: ports, failed)
+    def joined(_):
+        ops = getattr(service, "ops", None)
+        if ops is not None:  # /readyz: not ready while Redis is away
+            ops.health.add_check("cluster: Redis reachable", lambda: service.cluster is not None and service.cluster.connected)
+        return ports
+
+    return ensureDeferred(service.cluster.start()).addCallbacks(joined, failed)
 
 
 def leave_cluster(service: Any, result: Any) -> Any:

@@ -149,3 +149,24 @@ async def test_autobahn_js_clients_on_different_nodes(tmp_path, redis):
         for proto in js + [n1, n2]:
             if not proto.ended.called:
                 proto.transport.signalProcess("KILL")
+
+
+@pytest_twisted.ensureDeferred
+async def test_readyz_says_not_ready_while_redis_is_away(tmp_path, redis):
+    """With metrics on, /readyz answers 200 while the node reaches Redis, 503 naming the cluster while it doesn't."""
+    from tests.test_ops import fetch  # a real HTTP client (twisted.web) over loopback
+
+    config = cluster_config(tmp_path, redis)
+    node1 = spawn(TWISTD + ["wampd", "--config", config, "--cluster-name", "n1", "--metrics", "tcp:0:interface=127.0.0.1", *LISTEN])
+    try:
+        await node1.wait_for(r"cluster: node n1 joined")
+        ops = (await node1.wait_for(r"(http://127\.0\.0\.1:\d+) \(http\)")).group(1)
+        status, _, body = await fetch(ops + "/readyz")
+        assert status == 200, body
+        redis.stop()
+        await node1.wait_for(r"cluster: lost Redis")
+        status, _, body = await fetch(ops + "/readyz")
+        assert status == 503 and b"cluster: Redis reachable" in body, body
+    finally:
+        if not node1.ended.called:
+            node1.transport.signalProcess("KILL")
