@@ -10,11 +10,12 @@ import os
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from router.cluster import parse_redis_url
 
-__all__ = ["join_cluster", "leave_cluster"]
+__all__ = ["join_cluster", "leave_cluster", "watch_parent"]
 
 _log = Logger(namespace="wampd.service")
 
@@ -52,3 +53,29 @@ def join_cluster(service: Any, ports: list) -> Deferred:
 def leave_cluster(service: Any, result: Any) -> Any:
     """After the sessions have left: tell the other nodes; then ``result`` as it was."""
     return ensureDeferred(service.cluster.stop()).addBoth(lambda _: result)
+
+
+def watch_parent(service: Any, interval: float = 1.0) -> LoopingCall:
+    """
+    A ``--workers`` worker: once a second, check that the parent that started it
+    is still there.  If it is gone (killed with SIGKILL: no SIGTERM reached the
+    workers), stop gracefully, and take the parent's private redis-server down
+    with it (the parent says it is private through ``WAMPD_PRIVATE_REDIS``), so
+    no orphan keeps the port's clients or the socket directory.
+    """
+    parent = os.getppid()
+
+    def check() -> None:
+        if os.getppid() == parent:
+            return
+        loop.stop()
+        _log.warn("the --workers parent (pid {pid}) is gone: stopping", pid=parent)
+        if os.environ.get("WAMPD_PRIVATE_REDIS") and service.cluster is not None:
+            service.cluster.cmd_send("SHUTDOWN", "NOSAVE")
+        if service.reactor.running:
+            service.reactor.stop()
+
+    loop = LoopingCall(check)
+    loop.clock = service.reactor
+    loop.start(interval, now=False)
+    return loop

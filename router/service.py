@@ -43,7 +43,7 @@ from twisted.logger import Logger
 
 from listeners.log import LogListener
 from router.auth import LoginLimiter
-from router.clustering import join_cluster, leave_cluster
+from router.clustering import join_cluster, leave_cluster, watch_parent
 from router.signals import SignalHandling
 from router.config import ListenerConfig, RouterConfig, effective_endpoint
 from router.config.auth import build_realm_auth
@@ -270,6 +270,8 @@ class RouterService(SignalHandling, Service):
 
     def _launched(self, ports):
         self.ports = list(ports)
+        if self._adopt is not None and self._standalone:  # a --workers worker: not without its parent
+            watch_parent(self)
         infos = []
         http = getattr(self.config, "http", None)
         if http is not None:

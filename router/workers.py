@@ -17,7 +17,10 @@ that exits is restarted (after 0.5 s, up to 30 s when it keeps dying at
 once); the other workers drop its sessions within the cluster timeout.
 SIGTERM or SIGINT stop every worker gracefully (each sends its clients GOODBYE
 and fires its lifecycle events), then Redis; the exit status is 0.  SIGHUP is
-passed to every worker, which reloads its configuration.
+passed to every worker, which reloads its configuration.  If this process is
+killed outright (SIGKILL), each worker notices within a second that its
+parent is gone and stops, and one of them shuts the private Redis down
+(:func:`router.clustering.watch_parent`).
 """
 
 from __future__ import annotations
@@ -162,7 +165,10 @@ class WorkerPool(Service):
         for port in self.ports:
             child_fds[port.fileno()] = port.fileno()
         worker = _Worker(self, index)
-        process = self.reactor.spawnProcess(worker, sys.executable, argv, env=dict(os.environ), childFDs=child_fds)
+        env = dict(os.environ)
+        if self.redis is not None:  # a worker that outlives this process shuts the private Redis down
+            env["WAMPD_PRIVATE_REDIS"] = "1"
+        process = self.reactor.spawnProcess(worker, sys.executable, argv, env=env, childFDs=child_fds)
         self.workers[index] = (process, worker)
         _log.info("wampd: worker {index} started (pid {pid})", index=index, pid=process.pid)
 

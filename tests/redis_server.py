@@ -18,7 +18,8 @@ import pytest
 class RedisServer:
     """One redis-server process; :meth:`stop` and :meth:`start` again keep its socket path."""
 
-    def __init__(self, directory) -> None:
+    def __init__(self, directory, *extra: str) -> None:
+        """``extra``: more redis-server options (e.g. ``--requirepass``, ``S``)."""
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not on PATH: install Debian's redis-server package (.ci/run does)")
@@ -26,11 +27,12 @@ class RedisServer:
         self.path = os.path.join(str(directory), "redis.sock")
         self.url = f"unix:{self.path}"
         self.proc: subprocess.Popen | None = None
+        self.extra = extra
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "--port", "0", "--unixsocket", self.path, "--unixsocketperm", "700",
-             "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+             "--save", "", "--appendonly", "no", "--loglevel", "warning", *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -45,7 +47,7 @@ class RedisServer:
                 probe.settimeout(1)
                 probe.connect(self.path)
                 probe.sendall(b"PING\r\n")
-                return probe.recv(16).startswith(b"+PONG")
+                return probe.recv(64).startswith((b"+PONG", b"-NOAUTH"))  # up (a password or not)
         except OSError:
             return False
 

@@ -62,3 +62,16 @@ def test_cluster_options():
     assert "--cluster: " in usage_error("--cluster", "http://nope")
     assert "--cluster-name needs --cluster" in usage_error("--cluster-name", "x")
     assert "--cluster-name: must be 1 to 64" in usage_error("--cluster", "unix:/r", "--cluster-name", "a b")
+
+
+def test_redis_urls_with_credentials_never_show_the_password():
+    """USER:PASSWORD in a redis:// URL, user=/password= on a unix: URL; errors and the address's text leave the password out."""
+    tcp = parse_redis_url("redis://app:s%40cret@10.0.0.5:6380/1")
+    assert (tcp.username, tcp.password, tcp.host, tcp.db) == ("app", "s@cret", "10.0.0.5", 1)
+    assert parse_redis_url("redis://:only@h").password == "only"
+    unix = parse_redis_url("unix:/run/r.sock?db=2&password=p%26w")
+    assert (unix.password, unix.db, unix.username) == ("p&w", 2, None)
+    assert "cret" not in str(tcp)
+    with pytest.raises(ValueError) as info:
+        parse_redis_url("redis://u:hunter2@host:99999")
+    assert "hunter2" not in str(info.value)

@@ -210,3 +210,24 @@ async def test_routing_survives_a_redis_restart_and_resynchronizes(nodes, redis)
     assert remote_inbox == []
     for client in (local, remote, publisher):
         await leave(client)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_authenticates_to_a_redis_with_a_password(tmp_path):
+    """A Redis with requirepass: the right password joins; a wrong one is refused with Redis's reason, not the password."""
+    from tests.redis_server import RedisServer
+
+    guarded = RedisServer(tmp_path, "--requirepass", "s3cret")
+    guarded.start()
+    service = make_service(Recorder())
+    try:
+        node = ClusterNode(service.router, parse_redis_url(f"{guarded.url}?password=s3cret"), name="A", reactor=reactor)
+        await node.start()
+        assert node.connected
+        await node.stop()
+        wrong = ClusterNode(service.router, parse_redis_url(f"{guarded.url}?password=nope"), name="B", reactor=reactor)
+        with pytest.raises(ClusterError) as info:
+            await wrong.start()
+        assert "WRONGPASS" in str(info.value) and "nope" not in str(info.value)
+    finally:
+        guarded.stop()

@@ -76,3 +76,34 @@ async def test_two_workers_share_a_port_route_across_restart_and_stop():
             parent.transport.signalProcess("KILL")
     text = "\n".join(parent.lines)
     assert text.count("wampd stopping (wamp.close.system_shutdown)") >= 2, text
+
+
+@pytest_twisted.ensureDeferred
+async def test_workers_stop_and_take_the_private_redis_down_when_the_parent_is_killed():
+    """SIGKILL of the --workers parent: its workers notice within a second, stop, and shut the private Redis down."""
+    from twisted.internet.task import deferLater
+
+    parent = spawn(TWISTD + ["wampd", "--workers", "2", "--listen", "ws:tcp:0:interface=127.0.0.1"])
+    try:
+        await parent.wait_for(r"1 other node\(s\)", timeout=60)
+        sock = (await parent.wait_for(r"joined through unix:(\S+redis\.sock)")).group(1)
+        pids = [int(m.group(1)) for m in (re.search(r"worker \d started \(pid (\d+)\)", line) for line in parent.lines) if m]
+        parent.transport.signalProcess("KILL")
+        await _ended(parent)
+
+        def alive(pid):
+            try:
+                os.kill(pid, 0)  # signal 0: only asks whether the process exists
+            except ProcessLookupError:
+                return False
+            return True
+
+        for _ in range(200):  # bounded: at most 20 s for the workers' graceful stop
+            if not any(alive(pid) for pid in pids) and not os.path.exists(sock):
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        assert not any(alive(pid) for pid in pids), "workers outlived their parent"
+        assert not os.path.exists(sock), "the private redis-server outlived the workers"
+    finally:
+        if not parent.ended.called:
+            parent.transport.signalProcess("KILL")

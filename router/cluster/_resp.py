@@ -129,6 +129,13 @@ def connect(reactor, address: RedisAddress) -> defer.Deferred:
         factory = protocol.Factory.forProtocol(RedisProtocol)
         factory.noisy = False  # no "Starting factory" log line per connection
         proto = await address.endpoint(reactor).connect(factory)
+        if address.password is not None:  # fails with Redis's own WRONGPASS/NOAUTH text, which names no secret
+            auth = ("AUTH", address.username, address.password) if address.username else ("AUTH", address.password)
+            try:
+                await proto.command(*auth)
+            except RedisError:
+                proto.close()
+                raise
         if address.db:
             await proto.command("SELECT", address.db)
         return proto
