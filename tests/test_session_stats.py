@@ -43,6 +43,23 @@ async def test_counters_follow_the_traffic(live_router, transport, serializer):
     await leave(watcher)
 
 
+@pytest.mark.parametrize("serializer", ["json.batched", "msgpack.batched"])
+@pytest_twisted.ensureDeferred
+async def test_batched_connections_are_counted_too(live_router, serializer):
+    """A batched WebSocket connection counts each WAMP message of a batch, both ways, like a plain one."""
+    client = await join(live_router.ws_url, "websocket", serializer)
+    watcher = await join(live_router.ws_url)
+    before = await watcher.call("wamp.session.get_stats", client.sid)
+    for n in range(5):
+        await client.publish("com.example.batched", n, options=PublishOptions(acknowledge=True))
+    after = await watcher.call("wamp.session.get_stats", client.sid)
+    assert after["messages"]["received"] - before["messages"]["received"] == 5
+    assert after["messages"]["sent"] - before["messages"]["sent"] == 5  # the PUBLISHED, one per batch
+    assert after["bytes"]["sent"] > before["bytes"]["sent"]
+    await leave(client)
+    await leave(watcher)
+
+
 @pytest_twisted.ensureDeferred
 async def test_counters_count_exact_bytes(live_router):
     """A raw peer knows its own bytes: the counters match what it wrote and read, message for message."""

@@ -152,11 +152,17 @@ def _batch_received(protocol: Any, payload: bytes, is_binary: object) -> None:
     for chunk in chunks:
         if protocol.state != _OPEN:
             return
+        protocol.messages_in += 1  # per WAMP message, as on plain connections (wamp.session.get_stats)
+        protocol.bytes_in += len(chunk)
         try:
             msg = decode(chunk)
         except _DECODE_ERRORS as exc:
             refuse(session, exc, clock)
         else:
+            traffic = protocol.traffic
+            if traffic is not None:  # router.ops.meter
+                traffic.in_msgs[msg.MESSAGE_TYPE] += 1
+                traffic.in_bytes[msg.MESSAGE_TYPE] += len(chunk)
             session.receive(msg)
 
 
@@ -171,6 +177,7 @@ def _send(protocol: Any, msg: Any) -> bool:
     if protocol.state != _OPEN:
         return protocol._drop_reason is not None
     first = 0x82 if codec.binary else 0x81
+    encoded = len(data)  # the WAMP message's bytes, before batch framing and compression (the counters)
     if protocol.batched:
         data = _LENGTH.pack(len(data)) + data if codec.binary else data + (protocol.separator or b"\x1e")
     if compressor is not None and len(data) >= MIN_DEFLATE:
@@ -191,6 +198,12 @@ def _send(protocol: Any, msg: Any) -> bool:
             return protocol._overflow(msg, size + len(header))
         protocol.held = held
     protocol.transport.write(header + data)
+    protocol.messages_out += 1
+    protocol.bytes_out += encoded
+    traffic = protocol.traffic
+    if traffic is not None:  # router.ops.meter
+        traffic.out_msgs[msg.MESSAGE_TYPE] += 1
+        traffic.out_bytes[msg.MESSAGE_TYPE] += encoded
     return True
 
 
