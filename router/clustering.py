@@ -63,7 +63,8 @@ def watch_parent(service: Any, interval: float = 1.0) -> LoopingCall:
     with it (the parent says it is private through ``WAMPD_PRIVATE_REDIS``), so
     no orphan keeps the port's clients or the socket directory.
     """
-    parent = os.getppid()
+    # the pool says who it is (WAMPD_PARENT_PID): a parent killed before this worker got here still counts
+    parent = int(os.environ.get("WAMPD_PARENT_PID") or os.getppid())
 
     def check() -> None:
         if os.getppid() == parent:
@@ -77,5 +78,5 @@ def watch_parent(service: Any, interval: float = 1.0) -> LoopingCall:
 
     loop = LoopingCall(check)
     loop.clock = service.reactor
-    loop.start(interval, now=False)
+    loop.start(interval, now=True)
     return loop

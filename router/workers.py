@@ -165,7 +165,7 @@ class WorkerPool(Service):
         for port in self.ports:
             child_fds[port.fileno()] = port.fileno()
         worker = _Worker(self, index)
-        env = dict(os.environ)
+        env = dict(os.environ, WAMPD_PARENT_PID=str(os.getpid()))  # router.clustering.watch_parent
         if self.redis is not None:  # a worker that outlives this process shuts the private Redis down
             env["WAMPD_PRIVATE_REDIS"] = "1"
         process = self.reactor.spawnProcess(worker, sys.executable, argv, env=env, childFDs=child_fds)
