@@ -28,9 +28,13 @@ class Nodes:
         self.redis = redis
         self.started: list[tuple[LiveRouter, ClusterNode]] = []
 
-    async def add(self, name: str, realms=None, **options) -> tuple[LiveRouter, ClusterNode]:
-        """Start a router (``realms``: RealmConfigs instead of the defaults) and join it as node ``name``."""
-        service = make_service(Recorder(), **({"realms": realms} if realms is not None else {}))
+    async def add(self, name: str, realms=None, config: dict | None = None, **options) -> tuple[LiveRouter, ClusterNode]:
+        """
+        Start a router (``realms``: RealmConfigs instead of the defaults; ``config``: other
+        RouterConfig fields) and join it as node ``name`` (``options``: ClusterNode's).
+        """
+        overrides = dict(config or {}, **({"realms": realms} if realms is not None else {}))
+        service = make_service(Recorder(), **overrides)
         await service.startService()
         live = LiveRouter(service, service.router.dispatcher)
         options.setdefault("heartbeat", 0.1)

@@ -172,3 +172,32 @@ async def test_calls_while_redis_is_away_get_an_error_at_once(nodes, redis):
     assert await caller.call("com.example.local") == "here"
     await leave(caller)
     await leave(local_callee)
+
+
+@pytest_twisted.ensureDeferred
+async def test_calls_in_flight_to_another_node_are_bounded_per_caller(nodes):
+    """max_calls_in_flight bounds a caller's calls waiting on another node too: one more gets ERROR too_many_calls at once."""
+    a, node_a = await nodes.add("A", config={"max_calls_in_flight": 2})
+    b, _ = await nodes.add("B")
+    callee = await join(b.ws_url)
+    hanging = []
+
+    def hang():
+        d = Deferred()
+        hanging.append(d)
+        return d
+
+    await callee.register(hang, "com.example.hang")
+    await node_a.until(knows("com.example.hang"))
+    caller = await join(a.ws_url)
+    first, second = caller.call("com.example.hang"), caller.call("com.example.hang")
+    await node_a.until(lambda n: len(n.calls.outgoing) == 2)
+    with pytest.raises(ApplicationError) as info:
+        await caller.call("com.example.hang")
+    assert info.value.error == "wampd.error.too_many_calls"
+    assert len(node_a.calls.outgoing) == 2
+    for d in hanging:
+        d.callback("done")
+    assert (await first, await second) == ("done", "done")
+    await leave(caller)
+    await leave(callee)

@@ -23,6 +23,8 @@ from autobahn.wamp import message
 from autobahn.wamp.role import RoleCallerFeatures
 
 from router.cluster._tables import Entry, RemoteTables
+from router.dealer._calls import TOO_MANY_CALLS
+from router.errors import ProtocolViolation
 
 __all__ = ["ClusterCalls", "OutgoingCalls", "RemoteCaller", "UNAVAILABLE"]
 
@@ -131,6 +133,9 @@ class OutgoingCalls:
                     del self._by_caller[caller]
         return found
 
+    def count_of(self, caller) -> int:
+        return len(self._by_caller.get(caller, ()))
+
     def of_caller(self, caller) -> list[int]:
         return list(self._by_caller.get(caller, {}).values())
 
@@ -215,7 +220,17 @@ class ClusterCalls:
             fail(caller, msg.request, f"procedure {msg.procedure!r} is on node {target}, and Redis at "
                                       f"{node.address} is unreachable")
             return True
-        key = self.outgoing.add(caller, msg.request, target)
+        outgoing = self.outgoing
+        if outgoing.key_of(caller, msg.request) is not None:
+            raise ProtocolViolation(f"CALL request {msg.request} is already in flight")
+        limit = node.router.max_calls_in_flight  # the same bound as for local calls (0: none)
+        if limit and outgoing.count_of(caller) >= limit:
+            caller.send_error(
+                _CALL, msg.request, TOO_MANY_CALLS,
+                f"this session has {limit} calls in flight on other nodes, the most max_calls_in_flight allows",
+            )
+            return True
+        key = outgoing.add(caller, msg.request, target)
         info = caller.info
         opts = {"caller": [info.session_id, info.authid, info.authrole], "disclose": disclose}
         for name in ("timeout", "receive_progress"):
