@@ -6,6 +6,7 @@ autobahn-python clients on different nodes.
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 import pytest_twisted
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
@@ -231,3 +232,30 @@ async def test_a_node_authenticates_to_a_redis_with_a_password(tmp_path):
         assert "WRONGPASS" in str(info.value) and "nope" not in str(info.value)
     finally:
         guarded.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_malformed_cluster_message_is_logged_and_routing_goes_on(nodes, redis):
+    """Junk on a node's channel (a 'pub' with missing fields) is logged; the node keeps its Redis link and routing."""
+    from router.cluster._resp import connect
+    from tests.conftest import in_namespaces, logged
+
+    a, node_a = await nodes.add("A")
+    b, node_b = await nodes.add("B")
+    subscriber = await join(b.ws_url)
+    inbox: list = []
+    handler, got = events_into(inbox, 1)
+    await subscriber.subscribe(handler, "com.example.news")
+    await node_a.until(lambda n: TOPIC in n.topics_of("B"))
+    conn = await connect(reactor, parse_redis_url(redis.url))
+    with logged(in_namespaces("wampd.cluster")) as lines:
+        await conn.command("PUBLISH", "wampd:to:B", msgpack.packb(("pub", "realm1"), use_bin_type=True))
+        publisher = await join(a.ws_url)
+        await publisher.publish("com.example.news", "after", options=PublishOptions(acknowledge=True))
+        await got
+    assert inbox[0][0] == ("after",)
+    assert node_b.connected
+    assert any("could not be handled" in line["log_format"] for line in lines)
+    conn.close()
+    await leave(subscriber)
+    await leave(publisher)

@@ -349,6 +349,12 @@ class ClusterNode(Watchable):
         except Exception as exc:
             _log.error("cluster: unreadable message on {channel}: {error}", channel=channel, error=exc)
             return
+        try:
+            self._handle(kind, item)
+        except Exception:  # one bad message never takes the subscriber connection (and the cluster) down
+            _log.failure("cluster: a {kind!r} message on {channel} could not be handled", kind=kind, channel=channel)
+
+    def _handle(self, kind, item: list) -> None:
         if kind == "pub":
             deliver(self, *item[1:])
             return
