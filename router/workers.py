@@ -140,6 +140,7 @@ class WorkerPool(Service):
         if self.config.cluster is None:
             self.redis = PrivateRedis(self.reactor)
             url = await self.redis.start()
+            _log.info("wampd: private redis-server started (pid {pid}) on {url}", pid=self.redis.pid, url=url)
         self._fds = ",".join(
             f"{port.fileno()}:{'unix' if port.getHost().type == 'UNIX' else 'inet6' if ':' in (port.getHost().host or '') else 'inet'}"
             for port in self.ports

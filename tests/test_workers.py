@@ -107,3 +107,47 @@ async def test_workers_stop_and_take_the_private_redis_down_when_the_parent_is_k
     finally:
         if not parent.ended.called:
             parent.transport.signalProcess("KILL")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_killed_private_redis_is_restarted_and_the_workers_route_across_again():
+    """SIGKILL of the private redis-server: the parent restarts it, both workers resynchronize, cross-worker pub/sub and RPC work again."""
+    parent = spawn(TWISTD + ["wampd", "--workers", "2", "--listen", "ws:tcp:0:interface=127.0.0.1"])
+    try:
+        url = (await parent.wait_for(URL, timeout=60)).group(1)
+        redis_pid = int((await parent.wait_for(r"private redis-server started \(pid (\d+)\)")).group(1))
+        await parent.wait_for(r"1 other node\(s\)", timeout=60)
+        first = await join(url)
+        second = await on_another_worker(url, first)
+        await leave(first)
+        await leave(second)
+
+        os.kill(redis_pid, signal.SIGKILL)  # a process this test started (through the parent)
+        await parent.wait_for(r"private redis-server exited \(killed by a signal\); restarting it", timeout=10)
+        await parent.wait_for(r"private redis-server restarted \(pid \d+\)", timeout=10)
+        await parent.wait_for_count(r"cluster: lost Redis at", 2, timeout=10)  # each worker logs it once
+        # each worker writes its state into the new Redis and reads the other's
+        await parent.wait_for_count(r"cluster: Redis at .* is back; resynchronized", 2, timeout=30)
+
+        first = await join(url)
+        second = await on_another_worker(url, first)
+        received = Deferred()
+        await second.subscribe(lambda text: received.callback(text), "com.example.news")
+        await second.register(lambda x: x * 2, "com.example.double")
+        for _ in range(50):  # the new tables reach the other worker through Redis: retry, each a round trip
+            try:
+                assert await first.call("com.example.double", 21) == 42
+                break
+            except ApplicationError as exc:
+                assert exc.error == "wamp.error.no_such_procedure"
+        else:
+            raise AssertionError("the call never reached the other worker after Redis came back")
+        await first.publish("com.example.news", "again", options=PublishOptions(acknowledge=True))
+        assert await received.addTimeout(10, reactor) == "again"
+        await leave(first)
+        await leave(second)
+        parent.transport.signalProcess("TERM")
+        assert await _ended(parent, timeout=60) == 0, "\n".join(parent.lines)
+    finally:
+        if not parent.ended.called:
+            parent.transport.signalProcess("KILL")

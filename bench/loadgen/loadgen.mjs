@@ -342,6 +342,36 @@ function percentile(sorted, p) {
   return sorted[idx];
 }
 
+/**
+ * Paced load (cfg.rate > 0): how many sends are due now, so that on average
+ * `rate` go out per second whatever the router's speed.  A router that falls
+ * behind by more than a tenth of a second's worth is not sent a catch-up burst:
+ * the schedule restarts from now.  `wake` is called every 2 ms while running.
+ */
+function makePacer(rate, wake) {
+  if (!rate) return null;
+  let start = now();
+  let sent = 0;
+  const timer = setInterval(wake, 2);
+  return {
+    due() {
+      const target = (rate * (now() - start)) / 1000;
+      if (target - sent > rate / 10) {
+        start = now();
+        sent = 0;
+        return 0;
+      }
+      return Math.floor(target - sent);
+    },
+    took() {
+      sent += 1;
+    },
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}
+
 /** Warm-up, then a measured window; returns [t0, t1] in ms. */
 // every measured window, in Unix seconds, for whoever samples the routers' CPU meanwhile
 const windowsUnix = [];
@@ -401,10 +431,23 @@ async function scenarioRpc() {
   let inflight = 0;
   const lat = latencyRecorder();
 
+  // paced (cfg.rate calls/s over all callers): a caller fires only when a call is due
+  const idle = [];
+  const pacer = makePacer(cfg.rate, () => {
+    let due = pacer.due();
+    while (due-- > 0 && idle.length > 0 && !stopping) idle.pop()();
+  });
   for (const caller of callers) {
     const starts = new Float64Array(1024);
     let nextReq = 1;
     const fire = () => {
+      if (pacer) {
+        if (pacer.due() < 1) {
+          idle.push(fire);
+          return;
+        }
+        pacer.took();
+      }
       const req = nextReq++;
       starts[req & 1023] = now();
       inflight += 1;
@@ -446,6 +489,7 @@ async function scenarioRpc() {
   );
   const usage = cpu.stop();
   stopping = true;
+  if (pacer) pacer.stop();
   const drainDeadline = now() + 3000;
   while (inflight > 0 && now() < drainDeadline) await sleep(10);
   await closeAll([...callers, callee]);
@@ -514,6 +558,7 @@ async function scenarioEcho() {
   );
   const usage = cpu.stop();
   stopping = true;
+  if (pacer) pacer.stop();
   const drainDeadline = now() + 3000;
   while (inflight > 0 && now() < drainDeadline) await sleep(10);
   await closeAll(clients, { goodbye: false });
@@ -584,9 +629,11 @@ async function scenarioFanout() {
     let errors = 0;
     delivered = 0;
 
+    const pacer = makePacer(cfg.rate, () => pump());
     const pump = () => {
       onDelivery = null;
-      while (!stopping && sent - acked < window) {
+      let due = pacer ? pacer.due() : Infinity;
+      while (!stopping && sent - acked < window && due > 0) {
         if (sent * n - delivered >= window * n) {
           onDelivery = () => {
             if (sent * n - delivered < window * n) pump();
@@ -594,6 +641,8 @@ async function scenarioFanout() {
           return;
         }
         sent += 1;
+        due -= 1;
+        if (pacer) pacer.took();
         publisher.send([M.PUBLISH, ++reqId, { acknowledge: true }, topic, [payload]]);
       }
     };
@@ -630,6 +679,7 @@ async function scenarioFanout() {
     );
     const usage = cpu.stop();
     stopping = true;
+    if (pacer) pacer.stop();
     onDelivery = null;
     const drainDeadline = now() + 5000;
     while ((acked < sent || delivered < sent * n) && now() < drainDeadline) await sleep(10);
