@@ -61,13 +61,13 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
     raise RuntimeError(f"the router is not listening on {port} after {timeout}s")
 
 
-def start_router(args, port: int, workdir: Path, callgrind: bool) -> subprocess.Popen:
+def start_router(args, port: int, workdir: Path, callgrind: bool, extra: list[str] = ()) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(args.root))
     cmd = [args.python, "-m", "twisted", "--log-format=text", "wampd",
-           "--listen", f"ws:tcp:{port}:interface=127.0.0.1", "--no-default-listener"]  # fmt: skip
+           "--listen", f"ws:tcp:{port}:interface=127.0.0.1", "--no-default-listener", *extra]  # fmt: skip
     if callgrind:
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={workdir}/callgrind.out.%p", *cmd]
-    log = open(workdir / "router.log", "ab")
+    log = open(workdir / f"router-{port}.log", "ab")
     return subprocess.Popen(cmd, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -4,6 +4,7 @@
     python bench/rpc_cost.py --calls 5000                  # JSON, 20 calls in flight
     python bench/rpc_cost.py --calls 5000 --serializer msgpack
     python bench/rpc_cost.py --calls 5000 --root /tmp/base  # the same against another checkout
+    python bench/rpc_cost.py --calls 2000 --cluster         # caller on one node, callee on another
 
 Starts wampd (from ``--root``) under ``valgrind --tool=callgrind``, joins a
 callee that registers ``bench.rpc.echo`` and a caller (bare WebSocket JSON
@@ -11,6 +12,11 @@ sockets, from this script), makes 200 warm-up calls, zeroes the counters,
 makes ``--calls`` calls with ``--inflight`` (20) in flight, 100-byte string
 payloads as bench/run.py's RPC scenario, dumps the counters and prints the
 router's instructions per call.  Independent of how busy the machine is.
+
+With ``--cluster`` it starts a private redis-server (unix socket) and two
+wampd nodes joined through it, both under callgrind; the callee joins the
+second and the caller the first, and the figure is both nodes' instructions
+per call (Redis, in C, is not counted: its CPU time is printed beside).
 Standard library only (msgpack for ``--serializer msgpack``); needs valgrind.
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -103,6 +110,46 @@ def calls(sock: socket.socket, frames: Frames, count: int, inflight: int, first:
     return first + sent
 
 
+def wait_routable(sock: socket.socket, frames: Frames, request: int, timeout: float = 60) -> int:
+    """Calls until one is answered with RESULT (a cluster spreads a registration in a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        request += 1
+        send(sock, [48, request, {}, PROC, ["x"]])
+        answer = frames.next()
+        if answer[0] == 50:
+            return request
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no RESULT in {timeout:g} s: {answer!r:.200}")
+        time.sleep(0.1)
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+    sock = workdir / "redis.sock"
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    return proc, f"unix:{sock}"
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def instructions(workdir: Path, pid: int) -> int | None:
+    dumps = sorted(glob.glob(f"{workdir}/callgrind.out.{pid}.*"))
+    for line in Path(dumps[0]).read_text().splitlines() if dumps else ():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    return None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=5000)
@@ -110,40 +157,55 @@ def main(argv=None) -> int:
     p.add_argument("--serializer", choices=("json", "msgpack"), default="json")
     p.add_argument("--root", type=Path, default=ROOT)
     p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
+    p.add_argument("--cluster", action="store_true", help="caller and callee on two nodes of a cluster")
     args = p.parse_args(argv)
     args.root = args.root.resolve()
     if args.serializer == "msgpack":
         use_msgpack()
     workdir = Path(tempfile.mkdtemp(prefix="rpc-cost-"))
-    port = free_port()
-    proc = start_router(args, port, workdir, callgrind=True)
+    redis, extra = (start_redis(workdir) if args.cluster else (None, None))
+    ports, procs = [], []
+    for n in range(2 if args.cluster else 1):
+        ports.append(free_port())
+        cluster = ["--cluster", extra, "--cluster-name", f"cost{n}"] if args.cluster else []
+        procs.append(start_router(args, ports[-1], workdir, callgrind=True, extra=cluster))
     stop_event = threading.Event()
+    redis_cpu = None
     try:
-        wait_port(port, proc, 300)
+        for port, proc in zip(ports, procs):
+            wait_port(port, proc, 300)
         protocol = f"wamp.2.{args.serializer}"
-        callee_sock, caller_sock = join_one(port, protocol), join_one(port, protocol)
+        callee_sock, caller_sock = join_one(ports[-1], protocol), join_one(ports[0], protocol)
         send(callee_sock, [64, 1, {}, PROC])
         if Frames(callee_sock).next()[0] != 65:
             raise RuntimeError("REGISTER was not answered with REGISTERED")
         threading.Thread(target=callee, args=(callee_sock, stop_event), daemon=True).start()
         frames = Frames(caller_sock)
-        request = calls(caller_sock, frames, 200, args.inflight, 0)  # warm-up
+        request = wait_routable(caller_sock, frames, 0)
+        request = calls(caller_sock, frames, 200, args.inflight, request)  # warm-up
         time.sleep(1)
-        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True, timeout=60)
+        for proc in procs:
+            subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True, timeout=60)
+        redis_before = cpu_seconds(redis.pid) if redis else None
         calls(caller_sock, frames, args.calls, args.inflight, request)
-        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True, timeout=60)
+        if redis:
+            redis_cpu = round(cpu_seconds(redis.pid) - redis_before, 2)
+        for proc in procs:
+            subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True, timeout=60)
     finally:
         stop_event.set()
-        stop(proc)
-    dumps = sorted(glob.glob(f"{workdir}/callgrind.out.{proc.pid}.*"))
-    total = None
-    for line in Path(dumps[0]).read_text().splitlines() if dumps else ():
-        if line.startswith(("summary:", "totals:")):
-            total = int(line.split()[1])
-            break
+        for proc in procs:
+            stop(proc)
+        if redis:
+            redis.terminate()
+            redis.wait(10)
+    counts = [instructions(workdir, proc.pid) for proc in procs]
+    total = sum(counts) if all(counts) else None
     print(json.dumps({
-        "root": str(args.root), "serializer": args.serializer, "calls": args.calls, "inflight": args.inflight, "instructions": total,
-        "instructions_per_call": round(total / args.calls) if total else None, "dump": dumps[0] if dumps else None,
+        "root": str(args.root), "serializer": args.serializer, "calls": args.calls, "inflight": args.inflight,
+        "nodes": len(procs), "instructions": total, "per_node": counts,
+        "instructions_per_call": round(total / args.calls) if total else None,
+        **({"redis_cpu_s": redis_cpu} if redis else {}), "workdir": str(workdir),
     }, indent=2))  # fmt: skip
     return 0 if total else 1
 
