@@ -118,7 +118,7 @@ class InternalSession:
             running = self._running.pop(msg.request, None)
             if running is not None:
                 running.cancel()
-        elif kind is message.Result:
+        elif kind is message.Result or isinstance(msg, message.Result):
             d = self._api_calls.pop(msg.request, None)
             if d is not None:
                 args = msg.args or []

@@ -81,7 +81,7 @@ class RemoteCaller:
 
     def send(self, msg) -> bool:
         calls = self._node
-        if type(msg) is message.Result:
+        if isinstance(msg, message.Result):
             calls.answer(self.origin, msg.request, "result", bool(msg.progress), msg.args, msg.kwargs, None)
             if not msg.progress:
                 calls.final_answer(self)

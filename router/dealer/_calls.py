@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from autobahn.wamp import message
 
 from router import passthru
+from router.dealer._full import full_invocation
 from router.errors import ProtocolViolation
-from router.messages import INVOCATION_DETAILS_AT
 from router.states import PAYLOAD_SIZE_EXCEEDED
 from router.uri import is_reserved
 
@@ -28,23 +28,87 @@ _CANCEL_MODES = ("skip", "kill", "killnowait")
 TOO_MANY_CALLS = "wampd.error.too_many_calls"
 
 
-class _Invocation(message.Invocation):
-    """Autobahn's INVOCATION plus ``details.progress`` (progressive call invocations) and ``ppt_*`` (passthru)."""
+class _Plain:
+    """
+    The dealer's outbound INVOCATION and RESULT on the hot path (no payload
+    transparency, no passthru): one constructor call, marshalled without
+    Autobahn's per-field properties, the same bytes as Autobahn's
+    ``marshal()``.  Autobahn's classes for ``isinstance``; a one-entry
+    serialization cache, as each goes to one peer.
+    """
 
-    __slots__ = ("progress", "ppt")
+    __slots__ = ()
 
-    def __init__(self, *args, progress: bool = False, ppt: dict | None = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def serialize(self, serializer) -> bytes:
+        if self._ser is serializer:
+            return self._bytes
+        data = serializer.serialize(self.marshal())
+        self._ser, self._bytes = serializer, data
+        return data
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}({self.marshal()!r})"
+
+
+def _detail(name: str) -> property:
+    return property(lambda self: self.details.get(name))
+
+
+class PlainInvocation(_Plain, message.Invocation):
+    """
+    INVOCATION ``[68, request, registration, details, args?, kwargs?]`` where
+    ``details`` is the dict the dealer built (``receive_progress``, ``caller*``,
+    ``procedure``, ``progress``, in Autobahn's order).
+    """
+
+    __slots__ = ("request", "registration", "args", "kwargs", "details", "_ser", "_bytes")
+    payload = enc_algo = enc_key = enc_serializer = None
+    timeout = transaction_hash = forward_for = None
+
+    def __init__(self, request: int, registration: int, args, kwargs, details: dict) -> None:
+        self.request = request
+        self.registration = registration
+        self.args = args
+        self.kwargs = kwargs
+        self.details = details
+        self._ser = None
+
+    caller, caller_authid, caller_authrole = _detail("caller"), _detail("caller_authid"), _detail("caller_authrole")
+    procedure, receive_progress, progress = _detail("procedure"), _detail("receive_progress"), _detail("progress")
+
+    def marshal(self) -> list:
+        kwargs = self.kwargs
+        if kwargs:
+            args = self.args
+            return [68, self.request, self.registration, self.details, args if args is not None else [], kwargs]
+        if self.args:
+            return [68, self.request, self.registration, self.details, self.args]
+        return [68, self.request, self.registration, self.details]
+
+
+class PlainResult(_Plain, message.Result):
+    """RESULT ``[50, request, details, args?, kwargs?]``; ``details`` is ``{"progress": True}`` or empty."""
+
+    __slots__ = ("request", "args", "kwargs", "progress", "_ser", "_bytes")
+    payload = enc_algo = enc_key = enc_serializer = None
+    callee = callee_authid = callee_authrole = forward_for = None
+
+    def __init__(self, request: int, args, kwargs, progress) -> None:
+        self.request = request
+        self.args = args
+        self.kwargs = kwargs
         self.progress = progress
-        self.ppt = ppt
+        self._ser = None
 
-    def marshal(self):
-        raw = super().marshal()
-        if self.progress:
-            raw[INVOCATION_DETAILS_AT]["progress"] = True
-        if self.ppt:
-            raw[INVOCATION_DETAILS_AT].update(self.ppt)
-        return raw
+    def marshal(self) -> list:
+        details = {"progress": True} if self.progress else {}
+        kwargs = self.kwargs
+        if kwargs:
+            args = self.args
+            return [50, self.request, details, args if args is not None else [], kwargs]
+        if self.args:
+            return [50, self.request, details, self.args]
+        return [50, self.request, details]
 
 
 class _Party:
@@ -204,24 +268,24 @@ class Calls:
         self._invoke(pending, msg, progress, ppt)
 
     def _invoke(self, pending: PendingCall, msg: message.Call, progress: bool, ppt: dict | None = None) -> None:
-        info = pending.caller.info if pending.disclose else None
-        invocation = _Invocation(
-            pending.invocation_request,
-            pending.registration.id,
-            args=msg.args,
-            kwargs=msg.kwargs,
-            payload=msg.payload,
-            receive_progress=True if pending.receive_progress else None,
-            caller=info.session_id if info else None,
-            caller_authid=info.authid if info else None,
-            caller_authrole=info.authrole if info else None,
-            procedure=pending.procedure,
-            enc_algo=msg.enc_algo,
-            enc_key=msg.enc_key,
-            enc_serializer=msg.enc_serializer,
-            progress=progress,
-            ppt=ppt,
-        )
+        if msg.payload is None and ppt is None:  # the plain case: no payload transparency, no passthru
+            details = {"receive_progress": True} if pending.receive_progress else {}
+            if pending.disclose:
+                info = pending.caller.info
+                details["caller"] = info.session_id
+                if info.authid is not None:
+                    details["caller_authid"] = info.authid
+                if info.authrole is not None:
+                    details["caller_authrole"] = info.authrole
+            if pending.procedure is not None:
+                details["procedure"] = pending.procedure
+            if progress:
+                details["progress"] = True
+            invocation = PlainInvocation(
+                pending.invocation_request, pending.registration.id, msg.args, msg.kwargs, details
+            )
+        else:
+            invocation = full_invocation(pending, msg, progress, ppt)
         if not pending.callee.send(invocation):
             self._finish(pending)
             pending.caller.send_error(
@@ -250,18 +314,21 @@ class Calls:
             return  # the caller did not ask for progress: drop the partial result
         if ppt is not None and self.refuse_passthru(pending, pending.caller, "caller"):
             return self._finish(pending)
-        result = (message.Result if ppt is None else passthru.PassthruResult)(
-            pending.call_request,
-            args=msg.args,
-            kwargs=msg.kwargs,
-            payload=msg.payload,
-            progress=True if progress else None,
-            enc_algo=msg.enc_algo,
-            enc_key=msg.enc_key,
-            enc_serializer=msg.enc_serializer,
-        )
-        if ppt is not None:
-            result.ppt = ppt
+        if msg.payload is None and ppt is None:
+            result = PlainResult(pending.call_request, msg.args, msg.kwargs, progress)
+        else:
+            result = (message.Result if ppt is None else passthru.PassthruResult)(
+                pending.call_request,
+                args=msg.args,
+                kwargs=msg.kwargs,
+                payload=msg.payload,
+                progress=True if progress else None,
+                enc_algo=msg.enc_algo,
+                enc_key=msg.enc_key,
+                enc_serializer=msg.enc_serializer,
+            )
+            if ppt is not None:
+                result.ppt = ppt
         if not progress:
             self._finish(pending)
         if not pending.caller.send(result):
