@@ -175,6 +175,29 @@ async def test_session_ids_are_unique_across_nodes(nodes, redis):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_duplicate_found_when_nodes_reread_each_other_gives_way_on_the_last_name(nodes):
+    """
+    Session IDs written unchecked (as during a Redis outage), each found in
+    the other node's hash when the nodes re-read each other's tables: B's
+    session (B sorts after A) is closed with GOODBYE session_id_taken, A's stays.
+    """
+    a, node_a = await nodes.add("A", resync_every=1)
+    b, node_b = await nodes.add("B", resync_every=1)
+    on_a, on_b = await join(a.ws_url), await join(b.ws_url)
+    await node_b.until(sees(on_a.sid, node="A"))
+    cmd = await connect(reactor, node_a.address)
+    for owner, sid in (("A", on_b.sid), ("B", on_a.sid)):
+        await cmd.command("HSET", f"wampd:sessions:{owner}", sid, msgpack.packb(("realm1", {"session": sid})))
+    cmd.close()
+    goodbye = await bounded(on_b.left)
+    assert goodbye.reason == TAKEN and "node A" in goodbye.message
+    await node_a.until(lambda n: sees(on_a.sid, node="B")(n) and n.sessions.node_of("realm1", on_b.sid) is None)
+    assert await on_a.call("wamp.session.get", on_a.sid)
+    assert on_a.sid in node_a.sessions.local
+    await leave(on_a)
+
+
+@pytest_twisted.ensureDeferred
 async def test_subscription_meta_answers_for_every_node(nodes):
     """
     One subscription has the same ID on every node; from node A, list, lookup,

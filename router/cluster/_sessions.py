@@ -93,19 +93,20 @@ class ClusterSessions:
 
     def lost(self, sid: int, other: str) -> None:
         """Session ``sid`` of this node has the ID of one on node ``other``: close this one."""
-        found = self.local.pop(sid, None)
+        found = self.local.get(sid)
         if found is None:
             return
         realm = self.node.router.realms.get(found[0])
         session = realm.sessions.get(sid) if realm is not None else None
-        _log.warn("cluster: session {sid} had the ID of a session on node {other}, drawn at the same moment; "
-                  "closing it here (the client joins again with another)", sid=sid, other=other)
-        if session is not None:
+        _log.warn("cluster: session {sid} has the ID of a session on node {other}; closing it here (the client "
+                  "joins again with another)", sid=sid, other=other)
+        if session is not None:  # its leaving takes it out of this node's hash (never the other node's)
             session.goodbye(TAKEN, f"session ID {sid} is taken by a session on node {other}; join again")
+        else:
+            self.left(sid)
 
     def left(self, session_id: int) -> None:
-        if self.local.pop(session_id, None) is None:
-            return  # never claimed here (it lost its ID to another node's session)
+        self.local.pop(session_id, None)
         cmd = self.node._cmd
         if cmd is not None and cmd.send("HDEL", self._key(self.node.name), session_id):
             cmd.send("PUBLISH", self.node._notices, _pack("ses-", self.node.name, session_id))
