@@ -168,7 +168,10 @@ class Router:
                 realm.topic_hooks.stop()
 
     def session_id_taken(self, session_id: int) -> bool:
-        return any(session_id in realm.sessions for realm in self.realms.values())
+        """Whether a live session has this ID, here or (in a cluster) on another node."""
+        if any(session_id in realm.sessions for realm in self.realms.values()):
+            return True
+        return self.cluster is not None and self.cluster.sessions.taken(session_id)
 
     # -- connections ------------------------------------------------------------
 

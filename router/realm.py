@@ -121,8 +121,8 @@ class Realm:
         self.name = name
         self.router = router
         self.sessions: dict[int, Any] = {}  # session id -> joined session
-        # router-scope IDs (subscriptions, registrations), drawn per realm (router.uri.ScopeIds)
-        self.scope_ids = ScopeIds(router.global_ids.next() if router.seeded else None)
+        # router-scope IDs (subscriptions, registrations), derived per realm (router.uri.ScopeIds)
+        self.scope_ids = ScopeIds(router.global_ids.next() if router.seeded else None, name)
         self.broker = Broker(self)
         self.dealer = Dealer(self)
         self.meta = Meta(self)

@@ -3,16 +3,18 @@ WAMP URI checks and identifiers.
 
 IDs follow the spec's scopes (basic profile, "IDs"): global-scope IDs (sessions,
 publications) are drawn at random from [1, 2**53]; router-scope IDs
-(subscriptions, registrations) are drawn at random from [1, 2**53] too, by a
-generator of their realm's own (:class:`ScopeIds`), so that the IDs a session
-sees tell it nothing about how busy other realms are; session-scope IDs
-(requests the router sends to one peer) count up from 1.
+(subscriptions, registrations) are derived from their (realm, match, URI) by a
+hash, uniform over [1, 2**53] too (:class:`ScopeIds`), so that every node of a
+cluster gives one subscription the same ID without asking the others, and the
+IDs a session sees tell it nothing about how busy other realms are;
+session-scope IDs (requests the router sends to one peer) count up from 1.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from hashlib import blake2b
 from functools import partial
 from itertools import chain, repeat
 from operator import methodcaller
@@ -56,20 +58,31 @@ class GlobalIds:
 
 class ScopeIds:
     """
-    Random router-scope IDs in [1, 2**53] for one realm's subscriptions or
-    registrations: ``next(live)`` draws until the ID is not a key of ``live``
-    (the realm's live IDs of that kind), which with 2**53 values almost never
-    takes a second draw.  Each realm has its own generator, so one realm's
-    IDs (even many of them, enough to model the generator) say nothing about
-    another realm's activity.
+    Router-scope IDs in [1, 2**53] for one realm's subscriptions or
+    registrations.  ``next(live, match, uri, kind)`` derives the ID from the
+    realm's name, ``kind`` (so a registration and a subscription of one URI
+    differ), ``match`` and ``uri`` (53 bits of a BLAKE2b digest, plus one:
+    uniform over [1, 2**53]), so the nodes of a cluster agree on it unasked;
+    a candidate already a key of ``live`` (the realm's live IDs of that kind,
+    for another URI: odds about n**2 / 2**54 with n of them) is followed by
+    the next derivation (a counter in the hash).  Without ``uri`` (or after
+    16 taken candidates) it draws at random until the ID is not in ``live``.
     """
 
-    __slots__ = ("_bits",)
+    __slots__ = ("_bits", "_realm")
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, realm: str = "") -> None:
         self._bits = random.Random(seed).getrandbits
+        self._realm = realm.encode("utf-8") + b"\x1f"
 
-    def next(self, live) -> int:
+    def next(self, live, match: str | None = None, uri: str | None = None, kind: str = "") -> int:
+        if uri is not None:
+            base = self._realm + f"{kind}\x1f{match}\x1f{uri}\x1f".encode("utf-8")
+            for turn in range(16):
+                digest = blake2b(b"%s%d" % (base, turn), digest_size=8).digest()
+                candidate = (int.from_bytes(digest, "big") & (MAX_ID - 1)) + 1
+                if candidate not in live:
+                    return candidate
         bits = self._bits
         while True:
             candidate = bits(53) + 1  # uniform over [1, 2**53]

@@ -1,7 +1,8 @@
 """
-Router-scope IDs (subscriptions, registrations): random in [1, 2**53], drawn
-per realm, so that the IDs one realm's sessions get say nothing about the
-activity in another realm, and never equal to a live ID of the same kind.
+Router-scope IDs (subscriptions, registrations): uniform over [1, 2**53],
+derived from (realm, kind, match, URI) so that every node of a cluster gives a
+subscription the same ID, so that the IDs one realm's sessions get say nothing
+about the activity in another realm, and never equal to a live ID of the same kind.
 """
 
 from __future__ import annotations
@@ -56,6 +57,33 @@ def test_scope_id_never_repeats_a_live_one():
     second = ScopeIds(3).next({first: object()})
     assert second != first and 1 <= second <= MAX_ID
     assert ScopeIds(3).next({}) == first
+
+
+def test_derived_ids_agree_between_routers_and_step_past_a_live_one():
+    """
+    Two routers with different seeds give the same subscription and the same
+    registration the same IDs (what lets cluster nodes agree unasked); another
+    realm, match or kind gives another ID; a derived ID already live for
+    another URI is followed by the next derivation, the same on every router.
+    """
+    ids = []
+    for seed in (1, 2):
+        memory = MemoryRouter(realms=("realm1", "realm2"), seed=seed)
+        client = memory.join(ApplicationSession)
+        ids.append((
+            memory.result(client.subscribe(lambda *a: None, "com.example.x")).id,
+            memory.result(client.register(lambda: None, "com.example.x")).id,
+        ))
+    assert ids[0] == ids[1] and ids[0][0] != ids[0][1]
+    derived = ScopeIds(realm="realm1").next({}, "exact", "com.example.x")
+    assert derived == ids[0][0]
+    assert derived not in (
+        ScopeIds(realm="realm2").next({}, "exact", "com.example.x"),
+        ScopeIds(realm="realm1").next({}, "prefix", "com.example.x"),
+    )
+    stepped = ScopeIds(1, "realm1").next({derived: object()}, "exact", "com.example.x")
+    assert stepped != derived and stepped == ScopeIds(2, "realm1").next({derived: object()}, "exact", "com.example.x")
+    assert 1 <= stepped <= MAX_ID
 
 
 def test_session_scope_counter_wraps_from_2_53_to_1():

@@ -15,7 +15,7 @@ import signal
 import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import PublishOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
@@ -28,13 +28,15 @@ URL = r"wampd listening on (ws://127\.0\.0\.1:\d+/ws) \(websocket\)"
 
 async def on_another_worker(url: str, first):
     """
-    A client joined to a different worker than ``first``: registration meta
-    data is per node, so ``first``'s marker procedure is unknown to it.
+    A client joined to a different worker than ``first``: a call is served by
+    a registration of the caller's own worker first, so its own prefix
+    registration answers a call that, on ``first``'s worker, the exact one does.
     """
-    await first.register(lambda: None, "com.example.marker")
+    await first.register(lambda: "first's worker", "com.example.marker")
     for _ in range(40):
         client = await join(url)
-        if await client.call("wamp.registration.lookup", "com.example.marker") is None:
+        await client.register(lambda: "another worker", "com.example.mark", RegisterOptions(match="prefix"))
+        if await client.call("com.example.marker") == "another worker":
             return client
         await leave(client)
     raise AssertionError("40 connections all landed on the first client's worker")

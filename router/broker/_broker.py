@@ -82,7 +82,7 @@ class Broker(Retention):
 
     def keep_subscription(self, topic: str, match: str) -> Subscription:
         """A subscription that lives as long as the realm, with or without subscribers (event history)."""
-        sub = _KeptSubscription(self.realm.scope_ids.next(self._by_id), topic, match, self.realm.router.clock.seconds())
+        sub = _KeptSubscription(self.realm.scope_ids.next(self._by_id, match, topic), topic, match, self.realm.router.clock.seconds())
         self._index.add(topic, match, sub)
         self._by_id[sub.id] = sub
         return sub
@@ -135,7 +135,7 @@ class Broker(Retention):
         created = sub is None
         if created:
             router = self.realm.router
-            sub = Subscription(self.realm.scope_ids.next(self._by_id), topic, match, router.clock.seconds())
+            sub = Subscription(self.realm.scope_ids.next(self._by_id, match, topic), topic, match, router.clock.seconds())
             self._index.add(topic, match, sub)
             self._by_id[sub.id] = sub
             if self.cluster is not None:

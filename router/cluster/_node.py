@@ -38,6 +38,7 @@ from twisted.logger import Logger
 
 from router.cluster._address import RedisAddress
 from router.cluster._claims import Claims
+from router.cluster._meta import ClusterMeta
 from router.cluster._pubsub import deliver, forward_publication
 from router.cluster._push import PushReader
 from router.cluster._resp import RedisError, connect
@@ -100,6 +101,7 @@ class ClusterNode(Watchable):
         self.calls = ClusterCalls(self)  # their registrations, and calls across nodes
         self.sessions = ClusterSessions(self)  # the other nodes' sessions, for the meta API
         self.claims = Claims(self)  # single registrations unique, one policy per procedure, cluster-wide
+        self.meta = ClusterMeta(self)  # meta procedures that ask the other nodes (kill*, subscription/registration)
         self.push = PushReader(self, push_role) if push_role else None  # publishes what programs push
         self._local_regs: dict[tuple[str, str, str], str] = {}  # (realm, match, uri) -> invocation policy
         self._stopping = False
@@ -366,6 +368,9 @@ class ClusterNode(Watchable):
             return
         if kind == "cancel":
             self.calls.remote_cancel(*item[1:])
+            return
+        if kind == "ask" or kind == "told":
+            self.meta.received(kind, item)
             return
         if item[1] == self.name:
             return

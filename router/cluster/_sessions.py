@@ -5,15 +5,47 @@ notices), so ``wamp.session.count``, ``list`` and ``get`` answer for the
 whole cluster, and when a node dies every survivor publishes
 ``wamp.session.on_leave`` for its sessions to its own subscribers (so each
 subscriber in the cluster hears of each departure once).
+
+Session IDs are unique cluster-wide.  A node draws a new one at random in
+[1, 2**53] until it is neither one of its own live sessions' nor one it knows
+on another node (this mirror); then the join's write to Redis, one Lua script
+in place of the HSET and PUBLISH it replaces, claims it: the script refuses
+when another node's ``P sessions:NAME`` hash holds it already, and the node
+that lost (two nodes drew the same ID within the flight of a notice: odds
+about 2**-53 per join and node) closes its session with GOODBYE
+``wampd.close.session_id_taken`` and logs it; the client joins again with
+another ID.  The client never waits for Redis: WELCOME goes out first.  After
+an outage the nodes write their sessions again unchecked; a duplicate found
+when they re-read each other's is closed on the node whose name sorts last.
 """
 
 from __future__ import annotations
 
+from hashlib import sha1
 from typing import Any
 
 import msgpack
+from twisted.logger import Logger
 
-__all__ = ["ClusterSessions"]
+from router.cluster._resp import RedisError
+
+__all__ = ["ClusterSessions", "TAKEN"]
+
+_log = Logger(namespace="wampd.cluster")
+
+#: The GOODBYE reason of a session whose ID another node claimed at the same moment.
+TAKEN = "wampd.close.session_id_taken"
+
+# KEYS[1] this node's sessions hash, KEYS[2..] the other nodes'; ARGV: id, packed details, channel, notice
+_JOIN = """
+for i = 2, #KEYS do
+  if redis.call('HEXISTS', KEYS[i], ARGV[1]) == 1 then return KEYS[i] end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return false
+"""
+_JOIN_SHA = sha1(_JOIN.encode()).hexdigest()
 
 
 def _pack(*items) -> bytes:
@@ -31,12 +63,47 @@ class ClusterSessions:
 
     # -- this node's sessions --------------------------------------------------------
 
+    def taken(self, sid: int) -> bool:
+        """Whether another node has a session ``sid`` (as far as this node knows)."""
+        return any(sid in sessions for sessions in self._remote.values())
+
     def joined(self, realm: str, details: dict) -> None:
         sid = details["session"]
         self.local[sid] = (realm, details)
-        cmd = self.node._cmd
-        if cmd is not None and cmd.send("HSET", self._key(self.node.name), sid, _pack(realm, details)):
-            cmd.send("PUBLISH", self.node._notices, _pack("ses+", self.node.name, sid, realm, details))
+        node = self.node
+        cmd = node._cmd
+        if cmd is None or not cmd.connected:
+            return
+        keys = [self._key(node.name)] + [self._key(other) for other in self._remote]
+        args = (len(keys), *keys, sid, _pack(realm, details), node._notices, _pack("ses+", node.name, sid, realm, details))
+        d = cmd.command("EVALSHA", _JOIN_SHA, *args)
+
+        def again(failure):  # a Redis that has not seen the script yet (or restarted): once with its text
+            if failure.check(RedisError) and "NOSCRIPT" in str(failure.value) and node._cmd is cmd:
+                return cmd.command("EVAL", _JOIN, *args)
+            return failure
+
+        d.addErrback(again).addCallbacks(lambda owner: self._claimed(sid, owner), lambda failure: None)
+
+    def _claimed(self, sid: int, owner) -> None:
+        if owner is None:
+            return
+        other = owner.decode()[len(self._key("")):]
+        self.lost(sid, other)
+
+    def lost(self, sid: int, other: str) -> None:
+        """Session ``sid`` of this node has the ID of one on node ``other``: close this one."""
+        found = self.local.get(sid)
+        if found is None:
+            return
+        realm = self.node.router.realms.get(found[0])
+        session = realm.sessions.get(sid) if realm is not None else None
+        _log.warn("cluster: session {sid} has the ID of a session on node {other}; closing it here (the client "
+                  "joins again with another)", sid=sid, other=other)
+        if session is not None:  # its leaving takes it out of this node's hash (never the other node's)
+            session.goodbye(TAKEN, f"session ID {sid} is taken by a session on node {other}; join again")
+        else:
+            self.left(sid)
 
     def left(self, session_id: int) -> None:
         self.local.pop(session_id, None)
@@ -62,6 +129,10 @@ class ClusterSessions:
                 realm, details = msgpack.unpackb(flat[i + 1], raw=False)
                 found[name][int(flat[i])] = (realm, details)
         self._remote = found
+        for name, sessions in found.items():  # written unchecked during an outage: the last name gives way
+            if name < self.node.name:
+                for sid in [sid for sid in sessions if sid in self.local]:
+                    self.lost(sid, name)
 
     # -- the other nodes' ---------------------------------------------------------------
 
@@ -90,6 +161,14 @@ class ClusterSessions:
             for r, details in sessions.values()
             if r == realm and (wanted is None or details.get("authrole") in wanted)
         ]
+
+    def node_of(self, realm: str, sid: int) -> str | None:
+        """The other node with session ``sid`` joined to ``realm`` (None: none this node knows)."""
+        for node, sessions in self._remote.items():
+            found = sessions.get(sid)
+            if found is not None and found[0] == realm:
+                return node
+        return None
 
     def get(self, realm: str, sid: int) -> dict | None:
         for sessions in self._remote.values():

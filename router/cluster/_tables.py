@@ -14,6 +14,12 @@ __all__ = ["RemoteTables", "Entry"]
 Entry = tuple[str, str, str]  # (realm, match, topic)
 
 
+class _Nodes(set):
+    """The nodes holding one entry; ``uri`` for the index's wildcard precedence (PatternIndex.best)."""
+
+    __slots__ = ("uri",)
+
+
 class RemoteTables:
     def __init__(self) -> None:
         self._by_realm: dict[str, PatternIndex] = {}
@@ -26,6 +32,10 @@ class RemoteTables:
 
     def knows(self, node: str) -> bool:
         return node in self._by_node
+
+    def held(self, entry: Entry) -> bool:
+        """Whether any other node has ``entry``."""
+        return any(entry in entries for entries in self._by_node.values())
 
     def topics_of(self, node: str) -> frozenset[Entry]:
         return frozenset(self._by_node.get(node, ()))
@@ -54,7 +64,9 @@ class RemoteTables:
             index = self._by_realm[realm] = PatternIndex()
         nodes = index.get(topic, match)
         if nodes is None:
-            index.add(topic, match, {node})
+            nodes = _Nodes((node,))
+            nodes.uri = topic
+            index.add(topic, match, nodes)
         else:
             nodes.add(node)
 

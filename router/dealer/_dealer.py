@@ -193,7 +193,7 @@ class Dealer(Passthru, Endings, Calls):
     def _attach(self, session, procedure: str, match: str, invoke: str, reg: Registration | None) -> Registration:
         if reg is None:
             router = self.realm.router
-            reg = Registration(self.realm.scope_ids.next(self._by_id), procedure, match, invoke, router.clock.seconds())
+            reg = Registration(self.realm.scope_ids.next(self._by_id, match, procedure, "reg"), procedure, match, invoke, router.clock.seconds())
             self._index.add(procedure, match, reg)
             self._by_id[reg.id] = reg
             if self.cluster is not None:

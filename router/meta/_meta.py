@@ -78,7 +78,7 @@ class Meta(Procedures):
         try:
             broker = self.realm.broker
             publication = broker.deliver(topic, list(args), exclude_me=False)
-            if cluster_wide and broker.cluster is not None:  # sessions are cluster-wide; subscriptions per node
+            if cluster_wide and broker.cluster is not None:  # to subscribers on the cluster's other nodes too
                 broker.cluster.forward_publication(self.realm.name, topic, publication, list(args), None, None, None, False)
         except Exception:
             _log.failure("meta event {topic} could not be published", topic=topic)
@@ -96,29 +96,39 @@ class Meta(Procedures):
         if cluster is not None:
             cluster.sessions.left(info.session_id)
 
+    def _only_here(self, kind: str, item) -> bool:
+        """Whether no other cluster node has this subscription/registration: its creation or deletion is the cluster's."""
+        cluster = self.realm.broker.cluster
+        return cluster is None or not cluster.meta.held_elsewhere(kind, self.realm.name, item.match, item.uri)
+
+    # subscriptions and registrations have the same ID on every node (router.uri.ScopeIds): their events cross nodes
     def subscription_created(self, session, sub) -> None:
-        self._publish("wamp.subscription.on_create", session.session_id, subscription_details(sub))
+        if self._only_here("sub", sub):
+            self._publish("wamp.subscription.on_create", session.session_id, subscription_details(sub), cluster_wide=True)
 
     def subscribed(self, session, sub) -> None:
-        self._publish("wamp.subscription.on_subscribe", session.session_id, sub.id)
+        self._publish("wamp.subscription.on_subscribe", session.session_id, sub.id, cluster_wide=True)
 
     def unsubscribed(self, session, sub) -> None:
-        self._publish("wamp.subscription.on_unsubscribe", session.session_id, sub.id)
+        self._publish("wamp.subscription.on_unsubscribe", session.session_id, sub.id, cluster_wide=True)
 
     def subscription_deleted(self, session, sub) -> None:
-        self._publish("wamp.subscription.on_delete", session.session_id, sub.id)
+        if self._only_here("sub", sub):
+            self._publish("wamp.subscription.on_delete", session.session_id, sub.id, cluster_wide=True)
 
     def registration_created(self, session, reg) -> None:
-        self._publish("wamp.registration.on_create", session.session_id, registration_details(reg))
+        if self._only_here("reg", reg):
+            self._publish("wamp.registration.on_create", session.session_id, registration_details(reg), cluster_wide=True)
 
     def registered(self, session, reg) -> None:
-        self._publish("wamp.registration.on_register", session.session_id, reg.id)
+        self._publish("wamp.registration.on_register", session.session_id, reg.id, cluster_wide=True)
 
     def unregistered(self, session, reg) -> None:
-        self._publish("wamp.registration.on_unregister", session.session_id, reg.id)
+        self._publish("wamp.registration.on_unregister", session.session_id, reg.id, cluster_wide=True)
 
     def registration_deleted(self, session, reg) -> None:
-        self._publish("wamp.registration.on_delete", session.session_id, reg.id)
+        if self._only_here("reg", reg):
+            self._publish("wamp.registration.on_delete", session.session_id, reg.id, cluster_wide=True)
 
     def publish_testaments(self, session: RouterSession) -> None:
         """

@@ -21,7 +21,7 @@ from router.uri import is_reserved, is_valid_uri
 if TYPE_CHECKING:
     from router.interfaces import IRoutedSession as RouterSession
 
-__all__ = ["MetaError", "Procedures", "session_details", "subscription_details", "registration_details"]
+__all__ = ["MetaError", "NOTHING", "Procedures", "session_details", "subscription_details", "registration_details"]
 
 _log = Logger(namespace="wampd.meta")
 
@@ -120,8 +120,15 @@ class Procedures:
 
     # -- meta procedures -----------------------------------------------------------
 
+    def run_here(self, name: str, caller, args: list, kwargs: dict):
+        """Meta procedure ``name`` on this router's own sessions only (a cluster node's part of an answer)."""
+        return self._procedures[name](caller, args, kwargs)
+
     def call(self, caller: RouterSession, msg: message.Call) -> None:
         handler = self._procedures.get(msg.procedure)
+        cluster = self.realm.broker.cluster
+        if cluster is not None:  # answers for every node (router.cluster._meta)
+            handler = cluster.meta.procedure(self, msg.procedure, handler)
         request = msg.request
         if handler is None:
             caller.send_error(_CALL, request, "wamp.error.no_such_procedure", f"no meta procedure {msg.procedure!r}")
@@ -308,4 +315,4 @@ class Procedures:
         return reg.id if reg is not None else None
 
 
-_NOTHING = object()  # a meta procedure with no result: RESULT without args
+_NOTHING = NOTHING = object()  # a meta procedure with no result: RESULT without args
