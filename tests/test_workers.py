@@ -26,10 +26,11 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="ne
 URL = r"wampd listening on (ws://127\.0\.0\.1:\d+/ws) \(websocket\)"
 
 
-async def on_another_worker(url: str, first):
+async def on_another_worker(url: str, first, join=join):
     """
-    A client joined to a different worker than ``first``: registration meta
-    data is per node, so ``first``'s marker procedure is unknown to it.
+    A client joined (by ``join(url)``) to a different worker than ``first``:
+    registration meta data is per node, so ``first``'s marker procedure is
+    unknown to it.
     """
     await first.register(lambda: None, "com.example.marker")
     for _ in range(40):
