@@ -56,6 +56,7 @@ from router.factories import proxied, transport_factory
 from router.wire import PingSweeper
 from router.wire.forwarded import ProxyTrust
 from router.wire.tls import listening_reactor
+from router.workers_tls import adopt
 
 __all__ = ["ListenError", "RouterService"]
 
@@ -203,10 +204,13 @@ class RouterService(SignalHandling, Service):
             site = push_site(self.router, http.secret, http.max_body, self.proxy_trust, ops=ops.on_push_port() if ops else None)
             wanted.append((f"http:{http.endpoint}", http.endpoint, site, None))
         listening = []
+        # a --workers worker's inherited sockets: one per listen endpoint, then the HTTP push endpoint's
+        slots = [*range(len(self.config.listen)), *([len(wanted) - 1] if http is not None else [])]
+        adopted = dict(zip(slots, self._adopt or ()))
         for index, (shown, endpoint, factory, backlog) in enumerate(wanted):
-            if self._adopt is not None and index < len(self._adopt):
-                fd, family = self._adopt[index]
-                d = maybeDeferred(self.reactor.adoptStreamPort, fd, _FAMILIES[family], factory)
+            if index in adopted:
+                fd, family = adopted[index]
+                d = maybeDeferred(adopt, self.reactor, endpoint, fd, _FAMILIES[family], factory)
             else:
                 d = maybeDeferred(_listen, self.reactor, endpoint, factory, backlog)
             listening.append(d.addErrback(_as_failed, shown))

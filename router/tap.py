@@ -27,6 +27,7 @@ from router.config import (
 )
 from router.config._ops import ops_options
 from router.tap_cluster import cluster_config, worker_fds
+from router.workers_tls import SHARED_TYPES, endpoint_type
 from router.config.cli import LIST_OPTIONS, NUMBER_OPTIONS, OPT_PARAMETERS
 from router.plugins import DEFAULT_LISTENER, PluginError, build_listener, load_app
 
@@ -189,16 +190,12 @@ class Options(usage.Options):
         if count > 1:
             if self["cluster-name"] is not None or (config.cluster is not None and config.cluster.name):
                 raise usage.UsageError("--workers: each worker names itself; drop --cluster-name (or [cluster] name)")
-            if config.http is not None:
-                raise usage.UsageError("--workers: the HTTP push endpoint (--http, [http]) is not shared by workers yet")
-            for listen in config.listen:
-                if listen.endpoint.split(":", 1)[0] not in ("tcp", "tcp6", "unix"):
-                    raise usage.UsageError(
-                        f"--workers: {listen.endpoint!r}: workers share tcp: and unix: endpoints only (not TLS yet)"
-                    )
+            for endpoint in [listen.endpoint for listen in config.listen] + ([config.http.endpoint] if config.http else []):
+                if endpoint_type(endpoint) not in SHARED_TYPES:
+                    raise usage.UsageError(f"--workers: {endpoint!r}: workers share tcp:, tcp6:, ssl: and unix: endpoints only")
         self["adopt"] = None
-        if self["worker-fds"] is not None:
-            self["adopt"] = worker_fds(self["worker-fds"], len(config.listen))
+        if self["worker-fds"] is not None:  # the listen endpoints' sockets, then the HTTP push endpoint's
+            self["adopt"] = worker_fds(self["worker-fds"], len(config.listen) + (config.http is not None))
 
     def _check_realm_plugins(self, config: RouterConfig) -> None:
         """Dynamic authenticators/authorizers load now: a bad one is a usage error, not a crash."""

@@ -11,6 +11,11 @@ SO_REUSEPORT: a worker that dies takes the connections waiting in its own
 accept queue with it, and it covers TCP only; a shared socket loses nothing
 when a worker is restarted.
 
+The HTTP push endpoint (``[http]``, ``--http``) is shared the same way, after
+the listen endpoints.  An ``ssl:`` endpoint is shared as its TCP socket, and
+each worker speaks TLS on it with the endpoint's own certificate options
+(:mod:`router.workers_tls`).
+
 Without ``--cluster`` the parent starts a private ``redis-server`` on a unix
 socket (:mod:`router.cluster._private`) for the workers to meet in.  A worker
 that exits is restarted (after 0.5 s, up to 30 s when it keeps dying at
@@ -32,12 +37,11 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer, protocol
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from router.cluster._private import PrivateRedis
-from router.config import effective_endpoint
+from router.workers_tls import open_shared
 
 __all__ = ["WorkerPool", "worker_argv"]
 
@@ -97,20 +101,21 @@ class WorkerPool(Service):
 
     def startService(self):
         super().startService()
-        for listen in self.config.listen:
+        http = self.config.http  # the HTTP push endpoint is shared too, after the listen endpoints
+        shared = [(f"{listen.transport}:{listen.endpoint}", listen.endpoint, listen.backlog) for listen in self.config.listen]
+        shared += [(f"http:{http.endpoint}", http.endpoint, None)] if http is not None else []
+        for shown, endpoint, backlog in shared:
             got: list = []
             try:
-                # Twisted's tcp: and unix: endpoints listen at once: the Deferred has fired
-                endpoint = effective_endpoint(listen.endpoint, listen.backlog)  # the listen backlog too
-                serverFromString(self.reactor, endpoint).listen(_NoAccept()).addBoth(got.append)
+                # Twisted's tcp:, ssl: and unix: endpoints listen at once: the Deferred has fired
+                open_shared(self.reactor, endpoint, backlog, _NoAccept()).addBoth(got.append)
                 if not got:
                     raise RuntimeError("the endpoint did not listen at once")
                 if isinstance(got[0], Failure):
                     got[0].raiseException()
                 port = got[0]
             except Exception as exc:
-                _log.critical("wampd did not start: could not listen on {endpoint}: {error}",
-                              endpoint=f"{listen.transport}:{listen.endpoint}", error=exc)
+                _log.critical("wampd did not start: could not listen on {endpoint}: {error}", endpoint=shown, error=exc)
                 for opened in self.ports:
                     opened.stopListening()
                 raise SystemExit(1) from None
@@ -148,11 +153,12 @@ class WorkerPool(Service):
         self._url = url
         for index in range(self.count):
             self._spawn(index)
-        for listen, port in zip(self.config.listen, self.ports):
+        transports = [listen.transport for listen in self.config.listen] + ["http push"]
+        for transport, port in zip(transports, self.ports):
             address = port.getHost()
             where = f"{getattr(address, 'host', address)}:{getattr(address, 'port', '')}"
             _log.info("wampd: {count} workers serving {transport} on {where}", count=self.count,
-                      transport=listen.transport, where=where)
+                      transport=transport, where=where)
 
     def _failed(self, failure) -> None:
         _log.critical("wampd did not start: {error}", error=failure.getErrorMessage())

@@ -47,21 +47,27 @@ class Watched(ProcessProtocol):
             for waiter in list(self._waiters):
                 m = waiter[0].search(line)
                 if m:
-                    self._waiters.remove(waiter)
-                    waiter[1].callback(m)
+                    waiter[2][0] -= 1
+                    if waiter[2][0] == 0:
+                        self._waiters.remove(waiter)
+                        waiter[1].callback(m)
 
     errReceived = outReceived
 
-    def wait_for(self, pattern: str, timeout: float = 20.0) -> Deferred:
+    def wait_for(self, pattern: str, timeout: float = 20.0, count: int = 1) -> Deferred:
+        """Fires with the match of the ``count``-th line (seen or to come) that matches ``pattern``."""
         regex = re.compile(pattern)
+        left = count
         for line in self.lines:
             m = regex.search(line)
             if m:
-                d = Deferred()
-                d.callback(m)
-                return d
+                left -= 1
+                if left == 0:
+                    d = Deferred()
+                    d.callback(m)
+                    return d
         d = Deferred()
-        self._waiters.append((regex, d))
+        self._waiters.append((regex, d, [left]))
         d.addTimeout(timeout, reactor)
         d.addErrback(lambda f: f.trap(Exception) and pytest.fail(f"never saw {pattern!r} in:\n" + "\n".join(self.lines)))
         return d

@@ -26,9 +26,9 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="ne
 URL = r"wampd listening on (ws://127\.0\.0\.1:\d+/ws) \(websocket\)"
 
 
-async def on_another_worker(url: str, first):
+async def on_another_worker(url: str, first, join=join):
     """
-    A client joined to a different worker than ``first``: a call is served by
+    A client joined (by ``join(url)``) to a different worker than ``first``: a call is served by
     a registration of the caller's own worker first, so its own prefix
     registration answers a call that, on ``first``'s worker, the exact one does.
     """

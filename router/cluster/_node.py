@@ -47,6 +47,7 @@ from router.cluster._rpc import ClusterCalls
 from router.cluster._sessions import ClusterSessions
 from router.cluster._state import SEP as _SEP, read_state, write_state
 from router.cluster._tables import RemoteTables
+from router.cluster._testaments import ClusterTestaments
 from router.cluster._watch import Watchable
 
 __all__ = ["ClusterNode", "ClusterError", "default_node_name"]
@@ -102,6 +103,7 @@ class ClusterNode(Watchable):
         self.sessions = ClusterSessions(self)  # the other nodes' sessions, for the meta API
         self.claims = Claims(self)  # single registrations unique, one policy per procedure, cluster-wide
         self.meta = ClusterMeta(self)  # meta procedures that ask the other nodes (kill*, subscription/registration)
+        self.testaments = ClusterTestaments(self)  # kept in Redis, published by a survivor if this node dies
         self.push = PushReader(self, push_role) if push_role else None  # publishes what programs push
         self._local_regs: dict[tuple[str, str, str], str] = {}  # (realm, match, uri) -> invocation policy
         self._stopping = False
@@ -189,7 +191,7 @@ class ClusterNode(Watchable):
             try:
                 self.claims.release_node(self.name)
                 await cmd.command("DEL", self._node_key(self.name), self._subs_key(self.name), self._regs_key(self.name),
-                                  self.sessions._key(self.name))
+                                  self.sessions._key(self.name), self.testaments._key(self.name))
                 await cmd.command("PUBLISH", self._notices, _pack("bye", self.name))
             except RedisError:
                 pass
@@ -248,6 +250,7 @@ class ClusterNode(Watchable):
                 self.calls.node_gone(node, f"no heartbeat for {self.timeout:g} s")
                 self.claims.release_node(node)
                 self.sessions.gone(node)
+                self.testaments.node_gone(node)  # after on_leave, as on a clean leave
                 self._changed()
                 self._cmd.send("DEL", self._subs_key(node), self._regs_key(node))
 

@@ -33,6 +33,7 @@ async def write_state(node: Any) -> None:
         if entries:
             await cmd.command("HSET", key, *_fields(entries))
     await node.sessions.write(cmd)
+    await node.testaments.write(cmd)  # first publishes what dead nodes left (router.cluster._testaments)
     await node.claims.reclaim(node._local_regs)  # a restarted Redis lost them
     await cmd.command("PUBLISH", node._notices, msgpack.packb(("hello", node.name), use_bin_type=True))
 

@@ -145,6 +145,8 @@ class Meta(Procedures):
         testaments = self._testaments.pop(session, None)
         if not testaments:
             return
+        if self.realm.broker.cluster is not None:  # published here: Redis forgets them
+            self.realm.broker.cluster.testaments.left(session.session_id)
         info = session.info
         decided = []
         waiting = False

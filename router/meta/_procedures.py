@@ -267,7 +267,8 @@ class Procedures:
         if testaments is None:
             testaments = self._testaments[caller] = {}
         testaments.setdefault(scope, []).append(testament)
-        return _NOTHING
+        stored = self._testaments_changed(caller)
+        return _NOTHING if stored is None else stored.addCallback(lambda _: _NOTHING)
 
     def _flush_testaments(self, caller, args, kwargs):
         scope = kwargs.get("scope", "destroyed")
@@ -276,7 +277,16 @@ class Procedures:
         testaments = self._testaments.get(caller)
         if not testaments:
             return 0
-        return len(testaments.pop(scope, ()))
+        flushed = len(testaments.pop(scope, ()))
+        self._testaments_changed(caller)
+        return flushed
+
+    def _testaments_changed(self, caller) -> Deferred | None:
+        cluster = self.realm.broker.cluster
+        if cluster is None:
+            return None
+        # kept in Redis too, to outlive this node (router.cluster._testaments): a Deferred until Redis holds them
+        return cluster.testaments.changed(self.realm.name, caller, self._testaments.get(caller))
 
     def _subscription(self, args):
         sub = self.realm.broker.subscription(args[0])
