@@ -72,29 +72,6 @@ class Watched(ProcessProtocol):
         d.addErrback(lambda f: f.trap(Exception) and pytest.fail(f"never saw {pattern!r} in:\n" + "\n".join(self.lines)))
         return d
 
-    def wait_for_count(self, pattern: str, count: int, timeout: float = 20.0) -> Deferred:
-        """Fires once ``count`` lines in all have matched ``pattern`` (those already seen count)."""
-        regex = re.compile(pattern)
-        seen = sum(1 for line in self.lines if regex.search(line))
-        d = Deferred()
-        if seen >= count:
-            d.callback(seen)
-            return d
-
-        def counted(match):
-            nonlocal seen
-            seen += 1
-            if seen >= count:
-                d.callback(seen)
-            else:
-                self._waiters.append((regex, Deferred().addCallback(counted)))
-
-        self._waiters.append((regex, Deferred().addCallback(counted)))
-        d.addTimeout(timeout, reactor)
-        d.addErrback(lambda f: f.trap(Exception) and pytest.fail(
-            f"saw {pattern!r} {seen} times, not {count}, in:\n" + "\n".join(self.lines)))
-        return d
-
     def processEnded(self, reason):
         if self._partial:
             self.lines.append(self._partial)

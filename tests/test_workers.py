@@ -127,9 +127,9 @@ async def test_a_killed_private_redis_is_restarted_and_the_workers_route_across_
         os.kill(redis_pid, signal.SIGKILL)  # a process this test started (through the parent)
         await parent.wait_for(r"private redis-server exited \(killed by a signal\); restarting it", timeout=10)
         await parent.wait_for(r"private redis-server restarted \(pid \d+\)", timeout=10)
-        await parent.wait_for_count(r"cluster: lost Redis at", 2, timeout=10)  # each worker logs it once
+        await parent.wait_for(r"cluster: lost Redis at", timeout=10, count=2)  # each worker logs it once
         # each worker writes its state into the new Redis and reads the other's
-        await parent.wait_for_count(r"cluster: Redis at .* is back; resynchronized", 2, timeout=30)
+        await parent.wait_for(r"cluster: Redis at .* is back; resynchronized", timeout=30, count=2)
 
         first = await join(url)
         second = await on_another_worker(url, first)
