@@ -79,6 +79,7 @@ class ClusterNode(Watchable):
         timeout: float = 3.0,
         resync_every: int = 30,
         push_role: str = "",
+        prefer_local: bool = False,
         reactor: Any = None,
     ) -> None:
         if reactor is None:
@@ -97,7 +98,7 @@ class ClusterNode(Watchable):
         self._beats = 0
         self._local: set[tuple[str, str, str]] = set()  # (realm, match, topic) with a local subscriber
         self.tables = RemoteTables()  # the other nodes and their subscriptions
-        self.calls = ClusterCalls(self)  # their registrations, and calls across nodes
+        self.calls = ClusterCalls(self, prefer_local)  # their registrations, calls across nodes, policies
         self.sessions = ClusterSessions(self)  # the other nodes' sessions, for the meta API
         self.claims = Claims(self)  # single registrations unique, one policy per procedure, cluster-wide
         self.push = PushReader(self, push_role) if push_role else None  # publishes what programs push
@@ -380,7 +381,7 @@ class ClusterNode(Watchable):
         elif kind == "ses-":
             self.sessions.remove(item[1], item[2])
         elif kind == "reg+":
-            self.calls.add_procedure(item[1], (item[2], item[3], item[4]), item[5])
+            self.calls.add_procedure(item[1], (item[2], item[3], item[4]), item[5], item[6] if len(item) > 6 else None)
         elif kind == "reg-":
             self.calls.remove_procedure(item[1], (item[2], item[3], item[4]))
         elif kind == "hello":
