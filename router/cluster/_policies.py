@@ -198,10 +198,13 @@ class RemoteProcedures:
         spread = self._best(realm, uri)
         return set(spread.nodes) if spread is not None else None
 
-    def counts(self, realm: str, uri: str, match: str = "exact") -> dict[str, int]:
-        """How many callees each other node has for this registration (for operators' scripts and tests)."""
+    def callees(self, realm: str, uri: str, match: str = "exact") -> dict[str, tuple]:
+        """
+        What this node knows of the other nodes' callees of a registration: {node:
+        (count, first time, last time)}, times None where not known (for operators' scripts and tests).
+        """
         spread = self._spreads.get((realm, match, uri))
-        return {} if spread is None else {node: summary[0] for node, summary in spread.nodes.items()}
+        return {} if spread is None else {node: tuple(summary) for node, summary in spread.nodes.items()}
 
     def _best(self, realm: str, uri: str) -> Spread | None:
         index = self._by_realm.get(realm)
@@ -248,7 +251,8 @@ class RemoteProcedures:
 
     def _stamp(self, entry: Entry, spread: Spread, reg, callee) -> None:
         if reg.invoke not in ("first", "last"):
-            self._publish(entry, spread, reg)
+            if len(reg.callees) > 1:  # one callee: procedure_added said so
+                self._publish(entry, spread, reg)
             return
         cmd = self.node._cmd
         if cmd is None or not cmd.connected:

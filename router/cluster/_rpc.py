@@ -2,7 +2,8 @@
 Calls across cluster nodes.
 
 A CALL that finds no local registration, on a node that knows another node
-with a matching one, is forwarded to that node (``call``).  There the call is
+with a matching one, or whose shared registration's policy picks a callee on
+another node (:mod:`router.cluster._policies`), is forwarded to that node (``call``).  There the call is
 routed by that node's own dealer on behalf of a :class:`RemoteCaller`, a
 stand-in for the caller that turns the dealer's RESULT and ERROR back into
 ``result`` messages to the caller's node.  A CANCEL goes the same way
