@@ -14,7 +14,9 @@ import pytest
 import pytest_twisted
 from autobahn.wamp.types import RegisterOptions
 
+from router.config import ClusterConfig
 from tests.cluster_helpers import nodes, redis  # noqa: F401 (fixtures)
+from tests.conftest import LiveRouter, make_service
 from tests.wamp_clients import join, leave
 
 URI = "com.example.shared"
@@ -47,10 +49,10 @@ async def calls(session, count: int, uri: str = URI) -> Counter:
     return Counter([await session.call(uri) for _ in range(count)])
 
 
-async def three_and_one(nodes, invoke: str, **node_b):
-    """Node A with callees a1, a2, a3 and node B with b1, each node knowing the other's."""
+async def three_and_one(nodes, invoke: str, b=None):
+    """Node A with callees a1, a2, a3 and node B (``b``: a started (LiveRouter, node)) with b1, each knowing the other's."""
     a, node_a = await nodes.add("A")
-    b, node_b = await nodes.add("B", **node_b)
+    b, node_b = b or await nodes.add("B")
     sessions = [(await callee(a.ws_url, f"a{i}", invoke))[0] for i in (1, 2, 3)]
     sessions.append((await callee(b.ws_url, "b1", invoke))[0])
     await node_b.until(counted(A=3))
@@ -156,15 +158,21 @@ async def test_registration_times_keep_their_order_when_redis_restarts(nodes, re
 
 
 @pytest_twisted.ensureDeferred
-async def test_prefer_local_serves_a_local_callee_first(nodes):
-    """prefer_local on B: B's callers reach b1 only; once b1 leaves, roundrobin over A's three callees."""
-    _, _, b, node_b, sessions = await three_and_one(nodes, "roundrobin", prefer_local=True)
-    caller = await join(b.ws_url)
-    assert await calls(caller, 8) == {"b1": 8}
-    await leave(sessions.pop())
-    assert await calls(caller, 9) == {"a1": 3, "a2": 3, "a3": 3}
-    for session in (caller, *sessions):
-        await leave(session)
+async def test_prefer_local_serves_a_local_callee_first(nodes, redis):
+    """[cluster] prefer_local = true on node B: B's callers reach b1 only; once b1 leaves, roundrobin over A's three."""
+    cluster = ClusterConfig(url=redis.url, name="B", heartbeat=0.1, timeout=0.6, prefer_local=True)
+    service = make_service(cluster=cluster)
+    await service.startService()
+    try:
+        _, _, b, _, sessions = await three_and_one(nodes, "roundrobin", (LiveRouter(service, None), service.cluster))
+        caller = await join(b.ws_url)
+        assert await calls(caller, 8) == {"b1": 8}
+        await leave(sessions.pop())
+        assert await calls(caller, 9) == {"a1": 3, "a2": 3, "a3": 3}
+        for session in (caller, *sessions):
+            await leave(session)
+    finally:
+        await service.stopService()
 
 
 @pytest_twisted.ensureDeferred
