@@ -14,6 +14,7 @@ import pytest
 import pytest_twisted
 from autobahn.wamp.types import RegisterOptions
 
+from router.app import App
 from router.config import ClusterConfig
 from tests.cluster_helpers import nodes, redis  # noqa: F401 (fixtures)
 from tests.conftest import LiveRouter, make_service
@@ -190,3 +191,24 @@ async def test_precedence_among_other_nodes_wildcard_registrations(nodes):
     assert await caller.call("com.other.x.get") == "loose"
     await leave(caller)
     await leave(on_b)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_apps_shared_procedure_is_served_on_each_node(nodes):
+    """An App on every node registers a roundrobin procedure (plus a client callee on B): each node's callers stay on their node."""
+
+    def app(name: str) -> App:
+        made = App()
+        made.add_procedure(URI, lambda call: name, invoke="roundrobin")
+        return made
+
+    a, node_a = await nodes.add("A", config={"app_objects": [app("A")]})
+    b, node_b = await nodes.add("B", config={"app_objects": [app("B")]})
+    on_b, _ = await callee(b.ws_url, "b1", "roundrobin")
+    await node_a.until(counted(B=2))
+    await node_b.until(counted(A=1))
+    caller_a, caller_b = await join(a.ws_url), await join(b.ws_url)
+    assert await calls(caller_a, 6) == {"A": 6}
+    assert await calls(caller_b, 6) == {"B": 3, "b1": 3}
+    for session in (caller_a, caller_b, on_b):
+        await leave(session)

@@ -19,7 +19,9 @@ its earliest or latest), which over all calls is the cluster-wide choice; and
 it stays right when a callee has just left and the caller's node has not heard
 yet.  A call served for another node's caller, a progressive call invocation and
 a passthru call (neither crosses nodes) and every call while Redis is away are
-served by a local callee when there is one.  With ``prefer_local`` a local
+served by a local callee when there is one; so is every call of a registration
+one of whose callees is the router's own session (an App's procedure, which
+every node runs).  With ``prefer_local`` a local
 callee is always served first (the policy then applies among the other nodes'
 callees only when this node has none).
 
@@ -223,8 +225,9 @@ class RemoteProcedures:
         realm = self.node.router.realms.get(entry[0])
         reg = realm.dealer.lookup(entry[2], entry[1]) if realm is not None else None
         if reg is not None:
+            # an App's procedure (the realm's own session a callee) runs on every node: each serves its own
             shared = spread.nodes and not self.prefer_local and reg.invoke != "single"
-            reg.remote = spread if shared else None
+            reg.remote = spread if shared and realm.internal not in reg.callees else None
 
     # -- this node's callees -----------------------------------------------------------
 
@@ -233,8 +236,7 @@ class RemoteProcedures:
         entry = (realm, reg.match, reg.uri)
         spread = self._spread(entry, reg.invoke)
         spread.local[callee] = None
-        if len(reg.callees) == 1:
-            self._link(entry, spread)
+        self._link(entry, spread)
         self._stamp(entry, spread, reg, callee)
 
     def callee_removed(self, realm: str, reg, callee) -> None:
@@ -245,6 +247,7 @@ class RemoteProcedures:
             return
         spread.local.pop(callee, None)
         if reg.callees:
+            self._link(entry, spread)
             self._publish(entry, spread, reg)
         elif not spread.nodes:
             del self._spreads[entry]
