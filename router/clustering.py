@@ -28,7 +28,8 @@ def join_cluster(service: Any, ports: list) -> Deferred:
     assert cfg is not None  # called only with a [cluster] config
     service.cluster = ClusterNode(
         service.router, parse_redis_url(cfg.url), name=cfg.name or None, prefix=cfg.prefix,
-        heartbeat=cfg.heartbeat, timeout=cfg.timeout, push_role=cfg.push_role, reactor=service.reactor,
+        heartbeat=cfg.heartbeat, timeout=cfg.timeout, push_role=cfg.push_role, prefer_local=cfg.prefer_local,
+        reactor=service.reactor,
     )
 
     def failed(failure):

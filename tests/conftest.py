@@ -75,10 +75,11 @@ def make_service(recorder=None, **overrides) -> RouterService:
         shutdown_timeout=2.0,
     )
     listeners = overrides.pop("listener_objects", None)
+    apps = overrides.pop("app_objects", ())  # App instances (RouterConfig.apps names plugins)
     service_reactor = overrides.pop("reactor", reactor)  # e.g. VirtualTime: the router's timers on a Clock
     options.update(overrides)
     pairs = [(None, recorder)] if recorder is not None else []
-    return RouterService(RouterConfig(**options), listeners=pairs + list(listeners or ()), reactor=service_reactor)
+    return RouterService(RouterConfig(**options), listeners=pairs + list(listeners or ()), reactor=service_reactor, apps=apps)
 
 
 class VirtualTime(Clock):

@@ -42,7 +42,7 @@ async def test_a_single_registration_is_unique_across_nodes(nodes):
 @pytest_twisted.ensureDeferred
 async def test_shared_registrations_agree_on_one_policy_across_nodes(nodes):
     """roundrobin on node B: node A may join with roundrobin, not with random (the error names both)."""
-    a, _ = await nodes.add("A")
+    a, node_a = await nodes.add("A")
     b, _ = await nodes.add("B")
     on_b, on_a = await join(b.ws_url), await join(a.ws_url)
     await on_b.register(lambda: "b", "com.example.shared", options=RegisterOptions(invoke="roundrobin"))
@@ -50,7 +50,9 @@ async def test_shared_registrations_agree_on_one_policy_across_nodes(nodes):
     assert error.error == "wamp.error.procedure_exists_with_different_invocation_policy"
     assert "'roundrobin' on another node, not 'random'" in error.args[0]
     await on_a.register(lambda: "a", "com.example.shared", options=RegisterOptions(invoke="roundrobin"))
-    assert await on_a.call("com.example.shared") == "a"  # a local callee is served first
+    await node_a.until(lambda n: "B" in n.calls.procedures.callees("realm1", "com.example.shared"))
+    # roundrobin over both nodes' callees, this node's first
+    assert [await on_a.call("com.example.shared") for _ in range(4)] == ["a", "b", "a", "b"]
     await leave(on_a)
     await leave(on_b)
 

@@ -14,12 +14,14 @@ from tests.test_tap import parse, usage_error
 
 
 def test_cluster_table_with_defaults():
-    """Only ``url`` is required; name empty (hostname-pid at start), prefix wampd:, heartbeat 1 s, timeout 3 s."""
+    """Only ``url`` is required; name empty (hostname-pid at start), prefix wampd:, heartbeat 1 s, timeout 3 s, prefer_local off."""
     config = config_from_toml('[cluster]\nurl = "redis://127.0.0.1:6379/2"\n')
     assert config.cluster == ClusterConfig(url="redis://127.0.0.1:6379/2")
     assert (config.cluster.name, config.cluster.prefix, config.cluster.heartbeat, config.cluster.timeout) == (
         "", "wampd:", 1.0, 3.0,
     )
+    assert config.cluster.prefer_local is False
+    assert config_from_toml('[cluster]\nurl = "unix:/r.sock"\nprefer_local = true\n').cluster.prefer_local is True
     assert config_from_toml("").cluster is None
 
 
@@ -34,6 +36,7 @@ def test_cluster_table_with_defaults():
         ('url = "redis://h"\nheartbeat = 0', "cluster.heartbeat", "must be greater than 0"),
         ('url = "redis://h"\nheartbeat = 1\ntimeout = 1.5', "cluster.timeout", "at least twice the heartbeat"),
         ('url = "redis://h"\nprefix = ""', "cluster.prefix", "non-empty string"),
+        ('url = "redis://h"\nprefer_local = "yes"', "cluster.prefer_local", "must be a boolean"),
         ('url = "redis://h"\nnodes = 3', "cluster.nodes", "unknown key"),
         ('name = "a"', "cluster.url", "is required"),
     ],

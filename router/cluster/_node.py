@@ -81,25 +81,20 @@ class ClusterNode(Watchable):
         timeout: float = 3.0,
         resync_every: int = 30,
         push_role: str = "",
+        prefer_local: bool = False,
         reactor: Any = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor  # lazy: the reactor is passed in, never imported at module level
-        self.router = router
-        self.address = address
-        self.name = name or default_node_name()
-        self.prefix = prefix
-        self.heartbeat = heartbeat
-        self.timeout = timeout
-        self.resync_every = resync_every
-        self.reactor = reactor
+        self.router, self.address, self.name, self.prefix = router, address, name or default_node_name(), prefix
+        self.heartbeat, self.timeout, self.resync_every, self.reactor = heartbeat, timeout, resync_every, reactor
         self._cmd = None  # command connection
         self._sub = None  # subscriber connection
         self._beat: task.LoopingCall | None = None
         self._beats = 0
         self._local: set[tuple[str, str, str]] = set()  # (realm, match, topic) with a local subscriber
         self.tables = RemoteTables()  # the other nodes and their subscriptions
-        self.calls = ClusterCalls(self)  # their registrations, and calls across nodes
+        self.calls = ClusterCalls(self, prefer_local)  # their registrations, calls across nodes, policies
         self.sessions = ClusterSessions(self)  # the other nodes' sessions, for the meta API
         self.claims = Claims(self)  # single registrations unique, one policy per procedure, cluster-wide
         self.meta = ClusterMeta(self)  # meta procedures that ask the other nodes (kill*, subscription/registration)
@@ -388,7 +383,7 @@ class ClusterNode(Watchable):
         elif kind == "ses-":
             self.sessions.remove(item[1], item[2])
         elif kind == "reg+":
-            self.calls.add_procedure(item[1], (item[2], item[3], item[4]), item[5])
+            self.calls.add_procedure(item[1], (item[2], item[3], item[4]), item[5], item[6] if len(item) > 6 else None)
         elif kind == "reg-":
             self.calls.remove_procedure(item[1], (item[2], item[3], item[4]))
         elif kind == "hello":

@@ -2,7 +2,8 @@
 Calls across cluster nodes.
 
 A CALL that finds no local registration, on a node that knows another node
-with a matching one, is forwarded to that node (``call``).  There the call is
+with a matching one, or whose shared registration's policy picks a callee on
+another node (:mod:`router.cluster._policies`), is forwarded to that node (``call``).  There the call is
 routed by that node's own dealer on behalf of a :class:`RemoteCaller`, a
 stand-in for the caller that turns the dealer's RESULT and ERROR back into
 ``result`` messages to the caller's node.  A CANCEL goes the same way
@@ -22,7 +23,8 @@ from typing import Any
 from autobahn.wamp import message
 from autobahn.wamp.role import RoleCallerFeatures
 
-from router.cluster._tables import Entry, RemoteTables
+from router.cluster._policies import RemoteProcedures
+from router.cluster._tables import Entry
 from router.dealer._calls import TOO_MANY_CALLS
 from router.errors import ProtocolViolation
 
@@ -62,6 +64,7 @@ class RemoteCaller:
     """
 
     state = "joined"
+    forwarded = True  # served by a callee of this node (router.cluster._policies)
     codec = _NoCodec()
     send_failure = None
     roles = {"caller": _CALLER_FEATURES}
@@ -159,34 +162,28 @@ class ClusterCalls:
     nodes' registrations, calls forwarded out, and calls served for others.
     """
 
-    def __init__(self, node) -> None:
+    def __init__(self, node, prefer_local: bool = False) -> None:
         self.node = node
-        self.procedures = RemoteTables()  # other nodes' registrations
-        self._policies: dict[tuple[str, Entry], str] = {}  # (node, entry) -> invocation policy
-        self._turn = itertools.count()
+        self.procedures = RemoteProcedures(node, prefer_local)  # other nodes' registrations, policies across nodes
         self.outgoing = OutgoingCalls()
         self._served: dict[tuple[str, int], list] = {}  # (origin, caller sid) -> [RemoteCaller, realm, calls]
         self.forwarded = 0  # calls sent to other nodes
 
     # -- tables ---------------------------------------------------------------------
 
-    def add_procedure(self, node: str, entry: Entry, invoke: str) -> None:
-        self.procedures.add(node, entry)
-        self._policies[(node, entry)] = invoke
+    def add_procedure(self, node: str, entry: Entry, invoke: str, summary: list | None = None) -> None:
+        self.procedures.add(node, entry, invoke, summary)
 
     def remove_procedure(self, node: str, entry: Entry) -> None:
         self.procedures.remove(node, entry)
-        self._policies.pop((node, entry), None)
 
     def replace(self, found: dict[str, dict[Entry, str]]) -> None:
-        self.procedures.replace({node: set(entries) for node, entries in found.items()})
-        self._policies = {(node, entry): invoke for node, entries in found.items() for entry, invoke in entries.items()}
+        """Know exactly ``found``: {node: {entry: its ``P regs:<node>`` value}} (see :func:`router.cluster._policies.parse_value`)."""
+        self.procedures.replace(found)
 
     def node_gone(self, node: str, why: str) -> None:
         """``node`` is gone: calls in flight to it end with ERROR; calls it made here end too."""
         self.procedures.forget(node)
-        for key in [key for key in self._policies if key[0] == node]:
-            del self._policies[key]
         for key in self.outgoing.to_node(node):
             caller, request, _ = self.outgoing.end(key)
             fail(caller, request, f"node {node} serving the call is gone ({why})")
@@ -203,18 +200,18 @@ class ClusterCalls:
 
     # -- this node's callers ------------------------------------------------------------
 
-    def forward_call(self, realm: str, caller, msg, options: dict, disclose: bool) -> bool:
+    def forward_call(self, realm: str, caller, msg, options: dict, disclose: bool, target: str | None = None) -> bool:
         """
-        Send a CALL that found no local registration to a node that has one;
-        False when no node has one (the caller then gets no_such_procedure).
+        Send a CALL to ``target``, or (None) one that found no local registration
+        to the node the invocation policy picks among all nodes' callees; False
+        when no node has one (the caller then gets no_such_procedure).
         """
         if type(caller) is RemoteCaller:
             return False  # already forwarded once: never bounce between nodes
-        found = self.procedures.best(realm, msg.procedure)
-        if not found:
-            return False
-        nodes = sorted(found)
-        target = nodes[0] if len(nodes) == 1 else nodes[next(self._turn) % len(nodes)]
+        if target is None:
+            target = self.procedures.node_for(realm, caller, msg.procedure)
+            if target is None:
+                return False
         node = self.node
         if not node.connected:
             fail(caller, msg.request, f"procedure {msg.procedure!r} is on node {target}, and Redis at "

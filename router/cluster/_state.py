@@ -35,13 +35,14 @@ async def write_state(node: Any) -> None:
     await node.sessions.write(cmd)
     await node.testaments.write(cmd)  # first publishes what dead nodes left (router.cluster._testaments)
     await node.claims.reclaim(node._local_regs)  # a restarted Redis lost them
+    await node.calls.procedures.write_local()  # shared registrations' callees and their times
     await cmd.command("PUBLISH", node._notices, msgpack.packb(("hello", node.name), use_bin_type=True))
 
 
 async def read_state(node: Any) -> tuple[dict, dict]:
     """
     Every other live node's subscriptions ({node: {entry}}) and registrations
-    ({node: {entry: invocation policy}}), as Redis holds them now.
+    ({node: {entry: invocation policy, and callees for a shared one}}), as Redis holds them now.
     """
     cmd = node._cmd
     subscriptions: dict[str, set] = {}

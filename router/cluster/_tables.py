@@ -96,11 +96,3 @@ class RemoteTables:
         for _, nodes in index.matches(topic):
             found |= nodes
         return found
-
-    def best(self, realm: str, uri: str) -> set[str] | None:
-        """The nodes holding the registration a call to ``uri`` routes to, by the spec's precedence."""
-        index = self._by_realm.get(realm)
-        if index is None or not len(index):
-            return None
-        found = index.best(uri)
-        return found[1] if found else None

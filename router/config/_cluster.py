@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from router.cluster import parse_redis_url
-from router.config._errors import ConfigError, _check_number, _check_str, _describe
+from router.config._errors import ConfigError, _check_bool, _check_number, _check_str, _describe
 
 __all__ = ["ClusterConfig", "CLUSTER_KEYS", "parse_cluster"]
 
 #: Keys of the ``[cluster]`` table.
-CLUSTER_KEYS = ("url", "name", "prefix", "heartbeat", "timeout", "push_role")
+CLUSTER_KEYS = ("url", "name", "prefix", "heartbeat", "timeout", "push_role", "prefer_local")
 _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
@@ -32,6 +32,8 @@ class ClusterConfig:
     """Seconds without a heartbeat after which a node is gone (its sessions, subscriptions, calls)."""
     push_role: str = ""
     """Publish what programs push to the Redis list ``<prefix>push:<realm>``, authorized as this role; empty: off."""
+    prefer_local: bool = False
+    """Serve a call by a callee on this node when it has one; False: shared registrations' policies pick among every node's callees."""
 
     def __post_init__(self) -> None:
         try:
@@ -44,6 +46,7 @@ class ClusterConfig:
             raise ConfigError("prefix", f"must be a non-empty string without spaces, got {self.prefix!r}")
         if _check_str("push_role", self.push_role) != self.push_role.strip():
             raise ConfigError("push_role", f"must not start or end with spaces, got {self.push_role!r}")
+        _check_bool("prefer_local", self.prefer_local)
         heartbeat = _check_number("heartbeat", self.heartbeat, allow_zero=False)
         timeout = _check_number("timeout", self.timeout, allow_zero=False)
         if timeout < 2 * heartbeat:

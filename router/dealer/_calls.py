@@ -231,7 +231,13 @@ class Calls:
                 return
             policy, reg = found
         callees = reg.callees
-        callee = callees[0] if len(callees) == 1 else reg.pick()
+        if reg.remote is None:
+            callee = callees[0] if len(callees) == 1 else reg.pick()
+        else:  # a shared registration with callees on other cluster nodes too
+            callee = reg.remote.pick(reg, caller, progress or ppt is not None)
+            if type(callee) is str:  # that node's callee: forward the call there
+                self._no_callee(caller, msg, options, callee)
+                return
         if progress and not (
             _feature(callee, "callee", "progressive_call_invocations") and _supports_canceling(callee)
         ):

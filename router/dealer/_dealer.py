@@ -28,7 +28,7 @@ PROCEDURE_EXISTS_WITH_DIFFERENT_POLICY = "wamp.error.procedure_exists_with_diffe
 
 
 class Registration:
-    __slots__ = ("id", "uri", "match", "invoke", "callees", "created", "disclose_to", "_turn")
+    __slots__ = ("id", "uri", "match", "invoke", "callees", "created", "disclose_to", "_turn", "remote")
 
     def __init__(self, reg_id: int, uri: str, match: str, invoke: str, created: float) -> None:
         self.id = reg_id
@@ -39,6 +39,8 @@ class Registration:
         self.callees: list[RouterSession] = []
         self.disclose_to: set[RouterSession] = set()  # callees that registered with disclose_caller
         self._turn = 0
+        # in a cluster, the callees of this shared registration on other nodes (router.cluster._policies.Spread)
+        self.remote = None
 
     def pick(self) -> RouterSession:
         callees = self.callees
@@ -114,13 +116,13 @@ class Dealer(Passthru, Endings, Calls):
 
     # -- what another cluster node may serve ----------------------------------------
 
-    def _no_callee(self, caller: RouterSession, msg: message.Call, options: dict) -> None:
-        """No local registration matches: another cluster node's may; else no_such_procedure."""
+    def _no_callee(self, caller: RouterSession, msg: message.Call, options: dict, node: str | None = None) -> None:
+        """No local registration matches (or the policy picked ``node``'s callee): another cluster node's may; else no_such_procedure."""
         procedure = msg.procedure
         cluster = self.cluster
         if cluster is not None:
             disclose = options.get("disclose_me") is True or caller.discloses("call", procedure)
-            if cluster.calls.forward_call(self.realm.name, caller, msg, options, disclose):
+            if cluster.calls.forward_call(self.realm.name, caller, msg, options, disclose, node):
                 return
         caller.send_error(_CALL, msg.request, "wamp.error.no_such_procedure", f"no callee registered procedure {procedure!r}")
 
@@ -200,6 +202,8 @@ class Dealer(Passthru, Endings, Calls):
                 self.cluster.procedure_added(self.realm.name, match, procedure, invoke)
         reg.callees.append(session)
         self._party(session).registrations.add(reg.id)
+        if self.cluster is not None and invoke != "single":  # the other nodes count it (policies across nodes)
+            self.cluster.calls.procedures.callee_added(self.realm.name, reg, session)
         return reg
 
     def _announce(self, session, reg: Registration) -> None:
@@ -248,6 +252,8 @@ class Dealer(Passthru, Endings, Calls):
             reg.callees.remove(session)
         except ValueError:
             return
+        if self.cluster is not None and reg.invoke != "single":
+            self.cluster.calls.procedures.callee_removed(self.realm.name, reg, session)
         reg.disclose_to.discard(session)
         meta = self.realm.meta
         meta.unregistered(session, reg)
