@@ -200,6 +200,11 @@ class RemoteProcedures:
         spread = self._best(realm, uri)
         return set(spread.nodes) if spread is not None else None
 
+    def held(self, entry: Entry) -> bool:
+        """Whether another node has callees of ``entry`` (realm, match, uri): for the meta API's on_create/on_delete."""
+        spread = self._spreads.get(entry)
+        return spread is not None and bool(spread.nodes)
+
     def callees(self, realm: str, uri: str, match: str = "exact") -> dict[str, tuple]:
         """
         What this node knows of the other nodes' callees of a registration: {node:
