@@ -25,8 +25,9 @@ from autobahn.wamp.role import RoleCallerFeatures
 
 from router.cluster._policies import RemoteProcedures
 from router.cluster._tables import Entry
-from router.dealer._calls import TOO_MANY_CALLS
+from router.dealer._calls import TOO_MANY_CALLS, PlainResult
 from router.errors import ProtocolViolation
+from router.messages import FastCall
 
 __all__ = ["ClusterCalls", "OutgoingCalls", "RemoteCaller", "UNAVAILABLE"]
 
@@ -260,7 +261,7 @@ class ClusterCalls:
         if caller.state != "joined":
             return
         if kind == "result":
-            caller.send(message.Result(request, args=args, kwargs=kwargs, progress=True if progress else None))
+            caller.send(PlainResult(request, args, kwargs, progress))
         else:
             caller.send(message.Error(_CALL, request, uri, args=args, kwargs=kwargs))
 
@@ -277,7 +278,8 @@ class ClusterCalls:
         if served is None:
             served = self._served[(origin, sid)] = [RemoteCaller(self, origin, sid, authid, authrole), realm, 0]
         served[2] += 1
-        call = message.Call(key, procedure, args=args, kwargs=kwargs)
+        call = FastCall()  # what the wire makes of a plain CALL: the dealer's cheapest input
+        call.request, call.procedure, call.args, call.kwargs = key, procedure, args, kwargs
         call._router_internal = {
             name: opts[name] for name in ("timeout", "receive_progress") if name in opts
         }
