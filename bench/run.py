@@ -232,9 +232,10 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not listening on {self.port} after {timeout}s:\n{self.log_tail()}")
 
-    def log_text(self) -> str:
+    def log_text(self, start: int = 0) -> str:
+        """The log from byte ``start`` on."""
         try:
-            return self.log_path.read_text(errors="replace")
+            return self.log_path.read_bytes()[start:].decode(errors="replace")
         except OSError:
             return ""
 
@@ -364,11 +365,13 @@ def start_wampd_workers(args, workdir: Path, workers: int = 2) -> tuple[Server, 
         "--listen", f"ws:tcp:{port}:interface=127.0.0.1", "--no-default-listener",
     ]  # fmt: skip
     name = f"wampd-workers{workers}"
+    log = workdir / f"{name}.log"
+    seen = log.stat().st_size if log.exists() else 0  # the log is appended to by every start: read this one's
     # not pinned: it is the whole machine's figure, as nexus with 2 cores
-    server = Server(name, cmd, port, workdir / f"{name}.log", env=env, cwd=workdir, cpu=None)
+    server = Server(name, cmd, port, log, env=env, cwd=workdir, cpu=None)
     server.wait_ready(30)
     deadline = time.monotonic() + 60
-    while len(re.findall(r"cluster: node \S+ joined", server.log_text())) < workers:
+    while len(re.findall(r"cluster: node \S+ joined", server.log_text(seen))) < workers:
         if server.proc.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"{name}: not every worker joined the cluster:\n{server.log_tail()}")
@@ -682,6 +685,8 @@ def readme_heading(report: dict, output: Path) -> str:
     v, m = report["versions"], report["machine"]
     cb = v.get("crossbar_venv", {}).get("crossbar")
     peers = [
+        "wampd --workers 2 (two worker processes and their private redis-server, not pinned)"
+        if "wampd-workers2" in report.get("targets", ()) else None,
         f"Crossbar {cb}" if cb else None,
         f"xconn {v['xconn']}" if v.get("xconn") else None,
         f"nexus {v['nexus']} (Go; GOMAXPROCS=1 and 2)" if v.get("nexus") else None,
