@@ -5,8 +5,11 @@
     python bench/run.py --quick                # smoke run
     python bench/run.py --only wampd           # wampd alone
     python bench/run.py --only wampd,nexus     # wampd and nexus (1 and 2 cores)
+    python bench/run.py --only wampd-workers2,nexus   # wampd --workers 2 against nexus
 
-The peers: Crossbar.io and xconn's router (Python, each in its own
+wampd runs twice: one process, and ``--workers 2`` (two worker processes and
+their private redis-server; skipped with a message without redis-server),
+whose figures are compared with nexus on two cores.  The peers: Crossbar.io and xconn's router (Python, each in its own
 virtualenv under bench/, made on first use), nexus (Go; the binary named by
 --nexus, skipped with a message when absent) with GOMAXPROCS=1 and 2, and a
 plain Autobahn echo server as the floor.  Sets up what it needs (npm ci in
@@ -25,6 +28,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -32,7 +36,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -46,9 +49,12 @@ DEFAULT_XCONN_VENV = BENCH / ".xconn-venv"
 # nexusd from the project's shared anchors: beside the main checkout, or beside a worktree's parent
 NEXUS_CANDIDATES = (ROOT.parent / "shared" / "anchors" / "nexusd", ROOT.parent.parent / "shared" / "anchors" / "nexusd")
 #: Every router the suite knows, in table order; "nexus" in --only means both nexus entries.
-TARGETS = ("wampd", "crossbar", "xconn", "nexus-1", "nexus-2")
+TARGETS = ("wampd", "wampd-workers2", "crossbar", "xconn", "nexus-1", "nexus-2")
+#: The --only name of each target (the table's entries for one router share one).
+ONLY_NAME = {"nexus-1": "nexus", "nexus-2": "nexus"}
 TARGET_LABELS = {
     "wampd": "wampd",
+    "wampd-workers2": "wampd --workers 2",
     "crossbar": "Crossbar",
     "xconn": "xconn",
     "nexus-1": "nexus, 1 core",
@@ -201,7 +207,7 @@ class Server:
     def __init__(self, name: str, cmd: list[str], port: int, log: Path, *, env=None, cwd=None, cpu: int | None = 0):
         self.name, self.cmd, self.port, self.log_path = name, cmd, port, log
         self.extra_pids: list[int] = []  # e.g. Crossbar's router worker
-        self.cpu_pid: int | None = None  # the process that does the routing
+        self.cpu_pid: int | list[int] | None = None  # the process(es) that do the routing
         self._log = open(log, "ab")
         self.proc = subprocess.Popen(
             cmd,
@@ -225,6 +231,13 @@ class Server:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not listening on {self.port} after {timeout}s:\n{self.log_tail()}")
+
+    def log_text(self, start: int = 0) -> str:
+        """The log from byte ``start`` on."""
+        try:
+            return self.log_path.read_bytes()[start:].decode(errors="replace")
+        except OSError:
+            return ""
 
     def log_tail(self, lines: int = 25) -> str:
         try:
@@ -338,8 +351,42 @@ def start_nexus(args, workdir: Path, procs: int) -> tuple[Server, str]:
     return server, f"ws://127.0.0.1:{port}/"
 
 
+def start_wampd_workers(args, workdir: Path, workers: int = 2) -> tuple[Server, str]:
+    """
+    ``twistd -n wampd --workers N`` (README "Several cores with one command"): a parent holding the
+    socket, N worker processes and their private redis-server; ready once every worker joined the
+    cluster.  Its CPU and RSS are the sums over the parent and all its descendants.
+    """
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    cmd = [
+        args.python, "-m", "twisted", "--log-format=text", "wampd", "--workers", str(workers),
+        "--listen", f"ws:tcp:{port}:interface=127.0.0.1", "--no-default-listener",
+    ]  # fmt: skip
+    name = f"wampd-workers{workers}"
+    log = workdir / f"{name}.log"
+    seen = log.stat().st_size if log.exists() else 0  # the log is appended to by every start: read this one's
+    # not pinned: it is the whole machine's figure, as nexus with 2 cores
+    server = Server(name, cmd, port, log, env=env, cwd=workdir, cpu=None)
+    server.wait_ready(30)
+    deadline = time.monotonic() + 60
+    while len(re.findall(r"cluster: node \S+ joined", server.log_text(seen))) < workers:
+        if server.proc.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"{name}: not every worker joined the cluster:\n{server.log_tail()}")
+        time.sleep(0.2)
+    descendants = children_of(server.proc.pid)
+    for pid in list(descendants):
+        descendants += [p for p in children_of(pid) if p not in descendants]
+    server.extra_pids = descendants
+    server.cpu_pid = [server.proc.pid, *descendants]
+    return server, f"ws://127.0.0.1:{port}/ws"
+
+
 STARTERS = {
     "wampd": start_wampd,
+    "wampd-workers2": start_wampd_workers,
     "crossbar": start_crossbar,
     "xconn": start_xconn,
     "nexus-1": lambda args, workdir: start_nexus(args, workdir, 1),
@@ -593,12 +640,16 @@ def render_table(shape, med: dict, targets) -> str:
     """The README's performance table: a column per router, each figure with the load average when it was taken."""
     echo = med.get("echo", {})
     half = echo.get("echo.echo_half_per_s")
-    peers = [t for t in targets if t != "wampd"]
+    peers = [t for t in targets if not t.startswith("wampd")]
     # the ratio is taken against the fastest peer users compare with: nexus on one core, else the first peer
     anchor = "nexus-1" if "nexus-1" in peers else (peers[0] if peers else None)
     header = ["scenario", *(TARGET_LABELS[t] for t in targets)]
     if anchor and "wampd" in targets:
         header.append(f"wampd / {TARGET_LABELS[anchor]}")
+    # --workers 2 against the whole-machine peer: nexus on two cores
+    cores2 = "nexus-2" if "wampd-workers2" in targets and "nexus-2" in targets else None
+    if cores2:
+        header.append(f"{TARGET_LABELS['wampd-workers2']} / {TARGET_LABELS[cores2]}")
     header.append("wampd vs echo/2")
     lines = [header]
     wampd = med.get("wampd", {})
@@ -606,6 +657,9 @@ def render_table(shape, med: dict, targets) -> str:
         row = [label, *(_cell(med.get(t, {}), key) for t in targets)]
         if anchor and "wampd" in targets:
             w, a = wampd.get(key), med.get(anchor, {}).get(key)
+            row.append(f"{w / a:.2f}x" if w is not None and a else "-")
+        if cores2:
+            w, a = med.get("wampd-workers2", {}).get(key), med.get(cores2, {}).get(key)
             row.append(f"{w / a:.2f}x" if w is not None and a else "-")
         w = wampd.get(key)
         row.append(f"{100 * w / half:.0f}%" if vs_echo and w is not None and half else "")
@@ -631,6 +685,8 @@ def readme_heading(report: dict, output: Path) -> str:
     v, m = report["versions"], report["machine"]
     cb = v.get("crossbar_venv", {}).get("crossbar")
     peers = [
+        "wampd --workers 2 (two worker processes and their private redis-server, not pinned)"
+        if "wampd-workers2" in report.get("targets", ()) else None,
         f"Crossbar {cb}" if cb else None,
         f"xconn {v['xconn']}" if v.get("xconn") else None,
         f"nexus {v['nexus']} (Go; GOMAXPROCS=1 and 2)" if v.get("nexus") else None,
@@ -895,7 +951,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true", help="short smoke run: 1 repeat, short windows, fewer sessions")
     p.add_argument(
         "--only",
-        help="comma-separated routers to run, of wampd, crossbar, xconn, nexus (nexus: 1 and 2 cores); "
+        help="comma-separated routers to run, of wampd, wampd-workers2 (--workers 2; needs redis-server), crossbar, "
+        "xconn, nexus (nexus: 1 and 2 cores); "
         "default all (the echo floor always runs)",
     )
     p.add_argument("--duration", type=float, help="measured seconds per window")
@@ -931,11 +988,11 @@ def parse_args(argv):
     args = p.parse_args(argv)
     args.crossbar_venv = args.crossbar_venv.resolve()
     args.xconn_venv = args.xconn_venv.resolve()
-    wanted = {"wampd", "crossbar", "xconn", "nexus"}
+    wanted = {"wampd", "wampd-workers2", "crossbar", "xconn", "nexus"}
     only = {name.strip() for name in args.only.split(",")} if args.only else wanted
     if not only <= wanted:
         p.error(f"--only: unknown router(s) {sorted(only - wanted)}; choose from {sorted(wanted)}")
-    args.targets = [t for t in TARGETS if t.split("-")[0] in only]
+    args.targets = [t for t in TARGETS if ONLY_NAME.get(t, t) in only]
     if args.python is None:
         args.python = sys.executable
         local = ROOT / ".venv" / "bin" / "python"
@@ -970,6 +1027,9 @@ def main(argv=None) -> int:
             args.targets = [t for t in args.targets if not t.startswith("nexus")]
         else:
             args.nexus = args.nexus_binary
+    if "wampd-workers2" in args.targets and not shutil.which("redis-server"):
+        say("wampd --workers 2 skipped: no redis-server on PATH (Debian's redis-server package)")
+        args.targets = [t for t in args.targets if t != "wampd-workers2"]
     targets = args.targets
 
     hard = raise_fd_limit()

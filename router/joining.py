@@ -149,7 +149,7 @@ class Joining:
             authprovider=info.authprovider,
             authextra=self._authextra,
             custom={"x_router_agent": self.router.agent},
-            identity=(realm.name, info.authid, info.authrole, info.authmethod, info.authprovider,
+            identity=(realm.name, info.authrole, info.authmethod, info.authprovider,  # the authid is spliced in
                       self.router.agent, id(self.router.roles)),  # fmt: skip
         )
         if not self._fits(welcome, info.realm, info.authid):

@@ -8,6 +8,7 @@ import pytest
 from autobahn.wamp import message
 
 from router.core import ROUTER_ROLES
+from router import welcome as welcome_module
 from router.welcome import FastWelcome
 from router.wire import codec_for
 
@@ -24,7 +25,7 @@ def _pair(session: int, authextra=None, authid="anonymous"):
         authextra=authextra,
         custom={"x_router_agent": "wampd-test"},
     )
-    identity = ("realm1", authid, "anonymous", "anonymous", "static", "wampd-test", id(ROUTER_ROLES))
+    identity = ("realm1", "anonymous", "anonymous", "static", "wampd-test", id(ROUTER_ROLES))
     return FastWelcome(identity=identity, **kwargs), message.Welcome(**kwargs)
 
 
@@ -59,3 +60,30 @@ def test_identities_do_not_mix():
     assert codec.encode(alice) == codec.encode(alice_plain)
     assert codec.encode(bob) == codec.encode(bob_plain)
     assert codec.encode(alice) != codec.encode(bob)
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack", "cbor"])
+def test_authids_are_spliced_into_one_template(serializer):
+    """
+    Sessions that differ only in authid (every anonymous session has its
+    own) share one template, and each spliced WELCOME equals Autobahn's
+    encoding, for authids of every length a serializer writes differently
+    and for non-ASCII ones.
+    """
+    codec = codec_for(serializer)
+    authids = [f"anonymous-{i:016d}" for i in range(50)] + ["a", "x" * 23, "x" * 24, "x" * 31, "x" * 32, "x" * 255,
+               "x" * 256, "x" * 70000, "ünïcødé", "名前", 'quote"and\\slash', "null\u0000byte"]  # fmt: skip
+    before = len(welcome_module._TEMPLATES)
+    for n, authid in enumerate(authids):
+        fast, plain = _pair(1000 + n, authid=authid)
+        assert fast.identity is not None
+        assert codec.encode(fast) == codec.encode(plain), authid
+    assert len(welcome_module._TEMPLATES) - before <= 1
+
+
+def test_an_empty_authid_is_not_templated():
+    """A WELCOME whose authid is empty (Autobahn leaves it out of the details) is encoded the ordinary way."""
+    codec = codec_for("json")
+    fast, plain = _pair(5, authid="")
+    assert fast.identity is None
+    assert codec.encode(fast) == codec.encode(plain)

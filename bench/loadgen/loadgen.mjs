@@ -64,6 +64,11 @@ function makeCodec(name) {
 // -- CPU accounting --------------------------------------------------------------
 
 function procCpuSeconds(pid) {
+  if (Array.isArray(pid)) {
+    // a router of several processes (wampd --workers): the sum over them
+    const each = pid.map(procCpuSeconds).filter((x) => x != null);
+    return each.length ? each.reduce((a, b) => a + b, 0) : null;
+  }
   if (!pid) return null;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -76,6 +81,7 @@ function procCpuSeconds(pid) {
 }
 
 function readRssKiB(pid) {
+  if (Array.isArray(pid)) return pid.reduce((sum, p) => sum + readRssKiB(p), 0);
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
   if (!match) throw new Error(`no VmRSS for pid ${pid}`);

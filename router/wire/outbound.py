@@ -15,6 +15,7 @@ from autobahn.wamp import message
 from twisted.logger import Logger
 
 from router.messages import MESSAGE_NAMES
+from router.wire._flush import gather
 
 __all__ = ["OutboundFull", "MemoryReleaser", "INVALID_ARGUMENT", "PAYLOAD_SIZE_EXCEEDED"]
 
@@ -149,6 +150,7 @@ class _OutboundLimit:
         self.drop_events = factory.slow_consumer == "drop"
         self.max_backlog = BACKLOG_TOPICS * factory.router.max_retained_topics or _UNLIMITED
         self.transport.registerProducer(self, True)
+        gather(self.transport)  # one send per reactor turn (router.wire._flush)
 
     def pauseProducing(self) -> None:
         if self.held is None:
