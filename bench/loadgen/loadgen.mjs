@@ -564,7 +564,6 @@ async function scenarioEcho() {
   );
   const usage = cpu.stop();
   stopping = true;
-  if (pacer) pacer.stop();
   const drainDeadline = now() + 3000;
   while (inflight > 0 && now() < drainDeadline) await sleep(10);
   await closeAll(clients, { goodbye: false });
