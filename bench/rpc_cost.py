@@ -150,13 +150,19 @@ def instructions(workdir: Path, pid: int) -> int | None:
     return None
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def call_arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every per-call cost script takes (this one and bench/syscalls.py)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=5000)
     p.add_argument("--inflight", type=int, default=20)
     p.add_argument("--serializer", choices=("json", "msgpack"), default="json")
     p.add_argument("--root", type=Path, default=ROOT)
     p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
+    return p
+
+
+def main(argv=None) -> int:
+    p = call_arguments(__doc__)
     p.add_argument("--cluster", action="store_true", help="caller and callee on two nodes of a cluster")
     args = p.parse_args(argv)
     args.root = args.root.resolve()

@@ -18,7 +18,6 @@ where nothing is shared.  Needs strace and permission to attach (ptrace).
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import subprocess
@@ -29,8 +28,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from join_cost import ROOT, free_port, join_one, start_router, stop, wait_port  # noqa: E402
-from rpc_cost import PROC, Frames, callee, calls, send, use_msgpack  # noqa: E402
+from join_cost import free_port, join_one, start_router, stop, wait_port  # noqa: E402
+from rpc_cost import PROC, Frames, call_arguments, callee, calls, send, use_msgpack  # noqa: E402
 
 
 def parse_summary(text: str) -> dict[str, int]:
@@ -47,12 +46,7 @@ def parse_summary(text: str) -> dict[str, int]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--calls", type=int, default=5000)
-    p.add_argument("--inflight", type=int, default=20)
-    p.add_argument("--serializer", choices=("json", "msgpack"), default="json")
-    p.add_argument("--root", type=Path, default=ROOT)
-    p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
+    p = call_arguments(__doc__)
     args = p.parse_args(argv)
     args.root = args.root.resolve()
     if args.serializer == "msgpack":
