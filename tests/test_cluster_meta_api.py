@@ -316,3 +316,40 @@ async def test_create_and_delete_events_are_the_clusters(nodes):
     assert seen[2][1] == (s_a.sid, sub_a.id) and seen[5][1] == (s_a.sid, sub_a.id)
     for client in (watcher, s_a, s_b):
         await leave(client)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dead_nodes_subscriptions_and_registrations_get_on_delete_once(nodes):
+    """Node B dies with the only subscription and registration of two URIs: A's subscribers get one on_delete for each (session null, the cluster's ID); one still held on A gets none."""
+    a, node_a = await nodes.add("A")
+    b, node_b = await nodes.add("B")
+    on_b = await join(b.ws_url)
+    on_a = await join(a.ws_url)
+    sub = await on_b.subscribe(lambda: None, "com.example.only_b")
+    reg = await on_b.register(lambda: None, "com.example.proc_b")
+    await on_b.subscribe(lambda: None, "com.example.shared")
+    await on_a.subscribe(lambda: None, "com.example.shared")
+    await node_a.until(holds("sub", "com.example.only_b"))
+    await node_a.until(holds("reg", "com.example.proc_b"))
+    observer = await join(a.ws_url)
+    deleted: list = []
+    both = Deferred()
+
+    def record(kind):
+        def handler(session, ident):
+            deleted.append((kind, session, ident))
+            if len(deleted) == 2 and not both.called:
+                both.callback(None)
+        return handler
+
+    await observer.subscribe(record("sub"), "wamp.subscription.on_delete")
+    await observer.subscribe(record("reg"), "wamp.registration.on_delete")
+    node_b._beat.stop()  # as if killed: no goodbye; its heartbeat key expires
+    node_b._drop_connections()
+    await both.addTimeout(10, reactor)
+    assert sorted(deleted) == sorted([("sub", None, sub.id), ("reg", None, reg.id)])
+    # the subscription A still holds was not deleted: no third event came before this round trip's answer
+    assert await observer.call("wamp.subscription.lookup", "com.example.shared") is not None
+    assert len(deleted) == 2
+    await leave(observer)
+    await leave(on_a)

@@ -38,6 +38,7 @@ from twisted.logger import Logger
 
 from router.cluster._address import RedisAddress
 from router.cluster._claims import Claims
+from router.cluster._departure import node_left
 from router.cluster._meta import ClusterMeta
 from router.cluster._pubsub import deliver, forward_publication
 from router.cluster._push import PushReader
@@ -241,11 +242,7 @@ class ClusterNode(Watchable):
             if value is None and self.tables.knows(node):
                 _log.warn("cluster: node {node} missed its heartbeat for {timeout} s; it is gone", node=node,
                           timeout=self.timeout)
-                self.tables.forget(node)
-                self.calls.node_gone(node, f"no heartbeat for {self.timeout:g} s")
-                self.claims.release_node(node)
-                self.sessions.gone(node)
-                self.testaments.node_gone(node)  # after on_leave, as on a clean leave
+                node_left(self, node, f"no heartbeat for {self.timeout:g} s", died=True)
                 self._changed()
                 self._cmd.send("DEL", self._subs_key(node), self._regs_key(node))
 
@@ -389,7 +386,5 @@ class ClusterNode(Watchable):
         elif kind == "hello":
             self.tables.meet(item[1])
         elif kind == "bye":
-            self.tables.forget(item[1])
-            self.calls.node_gone(item[1], "it stopped")
-            self.sessions.gone(item[1])
+            node_left(self, item[1], "it stopped", died=False)
         self._changed()

@@ -200,6 +200,10 @@ class RemoteProcedures:
         spread = self._best(realm, uri)
         return set(spread.nodes) if spread is not None else None
 
+    def entries_of(self, node: str) -> list[Entry]:
+        """The registrations ``node`` has callees of."""
+        return [entry for entry, spread in self._spreads.items() if node in spread.nodes]
+
     def held(self, entry: Entry) -> bool:
         """Whether another node has callees of ``entry`` (realm, match, uri): for the meta API's on_create/on_delete."""
         spread = self._spreads.get(entry)
