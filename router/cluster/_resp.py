@@ -118,8 +118,16 @@ class RedisProtocol(protocol.Protocol):
         return self.command("SUBSCRIBE", *channels)
 
     def close(self) -> None:
+        """
+        Drop the connection now, with whatever is still buffered: it is closed when nothing
+        more needs to go out (a node's stop has had the replies to its DEL and ``bye``; the
+        other callers give up on a connection).  A write left behind ``loseConnection``
+        could meet the reactor's own shutdown, where Twisted 23.10 writes to a Unix client
+        whose socket is already gone (an Unhandled Error at every other ``--workers`` stop).
+        """
+        self.connected = False  # a command now fails, a send is dropped
         if self.transport is not None:
-            self.transport.loseConnection()
+            self.transport.abortConnection()
 
 
 def connect(reactor, address: RedisAddress) -> defer.Deferred:
