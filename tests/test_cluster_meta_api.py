@@ -353,3 +353,20 @@ async def test_a_dead_nodes_subscriptions_and_registrations_get_on_delete_once(n
     assert len(deleted) == 2
     await leave(observer)
     await leave(on_a)
+
+
+@pytest_twisted.ensureDeferred
+async def test_questions_to_other_nodes_count_against_max_calls_in_flight(nodes):
+    """A session's meta calls waiting on other nodes are bounded like its calls: one past max_calls_in_flight gets too_many_calls at once, and the room comes back when they are answered."""
+    a, node_a = await nodes.add("A", config={"max_calls_in_flight": 1})
+    await nodes.add("B")
+    await node_a.until(lambda n: n.nodes == ["B"])
+    caller = await join(a.ws_url)
+    first = caller.call("wamp.subscription.list")  # both CALLs go out in one write, before B can answer
+    with pytest.raises(ApplicationError) as refused:
+        await caller.call("wamp.registration.list")
+    assert refused.value.error == "wampd.error.too_many_calls"
+    assert set(await first) >= {"exact", "prefix", "wildcard"}
+    assert set(await caller.call("wamp.registration.list")) >= {"exact", "prefix", "wildcard"}
+    assert node_a.meta.asking._per_caller == {}
+    await leave(caller)

@@ -21,6 +21,7 @@ from typing import Any
 import msgpack
 from twisted.internet import defer
 
+from router.dealer._calls import TOO_MANY_CALLS
 from router.meta._procedures import NOTHING, MetaError
 
 __all__ = ["Asking", "UNAVAILABLE", "REMOTE_PROCEDURES"]
@@ -57,10 +58,11 @@ _NOBODY = _Nobody()
 
 
 class _Question:
-    __slots__ = ("name", "done", "waiting", "answers", "timer")
+    __slots__ = ("name", "caller", "done", "waiting", "answers", "timer")
 
-    def __init__(self, name: str, nodes, timer) -> None:
+    def __init__(self, name: str, caller, nodes, timer) -> None:
         self.name = name
+        self.caller = caller  # the asking session's id (None: the router's own)
         self.done: defer.Deferred = defer.Deferred()
         self.waiting = set(nodes)
         self.answers: dict[str, tuple[bool, Any]] = {}
@@ -72,6 +74,7 @@ class Asking:
         self.node = node
         self._keys = itertools.count(1)
         self._open: dict[int, _Question] = {}
+        self._per_caller: dict[int, int] = {}  # session id -> its questions open (max_calls_in_flight)
 
     def reachable(self, name: str) -> None:
         """Raise ERROR unavailable now if Redis is away (before anything is done here)."""
@@ -82,18 +85,33 @@ class Asking:
                 f"{name} answers for every node of the cluster, and Redis at {node.address} is unreachable",
             )
 
-    def ask(self, nodes, realm: str, name: str, args: list, kwargs: dict) -> defer.Deferred:
+    def room(self, caller: int | None) -> None:
+        """Raise ERROR too_many_calls if ``caller`` has ``max_calls_in_flight`` questions open already."""
+        limit = self.node.router.max_calls_in_flight
+        if caller is not None and limit and self._per_caller.get(caller, 0) >= limit:
+            raise MetaError(
+                TOO_MANY_CALLS,
+                f"this session has {limit} calls in flight, the most max_calls_in_flight allows; wait for one to end",
+            )
+
+    def ask(self, nodes, realm: str, name: str, args: list, kwargs: dict, caller: int | None = None) -> defer.Deferred:
         """
-        Run ``name`` on each of ``nodes``: fires with {node: (True, result) or
-        (False, [error uri, text])}, or fails with :class:`MetaError` unavailable.
+        Run ``name`` on each of ``nodes`` for session ``caller``: fires with
+        {node: (True, result) or (False, [error uri, text])}, or fails with
+        :class:`MetaError` unavailable, or too_many_calls when ``caller``
+        already has ``max_calls_in_flight`` questions open (as with its calls).
         """
         nodes = list(nodes)
         if not nodes:
             return defer.succeed({})
         self.reachable(name)
         node = self.node
+        if caller is not None:
+            self.room(caller)
+            self._per_caller[caller] = self._per_caller.get(caller, 0) + 1
         key = next(self._keys)
-        question = self._open[key] = _Question(name, nodes, node.reactor.callLater(node.timeout, self._expire, key))
+        timer = node.reactor.callLater(node.timeout, self._expire, key)
+        question = self._open[key] = _Question(name, caller, nodes, timer)
         payload = msgpack.packb(("ask", node.name, key, realm, name, args, kwargs), use_bin_type=True)
         cmd = node._cmd
         for other in nodes:
@@ -115,10 +133,18 @@ class Asking:
             late = ", ".join(sorted(question.waiting))
             self._fail(key, f"node(s) {late} did not answer within {self.node.timeout:g} s")
 
+    def _closed(self, question: _Question) -> None:
+        caller = question.caller
+        if caller is not None:
+            left = self._per_caller.pop(caller) - 1
+            if left:
+                self._per_caller[caller] = left
+
     def _fail(self, key: int, why: str) -> None:
         question = self._open.pop(key, None)
         if question is None:
             return
+        self._closed(question)
         if question.timer is not None:
             question.timer.cancel()
         done_elsewhere = len(question.answers)
@@ -160,6 +186,7 @@ class Asking:
         question.answers[other] = (ok, value)
         if not question.waiting:
             del self._open[key]
+            self._closed(question)
             if question.timer is not None:
                 question.timer.cancel()
             question.done.callback(question.answers)

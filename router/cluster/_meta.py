@@ -134,8 +134,9 @@ class ClusterMeta:
     def _everywhere(self, merge, meta, name: str, caller, args: list, kwargs: dict):
         """Run ``name`` here (bad arguments are refused here, before any node is asked), then on every other node."""
         self.asking.reachable(name)
+        self.asking.room(caller.session_id)  # before anything runs here
         here = self._here(meta, name, caller, args, kwargs)
-        d = self.asking.ask(self.node.nodes, meta.realm.name, name, args, kwargs)
+        d = self.asking.ask(self.node.nodes, meta.realm.name, name, args, kwargs, caller.session_id)
         return d.addCallback(lambda answers: merge([here, *answers.values()]))
 
     def _unless_here(self, merge, meta, name: str, caller, args: list, kwargs: dict):
@@ -150,7 +151,7 @@ class ClusterMeta:
         where = None if meta.session(sid) is not None or sid == caller.session_id else self.where(meta.realm.name, sid)
         if where is None:  # here, or nowhere: the realm's own answer
             return meta.run_here(name, caller, args, kwargs)
-        d = self.asking.ask([where], meta.realm.name, name, args, kwargs)
+        d = self.asking.ask([where], meta.realm.name, name, args, kwargs, caller.session_id)
         return d.addCallback(lambda answers: NOTHING if answers[where][0] else _raise(answers[where]))
 
     def where(self, realm: str, sid: int) -> str | None:
@@ -165,5 +166,5 @@ class ClusterMeta:
         if not nodes:
             return None
         nodes = sorted(nodes)[:1]  # every node holding the best registration has it under the same ID
-        d = self.asking.ask(nodes, meta.realm.name, name, args, kwargs)
+        d = self.asking.ask(nodes, meta.realm.name, name, args, kwargs, caller.session_id)
         return d.addCallback(lambda answers: _first(list(answers.values())))
