@@ -31,6 +31,21 @@ async def pair(nodes):
     return a, node_a, b, node_b
 
 
+async def hanging_callee(b, node_a):
+    """A callee on node ``b`` of ``com.example.hang``, whose invocations wait on Deferreds (returned), known to node A."""
+    callee = await join(b.ws_url)
+    hanging: list = []
+
+    def hang():
+        d = Deferred()
+        hanging.append(d)
+        return d
+
+    await callee.register(hang, "com.example.hang")
+    await node_a.until(knows("com.example.hang"))
+    return callee, hanging
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_caller_reaches_a_callee_on_another_node(nodes):
     """CALL on node A, callee on node B: RESULT with args and kwargs; the caller is disclosed only when it asks (disclose_me)."""
@@ -105,16 +120,7 @@ async def test_progressive_results_and_pattern_registrations_cross_nodes(nodes):
 async def test_timeouts_and_cancel_across_nodes(nodes):
     """A call's timeout runs on the callee's node (ERROR timeout); a caller's CANCEL reaches the callee (ERROR canceled)."""
     a, node_a, b, _ = await pair(nodes)
-    callee = await join(b.ws_url)
-    hanging = []
-
-    def hang():
-        d = Deferred()
-        hanging.append(d)
-        return d
-
-    await callee.register(hang, "com.example.hang")
-    await node_a.until(knows("com.example.hang"))
+    callee, hanging = await hanging_callee(b, node_a)
     caller = await join(a.ws_url)
     with pytest.raises(ApplicationError) as timed_out:
         await caller.call("com.example.hang", options=CallOptions(timeout=200))  # milliseconds, as the spec says
@@ -179,16 +185,7 @@ async def test_calls_in_flight_to_another_node_are_bounded_per_caller(nodes):
     """max_calls_in_flight bounds a caller's calls waiting on another node too: one more gets ERROR too_many_calls at once."""
     a, node_a = await nodes.add("A", config={"max_calls_in_flight": 2})
     b, _ = await nodes.add("B")
-    callee = await join(b.ws_url)
-    hanging = []
-
-    def hang():
-        d = Deferred()
-        hanging.append(d)
-        return d
-
-    await callee.register(hang, "com.example.hang")
-    await node_a.until(knows("com.example.hang"))
+    callee, hanging = await hanging_callee(b, node_a)
     caller = await join(a.ws_url)
     first, second = caller.call("com.example.hang"), caller.call("com.example.hang")
     await node_a.until(lambda n: len(n.calls.outgoing) == 2)
